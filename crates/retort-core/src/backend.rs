@@ -1,0 +1,373 @@
+//! The backend trait and the chat request and response types that every backend speaks.
+//!
+//! A backend turns one [`ChatRequest`] into one [`ChatResponse`]. Retries, rate limits and
+//! load balancing live inside a backend; caching lives in the engine, so a backend never
+//! sees a request twice unless the engine means it.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The speaker of a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions that frame the conversation.
+    System,
+    /// The human side (or the simulated human).
+    User,
+    /// The model side.
+    Assistant,
+    /// The result of a tool call.
+    Tool,
+}
+
+impl Role {
+    /// The wire name: `system`, `user`, `assistant`, `tool`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Who speaks.
+    pub role: Role,
+    /// What is said.
+    pub content: String,
+    /// Tool calls an assistant message makes (function calling).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a `tool` message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    /// A message with no tool calls.
+    pub fn new(role: Role, content: impl Into<String>) -> Message {
+        Message { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+    }
+
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Message {
+        Message::new(Role::System, content)
+    }
+
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Message {
+        Message::new(Role::User, content)
+    }
+
+    /// An assistant message.
+    pub fn assistant(content: impl Into<String>) -> Message {
+        Message::new(Role::Assistant, content)
+    }
+}
+
+/// A tool the model may call, in the OpenAI function format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// The function's name.
+    pub name: String,
+    /// What it does, for the model.
+    #[serde(default)]
+    pub description: String,
+    /// Its arguments as a JSON schema.
+    #[serde(default)]
+    pub parameters: Value,
+}
+
+/// A call the model made to a tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The id the answer must quote back.
+    pub id: String,
+    /// The function called.
+    pub name: String,
+    /// The arguments, as the JSON text the model wrote.
+    pub arguments: String,
+}
+
+/// Sampling parameters. `None` leaves the server's default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SamplingParams {
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    /// The most tokens to generate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Strings that end generation; not included in the answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// The sampling seed. The engine derives one per record and sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// How many choices to return for this one request (the OpenAI `n`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub n: u32,
+    /// Return log-probabilities of the generated tokens, with this many alternatives each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<u8>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(value: &u32) -> bool {
+    *value == 1
+}
+
+/// One request to a chat model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The conversation so far.
+    pub messages: Vec<Message>,
+    /// How to sample.
+    #[serde(default)]
+    pub params: SamplingParams,
+    /// A JSON schema the answer must follow (structured output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<Value>,
+    /// Tools the model may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
+}
+
+impl ChatRequest {
+    /// A request with one user message and default parameters.
+    pub fn from_prompt(prompt: impl Into<String>) -> ChatRequest {
+        ChatRequest { messages: vec![Message::user(prompt)], ..ChatRequest::default() }
+    }
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model ended its answer or hit a stop string.
+    Stop,
+    /// `max_tokens` was reached.
+    Length,
+    /// The model called tools.
+    ToolCalls,
+    /// Anything else the server said.
+    Other,
+}
+
+/// The log-probability of one token, with the most likely alternatives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    /// The token's text.
+    pub token: String,
+    /// Its natural-log probability.
+    pub logprob: f64,
+    /// The most likely tokens at this position with theirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top: Vec<(String, f64)>,
+}
+
+/// One answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    /// The answer's text.
+    pub text: String,
+    /// Tool calls, when the model made any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// Why it stopped.
+    pub finish_reason: FinishReason,
+    /// Per-token log-probabilities, when asked for and supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Vec<TokenLogprob>>,
+}
+
+/// Tokens counted by the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens read.
+    pub prompt_tokens: u64,
+    /// Tokens written.
+    pub completion_tokens: u64,
+}
+
+/// A model's answer to one [`ChatRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    /// One per requested sample; never empty.
+    pub choices: Vec<Choice>,
+    /// Tokens used.
+    #[serde(default)]
+    pub usage: Usage,
+    /// The model that answered, as the server names it.
+    pub model: String,
+}
+
+/// Score mode: the log-probability of a given continuation after a given prompt, no sampling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreRequest {
+    /// The context, rendered with the model's chat template.
+    pub messages: Vec<Message>,
+    /// The text whose probability is wanted, as the assistant's answer.
+    pub continuation: String,
+}
+
+/// The per-token log-probabilities of a scored continuation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreResponse {
+    /// The continuation's tokens with their log-probabilities.
+    pub tokens: Vec<TokenLogprob>,
+}
+
+impl ScoreResponse {
+    /// The sum of the tokens' log-probabilities.
+    pub fn total(&self) -> f64 {
+        self.tokens.iter().map(|token| token.logprob).sum()
+    }
+
+    /// The mean log-probability per token; 0 for an empty continuation.
+    pub fn mean(&self) -> f64 {
+        if self.tokens.is_empty() {
+            0.0
+        } else {
+            self.total() / self.tokens.len() as f64
+        }
+    }
+}
+
+/// What a backend can do beyond plain chat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Several choices in one request.
+    pub n: bool,
+    /// Log-probabilities of generated tokens.
+    pub logprobs: bool,
+    /// Score mode ([`Backend::score`]).
+    pub score: bool,
+    /// Structured output by JSON schema.
+    pub json_schema: bool,
+    /// Native function calling.
+    pub tools: bool,
+}
+
+/// The kinds of backend failure, which decide whether a retry can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendErrorKind {
+    /// 429: too many requests.
+    RateLimited,
+    /// 5xx, or a reset connection: the server may answer next time.
+    Server,
+    /// No answer in time.
+    Timeout,
+    /// The server could not be reached.
+    Connection,
+    /// 4xx other than 429: the request itself is wrong; retrying will not help.
+    BadRequest,
+    /// The prompt does not fit the model's context.
+    ContextLength,
+    /// 401/403: the key is missing or wrong.
+    Auth,
+    /// The server answered something that is not the wire format.
+    Protocol,
+    /// The backend cannot do what was asked (for example logprobs on a server without them).
+    Unsupported,
+    /// The model's worker died while answering.
+    WorkerDied,
+}
+
+/// A failed backend call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendError {
+    /// What kind of failure.
+    pub kind: BackendErrorKind,
+    /// What happened, in words (never a key or a secret).
+    pub message: String,
+    /// How long the server asked us to wait, from `Retry-After`.
+    pub retry_after: Option<Duration>,
+}
+
+impl BackendError {
+    /// An error of the given kind.
+    pub fn new(kind: BackendErrorKind, message: impl Into<String>) -> BackendError {
+        BackendError { kind, message: message.into(), retry_after: None }
+    }
+
+    /// Whether trying the same request again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            BackendErrorKind::RateLimited
+                | BackendErrorKind::Server
+                | BackendErrorKind::Timeout
+                | BackendErrorKind::Connection
+                | BackendErrorKind::WorkerDied
+        )
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = serde_json::to_value(self.kind).ok();
+        let kind = kind.as_ref().and_then(Value::as_str).unwrap_or("error");
+        write!(f, "{kind}: {}", self.message)
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// A chat model that retort can send requests to.
+///
+/// Implementations: `openai` (any OpenAI-compatible server), `scripted` (rules, for tests),
+/// and the in-process `local` model. Each lives in its own file and passes the same
+/// compliance suite.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The backend's kind, as recipes name it (`openai`, `scripted`, `local`).
+    fn kind(&self) -> &str;
+
+    /// The model this backend sends requests to; part of every cache key.
+    fn model(&self) -> &str;
+
+    /// What it supports beyond plain chat.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// Sends one request and waits for its answer, retrying transient failures inside.
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError>;
+
+    /// Scores a continuation after a prompt (log-probabilities, no sampling).
+    async fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, BackendError> {
+        let _ = request;
+        Err(BackendError::new(
+            BackendErrorKind::Unsupported,
+            format!("the {} backend cannot score a continuation; use the local backend", self.kind()),
+        ))
+    }
+
+    /// Requests in flight right now, for progress display.
+    fn in_flight(&self) -> usize {
+        0
+    }
+}

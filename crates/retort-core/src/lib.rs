@@ -1,0 +1,16 @@
+//! Shared vocabulary of retort: records, chat requests and responses, and the backend trait.
+//!
+//! This crate does no I/O. Backends (`retort-backends`), the run store (`retort-store`) and
+//! the engine (`retort-engine`) all speak in these types.
+
+mod backend;
+mod hash;
+mod record;
+
+pub use backend::{
+    Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, Choice,
+    FinishReason, Message, Role, SamplingParams, ScoreRequest, ScoreResponse, TokenLogprob,
+    ToolCall, ToolSpec, Usage,
+};
+pub use hash::{stable_hash, stable_hash_hex, derive_seed};
+pub use record::{Lineage, Outcome, Record, RecordStatus};

@@ -1,0 +1,30 @@
+//! retort's engine: recipes, steps and the streaming executor.
+//!
+//! ```text
+//! recipe.yaml ──► Recipe (checked) ──► PreparedRun (backends, steps) ──► execute
+//!                                         load ─► generate ─► judge ─► filter ─► export
+//!                                                  │   answers cached in run.sqlite   │
+//!                                                  └──────────────────────────────────┘
+//! ```
+//! The CLI is a thin layer over [`Recipe::load`], [`PreparedRun::prepare`] and
+//! [`PreparedRun::execute`]; a Rust program can do the same.
+
+mod error;
+mod llm;
+mod output;
+mod parse;
+pub mod recipe;
+mod run;
+mod runtime;
+mod source;
+mod stats;
+pub mod steps;
+mod template;
+
+pub use error::{Diagnostic, Diagnostics, EngineError};
+pub use parse::ParseConfig;
+pub use recipe::{LlmConfig, Overrides, Recipe, StepSpec};
+pub use run::{build_backend, status, step_paths, PreparedRun, RunOptions, RunOutcome, RunReport, Status};
+pub use source::Format;
+pub use stats::{RunStats, StepSnapshot, StepStats};
+pub use template::{extract_answer, normalize_number};

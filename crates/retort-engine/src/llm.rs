@@ -1,0 +1,125 @@
+//! A recipe's model as steps see it: a backend behind the run store's answer cache.
+//!
+//! Every answer is keyed by a hash of the fully rendered request (backend kind, model,
+//! messages, parameters, seed). A key already in the store is answered from it and never sent.
+
+use std::sync::Arc;
+
+use retort_core::{Backend, BackendError, BackendErrorKind, ChatRequest, ChatResponse, ScoreRequest, ScoreResponse};
+use retort_store::RunStore;
+use serde::Serialize;
+
+use crate::stats::StepStats;
+
+const CHAT: &str = "chat";
+const SCORE: &str = "score";
+
+/// A backend with its cache.
+pub(crate) struct Llm {
+    /// Its name in the recipe (`default` for `llm:`).
+    pub name: String,
+    backend: Arc<dyn Backend>,
+    store: Arc<RunStore>,
+    /// True when the store held no answers at start: lookups are skipped.
+    fresh: bool,
+    /// The most requests the backend runs at once.
+    max_concurrency: usize,
+}
+
+/// An answer, with where it came from.
+pub(crate) struct Answer<T> {
+    pub value: T,
+    /// The run-store key, in hex, for lineage.
+    pub key: String,
+}
+
+impl Llm {
+    /// Wraps a backend; `max_concurrency` sizes the windows of the steps that use it.
+    pub(crate) fn new(name: &str, backend: Arc<dyn Backend>, store: Arc<RunStore>, fresh: bool, max_concurrency: usize) -> Llm {
+        Llm { name: name.to_string(), backend, store, fresh, max_concurrency: max_concurrency.max(1) }
+    }
+
+    /// The backend's kind.
+    pub(crate) fn kind(&self) -> &str {
+        self.backend.kind()
+    }
+
+    /// The model answering.
+    pub(crate) fn model(&self) -> &str {
+        self.backend.model()
+    }
+
+    /// The backend itself.
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// How many records a step using this model keeps in flight: enough beyond the backend's
+    /// own limit that one slow answer does not idle it.
+    pub(crate) fn window(&self) -> usize {
+        (self.max_concurrency * 4).max(16)
+    }
+
+    fn key<T: Serialize>(&self, what: &str, request: &T) -> Vec<u8> {
+        let body = serde_json::to_vec(request).unwrap_or_default();
+        retort_core::stable_hash(&[what.as_bytes(), self.kind().as_bytes(), self.model().as_bytes(), &body]).to_vec()
+    }
+
+    /// Answers a chat request from the store, or sends it and commits the answer.
+    pub(crate) async fn chat(&self, request: &ChatRequest, stats: &StepStats) -> Result<Answer<ChatResponse>, BackendError> {
+        let key = self.key(CHAT, request);
+        if let Some(response) = self.lookup::<ChatResponse>(CHAT, &key) {
+            stats.cache_hit(response.usage);
+            return Ok(Answer { value: response, key: hex::encode(key) });
+        }
+        stats.request_started();
+        let result = self.backend.chat(request).await;
+        match result {
+            Ok(response) => {
+                stats.request_ended(true, true, Some(response.usage));
+                self.commit(CHAT, &key, &response)?;
+                Ok(Answer { value: response, key: hex::encode(key) })
+            }
+            Err(error) => {
+                stats.request_ended(true, false, None);
+                Err(error)
+            }
+        }
+    }
+
+    /// Scores a continuation, from the store or the backend.
+    pub(crate) async fn score(&self, request: &ScoreRequest, stats: &StepStats) -> Result<Answer<ScoreResponse>, BackendError> {
+        let key = self.key(SCORE, request);
+        if let Some(response) = self.lookup::<ScoreResponse>(SCORE, &key) {
+            stats.cache_hit(retort_core::Usage::default());
+            return Ok(Answer { value: response, key: hex::encode(key) });
+        }
+        stats.request_started();
+        let result = self.backend.score(request).await;
+        stats.request_ended(true, result.is_ok(), None);
+        let response = result?;
+        self.commit(SCORE, &key, &response)?;
+        Ok(Answer { value: response, key: hex::encode(key) })
+    }
+
+    fn lookup<T: serde::de::DeserializeOwned>(&self, kind: &str, key: &[u8]) -> Option<T> {
+        if self.fresh {
+            return None;
+        }
+        match self.store.get(kind, key) {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!("run store lookup failed, sending the request instead: {error}");
+                None
+            }
+        }
+    }
+
+    fn commit<T: Serialize>(&self, kind: &str, key: &[u8], value: &T) -> Result<(), BackendError> {
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        self.store.put(kind, key.to_vec(), bytes).map_err(|error| {
+            BackendError::new(BackendErrorKind::Protocol, format!("answer arrived but could not be stored: {error}"))
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! The `llm:` and `llms:` blocks: which backend, and its settings.
+
+use serde_yaml::{Mapping, Value};
+
+use crate::error::Diagnostic;
+use crate::recipe::introspect::{struct_fields, suggest};
+use crate::recipe::{describe, unknown_keys};
+
+/// Backend kinds a recipe can name.
+pub(super) const BACKENDS: &[&str] = &["openai", "scripted"];
+
+/// A backend and its settings, as a recipe gives them.
+#[derive(Debug, Clone)]
+pub enum LlmConfig {
+    /// Any OpenAI-compatible server.
+    Openai(retort_backends::OpenAiConfig),
+    /// Answers chosen by rules, for tests.
+    Scripted(retort_backends::ScriptedConfig),
+}
+
+impl LlmConfig {
+    /// The backend kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LlmConfig::Openai(_) => "openai",
+            LlmConfig::Scripted(_) => "scripted",
+        }
+    }
+
+    /// Reads an llm block at `path`, reporting every problem.
+    pub(crate) fn parse(value: &Value, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<LlmConfig> {
+        let Some(map) = value.as_mapping() else {
+            diagnostics.push(Diagnostic::new(path, format!("expected a mapping with `backend`, found {}", describe(value))));
+            return None;
+        };
+        let backend = match map.get("backend") {
+            Some(Value::String(backend)) => backend.as_str(),
+            Some(other) => {
+                diagnostics.push(Diagnostic::new(format!("{path}.backend"), format!("expected a backend name, found {}", describe(other))));
+                return None;
+            }
+            None => {
+                diagnostics.push(Diagnostic::new(format!("{path}.backend"), format!("missing; expected one of: {}", BACKENDS.join(", "))));
+                return None;
+            }
+        };
+        let mut body: Mapping = map.clone();
+        body.remove("backend");
+        let fields: &[&str] = match backend {
+            "openai" => struct_fields::<retort_backends::OpenAiConfig>(),
+            "scripted" => struct_fields::<retort_backends::ScriptedConfig>(),
+            other => {
+                let hint = suggest(other, BACKENDS.iter().copied()).map(|near| format!("did you mean `{near}`? ")).unwrap_or_default();
+                diagnostics.push(Diagnostic::new(
+                    format!("{path}.backend"),
+                    format!("unknown backend `{other}`; {hint}expected one of: {}", BACKENDS.join(", ")),
+                ));
+                return None;
+            }
+        };
+        let mut allowed = vec!["backend"];
+        allowed.extend_from_slice(fields);
+        let before = diagnostics.len();
+        unknown_keys(map, &allowed, path, diagnostics);
+        body.retain(|key, _| key.as_str().is_some_and(|key| fields.contains(&key)));
+        let body = Value::Mapping(body);
+        let parsed = match backend {
+            "openai" => read(body, path, diagnostics).map(LlmConfig::Openai),
+            _ => read(body, path, diagnostics).map(LlmConfig::Scripted),
+        };
+        if diagnostics.len() == before {
+            parsed
+        } else {
+            None
+        }
+    }
+}
+
+fn read<T: serde::de::DeserializeOwned>(value: Value, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<T> {
+    match serde_path_to_error::deserialize(value) {
+        Ok(config) => Some(config),
+        Err(error) => {
+            let field = error.path().to_string();
+            let at = if field == "." { path.to_string() } else { format!("{path}.{field}") };
+            diagnostics.push(Diagnostic::new(at, error.into_inner().to_string()));
+            None
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! Recipe files: YAML read in two phases, structure first, then context, every problem reported at once.
+//!
+//! Architecture Invariant: only this module knows YAML. The rest of the engine sees [`Recipe`].
+
+pub(crate) mod introspect;
+mod llm_config;
+pub(crate) mod overrides;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_yaml::{Mapping, Value};
+
+pub use llm_config::LlmConfig;
+
+use crate::error::{Diagnostic, Diagnostics};
+use crate::steps::{repeat, CheckCx, Fields, StepConfig, TemplateSource, KINDS};
+use introspect::suggest;
+
+/// Keys a recipe may have at its top level.
+const TOP_LEVEL: &[&str] = &["name", "description", "paper", "outputs", "seed", "vars", "llm", "llms", "concurrency", "steps"];
+
+/// Keys every step's config may have besides its own.
+const COMMON: &[&str] = &["when", "concurrency"];
+
+/// A recipe, checked for structure: what `retort run` executes.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// Its name.
+    pub name: String,
+    /// What it makes, in a sentence.
+    pub description: String,
+    /// The paper it implements, for built-in recipes.
+    pub paper: Option<String>,
+    /// What it outputs (for the recipe table), in words.
+    pub outputs: Option<String>,
+    /// The run seed from which every request's seed is derived.
+    pub seed: u64,
+    /// Values templates read as `vars.NAME`.
+    pub vars: serde_json::Value,
+    /// Backends by name; the `llm:` block is `default`.
+    pub llms: BTreeMap<String, LlmConfig>,
+    /// Records a record step works on at once, when neither it nor its model says.
+    pub concurrency: Option<usize>,
+    /// The steps, in order.
+    pub steps: Vec<StepSpec>,
+    /// Where recipe-relative paths start.
+    pub base_dir: PathBuf,
+    /// The recipe file, if it came from one.
+    pub file: Option<PathBuf>,
+    /// The resolved document (after overrides), for the run's fingerprint.
+    pub(crate) resolved: String,
+}
+
+/// One step of a recipe.
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    /// Its path, e.g. `steps[2].generate`; names it in errors, statistics and lineage.
+    pub path: String,
+    /// Run the step only on records where this expression is true; others pass unchanged.
+    pub when: Option<String>,
+    /// Records it works on at once.
+    pub concurrency: Option<usize>,
+    /// The kind and its config.
+    pub config: StepConfig,
+}
+
+/// Changes to a recipe from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `PATH=VALUE` assignments (`--set`).
+    pub set: Vec<String>,
+    /// Replace the default backend's kind (`--backend`).
+    pub backend: Option<String>,
+    /// The default backend's base URL (`--base-url`).
+    pub base_url: Option<String>,
+    /// The default backend's model (`--model`).
+    pub model: Option<String>,
+    /// The environment variable holding the API key (`--api-key-env`).
+    pub api_key_env: Option<String>,
+    /// Cap on the records the first `load` reads (`--limit`).
+    pub limit: Option<usize>,
+}
+
+impl Recipe {
+    /// Reads and checks a recipe file (structure and context).
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Recipe, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|error| Diagnostics {
+            file: Some(path.to_path_buf()),
+            items: vec![Diagnostic::new("", format!("cannot read the recipe: {error}"))],
+        })?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
+        Recipe::parse(&text, &base_dir, overrides).map_err(|items| Diagnostics { file: Some(path.to_path_buf()), items }).map(
+            |mut recipe| {
+                recipe.file = Some(path.to_path_buf());
+                recipe
+            },
+        )
+    }
+
+    /// Reads a recipe from text; relative paths start at `base_dir`. Checks structure and context.
+    pub fn parse(text: &str, base_dir: &Path, overrides: &Overrides) -> Result<Recipe, Vec<Diagnostic>> {
+        let mut document: Value = serde_yaml::from_str(text).map_err(|error| {
+            let location = error.location().map(|at| format!("line {}, column {}: ", at.line(), at.column()));
+            vec![Diagnostic::new("", format!("{}not valid YAML: {error}", location.unwrap_or_default()))]
+        })?;
+        apply_overrides(&mut document, overrides)?;
+        let mut diagnostics = Vec::new();
+        let recipe = parse_document(&document, base_dir, &mut diagnostics);
+        match recipe {
+            Some(recipe) if diagnostics.is_empty() => {
+                let mut files = Vec::new();
+                recipe.check_context(&mut diagnostics, &mut files);
+                if diagnostics.is_empty() {
+                    Ok(recipe)
+                } else {
+                    Err(diagnostics)
+                }
+            }
+            _ => Err(diagnostics),
+        }
+    }
+
+    /// Compiles every template of the recipe into one environment, reporting problems.
+    pub(crate) fn environment(&self, diagnostics: &mut Vec<Diagnostic>) -> minijinja::Environment<'static> {
+        let mut env = crate::template::environment();
+        for_each_step(&self.steps, &mut |step| {
+            for (key, source) in step.config.def().templates() {
+                let name = format!("{}.{key}", step.path);
+                let text = match source {
+                    TemplateSource::Inline(text) => text,
+                    TemplateSource::File(file) => match std::fs::read_to_string(self.base_dir.join(&file)) {
+                        Ok(text) => text,
+                        Err(error) => {
+                            diagnostics.push(Diagnostic::new(
+                                name.clone(),
+                                format!("cannot read template file {}: {error}", self.base_dir.join(&file).display()),
+                            ));
+                            continue;
+                        }
+                    },
+                };
+                if let Err(error) = env.add_template_owned(name.clone(), text) {
+                    diagnostics.push(Diagnostic::new(name, format!("template does not compile: {}", describe_jinja(&error))));
+                }
+            }
+        });
+        env
+    }
+
+    /// The context phase: templates compile, fields exist upstream, models and files resolve.
+    fn check_context(&self, diagnostics: &mut Vec<Diagnostic>, files: &mut Vec<PathBuf>) {
+        let env = self.environment(diagnostics);
+        let llm_names: BTreeSet<String> = self.llms.keys().cloned().collect();
+        let mut cx = CheckCx {
+            path: String::new(),
+            env: &env,
+            fields: Fields::default(),
+            diagnostics,
+            base_dir: &self.base_dir,
+            llm_names: &llm_names,
+            files,
+            extra_globals: BTreeSet::new(),
+        };
+        check_steps(&self.steps, &mut cx);
+    }
+
+    /// The files the recipe reads (templates and inputs), for the run's fingerprint.
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
+        let mut diagnostics = Vec::new();
+        let mut files = Vec::new();
+        self.check_context(&mut diagnostics, &mut files);
+        files
+    }
+}
+
+/// Runs the context checks of a list of steps, threading the known fields through.
+pub(crate) fn check_steps(steps: &[StepSpec], cx: &mut CheckCx<'_>) {
+    for step in steps {
+        cx.path = step.path.clone();
+        if let Some(when) = &step.when {
+            cx.expression("when", when, &[]);
+        }
+        step.config.def().check(cx);
+    }
+}
+
+/// Visits every step, those inside `repeat` included.
+pub(crate) fn for_each_step<'a>(steps: &'a [StepSpec], visit: &mut dyn FnMut(&'a StepSpec)) {
+    for step in steps {
+        visit(step);
+        if let StepConfig::Repeat(config) = &step.config {
+            for_each_step(&config.steps, visit);
+        }
+    }
+}
+
+fn describe_jinja(error: &minijinja::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(line) = error.line() {
+        if !text.contains("line") {
+            text.push_str(&format!(" (line {line})"));
+        }
+    }
+    text
+}
+
+fn apply_overrides(document: &mut Value, overrides: &Overrides) -> Result<(), Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    for assignment in &overrides.set {
+        if let Err(problem) = overrides::apply(document, assignment) {
+            problems.push(problem);
+        }
+    }
+    if let Some(map) = document.as_mapping_mut() {
+        let llm_key = Value::from("llm");
+        if let Some(backend) = &overrides.backend {
+            let current = map.get(&llm_key).and_then(|llm| llm.get("backend")).and_then(Value::as_str).map(str::to_string);
+            if current.as_deref() != Some(backend.as_str()) {
+                let mut llm = Mapping::new();
+                llm.insert("backend".into(), backend.clone().into());
+                map.insert(llm_key.clone(), Value::Mapping(llm));
+            }
+        }
+        let mut set_llm = |key: &str, value: &Option<String>| {
+            if let Some(value) = value {
+                let llm = map.entry(llm_key.clone()).or_insert_with(|| Value::Mapping(Mapping::new()));
+                if let Some(llm) = llm.as_mapping_mut() {
+                    llm.insert(key.into(), value.clone().into());
+                }
+            }
+        };
+        set_llm("base_url", &overrides.base_url);
+        set_llm("model", &overrides.model);
+        set_llm("api_key_env", &overrides.api_key_env);
+        if let Some(limit) = overrides.limit {
+            let first_load = map
+                .get_mut("steps")
+                .and_then(Value::as_sequence_mut)
+                .and_then(|steps| steps.iter_mut().find_map(|step| step.get_mut("load")));
+            if let Some(Value::Mapping(load)) = first_load {
+                load.insert("limit".into(), (limit as u64).into());
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+fn parse_document(document: &Value, base_dir: &Path, diagnostics: &mut Vec<Diagnostic>) -> Option<Recipe> {
+    let Some(map) = document.as_mapping() else {
+        diagnostics.push(Diagnostic::new("", format!("expected a mapping with `name` and `steps`, found {}", describe(document))));
+        return None;
+    };
+    unknown_keys(map, TOP_LEVEL, "", diagnostics);
+    let name = match map.get("name") {
+        Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
+        Some(other) => {
+            diagnostics.push(Diagnostic::new("name", format!("expected a non-empty string, found {}", describe(other))));
+            String::new()
+        }
+        None => {
+            diagnostics.push(Diagnostic::new("name", "missing; every recipe has a name"));
+            String::new()
+        }
+    };
+    let text = |key: &str, diagnostics: &mut Vec<Diagnostic>| match map.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(other) => {
+            diagnostics.push(Diagnostic::new(key, format!("expected a string, found {}", describe(other))));
+            None
+        }
+    };
+    let description = text("description", diagnostics).unwrap_or_default();
+    let paper = text("paper", diagnostics);
+    let outputs = text("outputs", diagnostics);
+    let seed = match map.get("seed") {
+        None => 0,
+        Some(value) => value.as_u64().unwrap_or_else(|| {
+            diagnostics.push(Diagnostic::new("seed", format!("expected a non-negative integer, found {}", describe(value))));
+            0
+        }),
+    };
+    let concurrency = match map.get("concurrency") {
+        None => None,
+        Some(value) => match value.as_u64() {
+            Some(count) if count > 0 => Some(count as usize),
+            _ => {
+                diagnostics.push(Diagnostic::new("concurrency", format!("expected a positive integer, found {}", describe(value))));
+                None
+            }
+        },
+    };
+    let vars = match map.get("vars") {
+        None | Some(Value::Null) => serde_json::json!({}),
+        Some(value @ Value::Mapping(_)) => serde_json::to_value(value).unwrap_or_else(|_| serde_json::json!({})),
+        Some(other) => {
+            diagnostics.push(Diagnostic::new("vars", format!("expected a mapping, found {}", describe(other))));
+            serde_json::json!({})
+        }
+    };
+    let mut llms = BTreeMap::new();
+    if let Some(value) = map.get("llm") {
+        if let Some(config) = LlmConfig::parse(value, "llm", diagnostics) {
+            llms.insert("default".to_string(), config);
+        }
+    }
+    match map.get("llms") {
+        None | Some(Value::Null) => {}
+        Some(Value::Mapping(named)) => {
+            for (key, value) in named {
+                let Some(name) = key.as_str() else {
+                    diagnostics.push(Diagnostic::new("llms", format!("expected names as keys, found {}", describe(key))));
+                    continue;
+                };
+                if name == "default" && llms.contains_key("default") {
+                    diagnostics.push(Diagnostic::new("llms.default", "`default` is the `llm:` block; give this one another name"));
+                }
+                if let Some(config) = LlmConfig::parse(value, &format!("llms.{name}"), diagnostics) {
+                    llms.insert(name.to_string(), config);
+                }
+            }
+        }
+        Some(other) => diagnostics.push(Diagnostic::new("llms", format!("expected a mapping of names to llm blocks, found {}", describe(other)))),
+    }
+    let steps = match map.get("steps") {
+        Some(Value::Sequence(items)) if !items.is_empty() => parse_steps(items, "steps", diagnostics),
+        Some(Value::Sequence(_)) => {
+            diagnostics.push(Diagnostic::new("steps", "empty; a recipe needs at least a `load` step"));
+            Vec::new()
+        }
+        Some(other) => {
+            diagnostics.push(Diagnostic::new("steps", format!("expected a list of steps, found {}", describe(other))));
+            Vec::new()
+        }
+        None => {
+            diagnostics.push(Diagnostic::new("steps", "missing; a recipe needs a list of steps"));
+            Vec::new()
+        }
+    };
+    if let Some(first) = steps.first() {
+        if !matches!(first.config, StepConfig::Load(_)) {
+            diagnostics.push(Diagnostic::new(first.path.clone(), format!("the first step must be `load`, found `{}`", first.config.kind())));
+        }
+    }
+    for step in steps.iter().skip(1) {
+        if matches!(step.config, StepConfig::Load(_)) {
+            diagnostics.push(Diagnostic::new(step.path.clone(), "`load` can only be the first step"));
+        }
+    }
+    let resolved = serde_yaml::to_string(document).unwrap_or_default();
+    Some(Recipe {
+        name,
+        description,
+        paper,
+        outputs,
+        seed,
+        vars,
+        llms,
+        concurrency,
+        steps,
+        base_dir: base_dir.to_path_buf(),
+        file: None,
+        resolved,
+    })
+}
+
+/// Reads a list of steps at `path` (`steps`, or `steps[3].repeat.steps`).
+pub(crate) fn parse_steps(items: &[Value], path: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<StepSpec> {
+    let mut steps = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{index}]");
+        let Some(map) = item.as_mapping() else {
+            diagnostics.push(Diagnostic::new(item_path, format!("expected a step such as `generate: {{...}}`, found {}", describe(item))));
+            continue;
+        };
+        if map.len() != 1 {
+            let keys: Vec<String> = map.keys().filter_map(|key| key.as_str().map(str::to_string)).collect();
+            diagnostics.push(Diagnostic::new(
+                item_path,
+                format!("expected exactly one step kind as the key, found {} keys: {}", map.len(), keys.join(", ")),
+            ));
+            continue;
+        }
+        let (key, body) = map.iter().next().expect("one entry");
+        let Some(kind) = key.as_str() else {
+            diagnostics.push(Diagnostic::new(item_path, format!("expected a step kind, found {}", describe(key))));
+            continue;
+        };
+        if !KINDS.contains(&kind) {
+            let hint = suggest(kind, KINDS.iter().copied()).map(|near| format!("did you mean `{near}`? ")).unwrap_or_default();
+            diagnostics.push(Diagnostic::new(item_path, format!("unknown step kind `{kind}`; {hint}kinds: {}", KINDS.join(", "))));
+            continue;
+        }
+        let step_path = format!("{item_path}.{kind}");
+        let mut body = match body {
+            Value::Mapping(body) => body.clone(),
+            Value::Null => Mapping::new(),
+            other => {
+                diagnostics.push(Diagnostic::new(step_path, format!("expected a mapping of settings, found {}", describe(other))));
+                continue;
+            }
+        };
+        let known = StepConfig::fields_of(kind);
+        let allowed: Vec<&str> = known.iter().chain(COMMON.iter()).copied().collect();
+        let before = diagnostics.len();
+        unknown_keys(&body, &allowed, &step_path, diagnostics);
+        // Drop unknown keys so the type errors of the known ones are reported too.
+        body.retain(|key, _| key.as_str().is_some_and(|key| allowed.contains(&key)));
+        let when = match body.remove("when") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(when)) => Some(when),
+            Some(other) => {
+                diagnostics.push(Diagnostic::new(format!("{step_path}.when"), format!("expected an expression as a string, found {}", describe(&other))));
+                None
+            }
+        };
+        let concurrency = match body.remove("concurrency") {
+            None | Some(Value::Null) => None,
+            Some(value) => match value.as_u64() {
+                Some(count) if count > 0 => Some(count as usize),
+                _ => {
+                    diagnostics.push(Diagnostic::new(format!("{step_path}.concurrency"), format!("expected a positive integer, found {}", describe(&value))));
+                    None
+                }
+            },
+        };
+        let config = if kind == "repeat" {
+            repeat::parse(Value::Mapping(body), &step_path, diagnostics)
+        } else {
+            match StepConfig::parse(kind, Value::Mapping(body)) {
+                Ok(config) => Some(config),
+                Err((field, message)) => {
+                    let at = if field.is_empty() { step_path.clone() } else { format!("{step_path}.{field}") };
+                    diagnostics.push(Diagnostic::new(at, message));
+                    None
+                }
+            }
+        };
+        if let Some(config) = config {
+            if diagnostics.len() == before {
+                steps.push(StepSpec { path: step_path, when, concurrency, config });
+            }
+        }
+    }
+    steps
+}
+
+/// Reports every key of `map` not in `known`, with a suggestion where one is close.
+pub(crate) fn unknown_keys(map: &Mapping, known: &[&str], path: &str, diagnostics: &mut Vec<Diagnostic>) {
+    for key in map.keys() {
+        let Some(name) = key.as_str() else {
+            diagnostics.push(Diagnostic::new(path, format!("expected string keys, found {}", describe(key))));
+            continue;
+        };
+        if !known.contains(&name) {
+            let at = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+            let hint = suggest(name, known.iter().copied()).map(|near| format!("did you mean `{near}`? ")).unwrap_or_default();
+            diagnostics.push(Diagnostic::new(at, format!("unknown key `{name}`; {hint}expected one of: {}", known.join(", "))));
+        }
+    }
+}
+
+/// A short description of a YAML value for messages.
+pub(crate) fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing".to_string(),
+        Value::Bool(flag) => format!("the boolean {flag}"),
+        Value::Number(number) => format!("the number {number}"),
+        Value::String(text) => format!("the string {:?}", text.chars().take(40).collect::<String>()),
+        Value::Sequence(_) => "a list".to_string(),
+        Value::Mapping(_) => "a mapping".to_string(),
+        Value::Tagged(_) => "a tagged value".to_string(),
+    }
+}

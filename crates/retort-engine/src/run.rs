@@ -1,0 +1,336 @@
+//! Running a recipe: build backends and steps, execute the pipeline, finish outputs, remember the run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use retort_core::Backend;
+use retort_store::{RunState, RunStore, StepRow};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::EngineError;
+use crate::llm::Llm;
+use crate::output::{self, CardFacts};
+use crate::recipe::{for_each_step, LlmConfig, Recipe, StepSpec};
+use crate::runtime::{empty_input, join_all, spawn_pipeline, PipelineStep, RunCx};
+use crate::stats::{RunStats, StepSnapshot};
+use crate::steps::export::{ExportConfig, ExportTarget};
+use crate::steps::{BuildCx, StepConfig};
+use crate::template::Templates;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run directory: data, lineage, rejects, card and `run.sqlite`.
+    pub out_dir: PathBuf,
+    /// How long in-flight work may finish after a Ctrl-C before it is abandoned.
+    pub grace: Duration,
+}
+
+impl RunOptions {
+    /// Options with the default grace period (10 s).
+    pub fn new(out_dir: impl Into<PathBuf>) -> RunOptions {
+        RunOptions { out_dir: out_dir.into(), grace: Duration::from_secs(10) }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Every record went through every step.
+    Completed,
+    /// Stopped by Ctrl-C; finished work is written and the next run resumes.
+    Interrupted,
+    /// The same recipe had already completed in this directory: nothing was done.
+    UpToDate,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// How it ended.
+    pub outcome: RunOutcome,
+    /// Rows written by each export, by file stem.
+    pub rows: Vec<(String, u64)>,
+    /// Records that failed, in all steps.
+    pub failed: u64,
+    /// Records removed on purpose, in all steps.
+    pub dropped: u64,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+    /// The counters of every step.
+    pub steps: Vec<StepSnapshot>,
+    /// Wall-clock seconds.
+    pub elapsed_s: f64,
+}
+
+impl RunReport {
+    /// Model requests sent, in all steps.
+    pub fn requests(&self) -> u64 {
+        self.steps.iter().map(|step| step.requests).sum()
+    }
+
+    /// Answers taken from the run store, in all steps.
+    pub fn cached(&self) -> u64 {
+        self.steps.iter().map(|step| step.cached).sum()
+    }
+}
+
+/// A run, built and ready to execute.
+pub struct PreparedRun {
+    recipe: Recipe,
+    options: RunOptions,
+    store: Arc<RetortStore>,
+    stats: RunStats,
+    steps: Vec<Arc<PipelineStep>>,
+    templates: Templates,
+    exports: Vec<ExportTarget>,
+    fingerprint: String,
+    models: Vec<String>,
+}
+
+type RetortStore = RunStore;
+
+/// Builds a backend from its config.
+pub fn build_backend(name: &str, config: &LlmConfig) -> Result<(Arc<dyn Backend>, usize), EngineError> {
+    let fail = |message: String| EngineError::Backend { name: name.to_string(), message };
+    Ok(match config {
+        LlmConfig::Openai(config) => {
+            let backend = retort_backends::OpenAiBackend::new(config.clone()).map_err(|error| fail(error.to_string()))?;
+            (Arc::new(backend), config.max_concurrency)
+        }
+        LlmConfig::Scripted(config) => {
+            let backend = retort_backends::ScriptedBackend::new(config.clone()).map_err(|error| fail(error.to_string()))?;
+            (Arc::new(backend), 64)
+        }
+    })
+}
+
+/// Builds the runnable steps of a list of specs (used for the recipe and inside `repeat`).
+pub(crate) fn build_steps(specs: &[StepSpec], cx: &BuildCx) -> Result<Vec<Arc<PipelineStep>>, EngineError> {
+    let mut steps = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let stats = cx.stats.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).register(&spec.path, spec.config.kind());
+        let built = spec.config.def().build(spec, cx)?;
+        steps.push(Arc::new(PipelineStep { path: spec.path.clone(), when: spec.when.clone(), built, stats }));
+    }
+    Ok(steps)
+}
+
+fn fingerprint(recipe: &Recipe) -> String {
+    let mut parts: Vec<Vec<u8>> = vec![recipe.resolved.as_bytes().to_vec()];
+    for file in recipe.files() {
+        parts.push(file.to_string_lossy().as_bytes().to_vec());
+        parts.push(std::fs::read(&file).unwrap_or_default());
+    }
+    let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    retort_core::stable_hash_hex(&slices)
+}
+
+impl PreparedRun {
+    /// Builds everything a run needs; nothing is sent yet.
+    pub fn prepare(mut recipe: Recipe, options: RunOptions) -> Result<PreparedRun, EngineError> {
+        if !recipe.steps.iter().any(|step| matches!(step.config, StepConfig::Export(_))) {
+            let path = format!("steps[{}].export", recipe.steps.len());
+            recipe.steps.push(StepSpec { path, when: None, concurrency: None, config: StepConfig::Export(ExportConfig::default_for_recipe()) });
+        }
+        let mut diagnostics = Vec::new();
+        let env = recipe.environment(&mut diagnostics);
+        if !diagnostics.is_empty() {
+            return Err(EngineError::Recipe(crate::error::Diagnostics { file: recipe.file.clone(), items: diagnostics }));
+        }
+        let templates = Templates::new(env, recipe.vars.clone());
+        let store = Arc::new(RunStore::open(&options.out_dir)?);
+        let fresh = store.count("chat")? == 0 && store.count("score")? == 0;
+        let mut llms = HashMap::new();
+        let mut models = Vec::new();
+        for (name, config) in &recipe.llms {
+            let (backend, max_concurrency) = build_backend(name, config)?;
+            models.push(format!("{} ({})", backend.model(), backend.kind()));
+            llms.insert(name.clone(), Arc::new(Llm::new(name, backend, store.clone(), fresh, max_concurrency)));
+        }
+        let exports = Arc::new(Mutex::new(Vec::new()));
+        let cx = BuildCx {
+            base_dir: recipe.base_dir.clone(),
+            llms,
+            out_dir: options.out_dir.clone(),
+            default_concurrency: recipe.concurrency.unwrap_or(64),
+            stats: Mutex::new(RunStats::default()),
+            exports: exports.clone(),
+        };
+        let steps = build_steps(&recipe.steps, &cx)?;
+        let stats = cx.stats.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let exports = exports.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let fingerprint = fingerprint(&recipe);
+        Ok(PreparedRun { recipe, options, store, stats, steps, templates, exports, fingerprint, models })
+    }
+
+    /// The live counters, for progress display.
+    pub fn stats(&self) -> &RunStats {
+        &self.stats
+    }
+
+    /// The recipe being run.
+    pub fn recipe(&self) -> &Recipe {
+        &self.recipe
+    }
+
+    /// Whether the same recipe already completed in this directory with its outputs in place.
+    pub fn up_to_date(&self) -> Result<bool, EngineError> {
+        let Some(last) = self.store.last_run()? else { return Ok(false) };
+        Ok(last.state == RunState::Completed
+            && last.fingerprint == self.fingerprint
+            && self.exports.iter().all(|target| target.jsonl.exists()))
+    }
+
+    /// Runs the pipeline to its end, or until `cancel` fires and the grace period passes.
+    pub async fn execute(self, cancel: CancellationToken) -> Result<RunReport, EngineError> {
+        let started = Instant::now();
+        if self.up_to_date()? {
+            let last = self.store.last_run()?.expect("checked above");
+            let steps = self.store.steps(last.id)?.into_iter().filter_map(|row| serde_json::from_value(row.stats).ok()).collect();
+            return Ok(RunReport {
+                outcome: RunOutcome::UpToDate,
+                rows: self.exports.iter().map(|target| (target.name.clone(), output::count_rows(&target.jsonl))).collect(),
+                failed: 0,
+                dropped: 0,
+                files: Vec::new(),
+                steps,
+                elapsed_s: started.elapsed().as_secs_f64(),
+            });
+        }
+        let run_id = self.store.begin_run(&self.recipe.name, &self.fingerprint)?;
+        let (reject_sender, reject_receiver) = mpsc::channel(1024);
+        let rejects = crate::runtime::spawn_reject_writer(self.options.out_dir.clone(), reject_receiver);
+        let run = Arc::new(RunCx {
+            templates: self.templates.clone(),
+            seed: self.recipe.seed,
+            cancel: cancel.clone(),
+            rejects: reject_sender,
+            out_dir: self.options.out_dir.clone(),
+            store: self.store.clone(),
+        });
+        let (mut results, tasks) = spawn_pipeline(&self.steps, empty_input(), run.clone(), None);
+        drop(run);
+        let abort_handles: Vec<_> = tasks.iter().map(|task| task.abort_handle()).collect();
+        let drain = tokio::spawn(async move { while results.recv().await.is_some() {} });
+        // Statistics are saved every few seconds, so `retort status` can follow a run.
+        let ticker = {
+            let store = self.store.clone();
+            let stats = self.stats.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(Duration::from_secs(2));
+                loop {
+                    interval.tick().await;
+                    let _ = store.save_steps(run_id, &step_rows(&stats.snapshot()));
+                }
+            })
+        };
+        let grace = self.options.grace;
+        let watchdog = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                tokio::time::sleep(grace).await;
+                for handle in abort_handles {
+                    handle.abort();
+                }
+            })
+        };
+        let pipeline_result = join_all(tasks).await;
+        let _ = drain.await;
+        watchdog.abort();
+        ticker.abort();
+        let (failed, dropped) = match rejects.await {
+            Ok(Ok(counts)) => counts,
+            Ok(Err(error)) => return Err(error),
+            Err(error) => return Err(EngineError::Step { step: "rejects".into(), message: error.to_string() }),
+        };
+        self.store.flush()?;
+        let interrupted = cancel.is_cancelled();
+        let outcome = if interrupted { RunOutcome::Interrupted } else { RunOutcome::Completed };
+        let steps = self.stats.snapshot();
+        self.store.save_steps(run_id, &step_rows(&steps))?;
+        if let Err(error) = pipeline_result {
+            let aborted = interrupted && matches!(&error, EngineError::Step { message, .. } if message.contains("cancelled"));
+            if !aborted {
+                self.store.finish_run(run_id, RunState::Failed, &serde_json::json!({"error": error.to_string()}))?;
+                return Err(error);
+            }
+        }
+        let mut files = output::finish_exports(&self.exports)?;
+        let state_word = if interrupted { "interrupted (re-run to finish)" } else { "completed" };
+        files.push(output::write_card(
+            &self.options.out_dir,
+            &CardFacts {
+                name: &self.recipe.name,
+                description: &self.recipe.description,
+                paper: self.recipe.paper.as_deref(),
+                models: self.models.clone(),
+                seed: self.recipe.seed,
+                targets: &self.exports,
+                steps: &steps,
+                state: state_word,
+            },
+        )?);
+        let rows: Vec<(String, u64)> = self.exports.iter().map(|target| (target.name.clone(), output::count_rows(&target.jsonl))).collect();
+        let report = RunReport { outcome, rows, failed, dropped, files, steps, elapsed_s: started.elapsed().as_secs_f64() };
+        let state = if interrupted { RunState::Interrupted } else { RunState::Completed };
+        self.store.finish_run(run_id, state, &serde_json::to_value(&report).unwrap_or_default())?;
+        Ok(report)
+    }
+}
+
+fn step_rows(steps: &[StepSnapshot]) -> Vec<StepRow> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(ordinal, step)| StepRow {
+            ordinal: ordinal as i64,
+            step: step.step.clone(),
+            stats: serde_json::to_value(step).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// What `retort status DIR` shows: the last run and its step counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The recipe's name.
+    pub recipe: String,
+    /// `running` (or killed), `completed`, `interrupted` or `failed`.
+    pub state: String,
+    /// Seconds the run took, or has taken so far.
+    pub elapsed_s: f64,
+    /// Answers stored in the run store.
+    pub answers: u64,
+    /// The counters of every step.
+    pub steps: Vec<StepSnapshot>,
+}
+
+/// Reads the status of the run in `dir`; `None` when there is no run there.
+pub fn status(dir: &Path) -> Result<Option<Status>, EngineError> {
+    let Some(store) = RunStore::open_existing(dir)? else { return Ok(None) };
+    let Some(last) = store.last_run()? else { return Ok(None) };
+    let steps = store.steps(last.id)?.into_iter().filter_map(|row| serde_json::from_value(row.stats).ok()).collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let state = serde_json::to_value(last.state).ok().and_then(|value| value.as_str().map(str::to_string)).unwrap_or_default();
+    Ok(Some(Status {
+        recipe: last.recipe,
+        state,
+        elapsed_s: last.finished_at.unwrap_or(now) - last.started_at,
+        answers: store.count("chat")? + store.count("score")?,
+        steps,
+    }))
+}
+
+/// Every step path of a recipe, those inside `repeat` included.
+pub fn step_paths(recipe: &Recipe) -> Vec<String> {
+    let mut paths = Vec::new();
+    for_each_step(&recipe.steps, &mut |step| paths.push(step.path.clone()));
+    paths
+}

@@ -1,0 +1,294 @@
+//! `export`: write records as they arrive (JSONL, with lineage beside), in the record, SFT or DPO shape.
+//!
+//! Records pass through, so a recipe may export several shapes. Parquet files and the dataset
+//! card are written from the JSONL when the run ends (see `crate::output`), also after Ctrl-C.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use retort_core::{Outcome, Record};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+use crate::error::EngineError;
+use crate::recipe::StepSpec;
+use crate::runtime::StageCx;
+use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
+
+/// An output file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Apache Parquet, columns inferred from the records.
+    Parquet,
+}
+
+/// The shape of each written row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// The record's fields as they are (or those named in `fields`).
+    #[default]
+    Records,
+    /// `{"messages": [...]}` for supervised fine-tuning.
+    Sft,
+    /// `{"prompt", "chosen", "rejected"}` for preference training (DPO).
+    Dpo,
+}
+
+/// Settings of an `export` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// The formats to write.
+    #[serde(default = "default_formats")]
+    pub formats: Vec<OutputFormat>,
+    /// The files' stem in the run directory: `NAME.jsonl`, `NAME.parquet`, `NAME.lineage.jsonl`.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// `records`, `sft` or `dpo`.
+    #[serde(default)]
+    pub shape: Shape,
+    /// `records`: write only these fields, in this order.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// `sft`: a field that already holds chat messages.
+    #[serde(default)]
+    pub messages: Option<String>,
+    /// `sft`: the field with the user's prompt; `dpo`: the prompt field (default `prompt`).
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// `sft`: the field with the assistant's answer.
+    #[serde(default)]
+    pub response: Option<String>,
+    /// `sft`: a field with a system prompt to put first.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// `dpo`: the preferred answer's field (default `chosen`).
+    #[serde(default)]
+    pub chosen: Option<String>,
+    /// `dpo`: the dispreferred answer's field (default `rejected`).
+    #[serde(default)]
+    pub rejected: Option<String>,
+    /// Write `NAME.lineage.jsonl` beside the data, one line per row, in the same order.
+    #[serde(default = "yes")]
+    pub lineage: bool,
+}
+
+fn default_formats() -> Vec<OutputFormat> {
+    vec![OutputFormat::Jsonl]
+}
+
+fn default_name() -> String {
+    "data".to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An export's files, known to the run so it can finish them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ExportTarget {
+    /// The files' stem.
+    pub name: String,
+    /// The shape written.
+    pub shape: Shape,
+    /// The formats asked for.
+    pub formats: Vec<OutputFormat>,
+    /// The JSONL data file (always written; Parquet is made from it).
+    pub jsonl: PathBuf,
+    /// The lineage file, when written.
+    pub lineage: Option<PathBuf>,
+}
+
+impl ExportConfig {
+    pub(crate) fn default_for_recipe() -> ExportConfig {
+        ExportConfig {
+            formats: default_formats(),
+            name: default_name(),
+            shape: Shape::Records,
+            fields: None,
+            messages: None,
+            prompt: None,
+            response: None,
+            system: None,
+            chosen: None,
+            rejected: None,
+            lineage: true,
+        }
+    }
+}
+
+impl StepDef for ExportConfig {
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        if self.formats.is_empty() {
+            cx.error("formats", "empty; give jsonl, parquet or both");
+        }
+        if self.name.is_empty() || self.name.contains(['/', '\\']) {
+            cx.error("name", format!("expected a file stem without slashes, found {:?}", self.name));
+        }
+        match self.shape {
+            Shape::Records => {
+                for field in self.fields.iter().flatten() {
+                    cx.read("fields", field);
+                }
+            }
+            Shape::Sft => match (&self.messages, &self.prompt, &self.response) {
+                (Some(messages), None, None) => cx.read("messages", messages),
+                (None, Some(prompt), Some(response)) => {
+                    cx.read("prompt", prompt);
+                    cx.read("response", response);
+                }
+                _ => cx.error("", "the sft shape needs `messages`, or `prompt` and `response`"),
+            },
+            Shape::Dpo => {
+                cx.read("prompt", self.prompt.as_deref().unwrap_or("prompt"));
+                cx.read("chosen", self.chosen.as_deref().unwrap_or("chosen"));
+                cx.read("rejected", self.rejected.as_deref().unwrap_or("rejected"));
+            }
+        }
+        if let Some(system) = &self.system {
+            cx.read("system", system);
+        }
+    }
+
+    fn build(&self, _spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
+        let target = ExportTarget {
+            name: self.name.clone(),
+            shape: self.shape,
+            formats: self.formats.clone(),
+            jsonl: cx.out_dir.join(format!("{}.jsonl", self.name)),
+            lineage: self.lineage.then(|| cx.out_dir.join(format!("{}.lineage.jsonl", self.name))),
+        };
+        cx.exports.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(target.clone());
+        Ok(Built::Stream(Arc::new(Export { config: self.clone(), target, writers: Mutex::new(None) })))
+    }
+}
+
+struct Writers {
+    data: BufWriter<std::fs::File>,
+    lineage: Option<BufWriter<std::fs::File>>,
+}
+
+struct Export {
+    config: ExportConfig,
+    target: ExportTarget,
+    /// Opened on the first run and kept, so an export inside `repeat` appends round after round.
+    writers: Mutex<Option<Writers>>,
+}
+
+fn text(record: &Record, field: &str) -> Result<Value, String> {
+    match record.get(field) {
+        None | Some(Value::Null) => Err(format!("export: field `{field}` is missing")),
+        Some(value) => Ok(value.clone()),
+    }
+}
+
+impl Export {
+    /// The row for a record in the configured shape.
+    fn row(&self, record: &Record) -> Result<Map<String, Value>, String> {
+        let config = &self.config;
+        Ok(match config.shape {
+            Shape::Records => match &config.fields {
+                None => record.fields.clone(),
+                Some(fields) => fields.iter().map(|field| (field.clone(), record.get(field).cloned().unwrap_or(Value::Null))).collect(),
+            },
+            Shape::Sft => {
+                let mut messages = Vec::new();
+                if let Some(system) = &config.system {
+                    messages.push(json!({"role": "system", "content": text(record, system)?}));
+                }
+                match (&config.messages, &config.prompt, &config.response) {
+                    (Some(field), _, _) => match text(record, field)? {
+                        Value::Array(items) => messages.extend(items.into_iter().map(|item| match item {
+                            Value::Object(mut message) => {
+                                message.retain(|key, _| key == "role" || key == "content");
+                                Value::Object(message)
+                            }
+                            other => other,
+                        })),
+                        other => return Err(format!("export: `{field}` should hold a list of messages, found {other}")),
+                    },
+                    (None, Some(prompt), Some(response)) => {
+                        messages.push(json!({"role": "user", "content": text(record, prompt)?}));
+                        messages.push(json!({"role": "assistant", "content": text(record, response)?}));
+                    }
+                    _ => return Err("export: the sft shape needs `messages`, or `prompt` and `response`".into()),
+                }
+                let mut row = Map::new();
+                row.insert("messages".into(), Value::Array(messages));
+                row
+            }
+            Shape::Dpo => {
+                let mut row = Map::new();
+                row.insert("prompt".into(), text(record, config.prompt.as_deref().unwrap_or("prompt"))?);
+                row.insert("chosen".into(), text(record, config.chosen.as_deref().unwrap_or("chosen"))?);
+                row.insert("rejected".into(), text(record, config.rejected.as_deref().unwrap_or("rejected"))?);
+                row
+            }
+        })
+    }
+
+    fn open(&self) -> Result<Writers, EngineError> {
+        let create = |path: &PathBuf| -> Result<BufWriter<std::fs::File>, EngineError> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(EngineError::io("create", parent))?;
+            }
+            std::fs::File::create(path).map(|file| BufWriter::with_capacity(1 << 16, file)).map_err(EngineError::io("create", path))
+        };
+        Ok(Writers { data: create(&self.target.jsonl)?, lineage: self.target.lineage.as_ref().map(create).transpose()? })
+    }
+}
+
+#[async_trait]
+impl StreamStep for Export {
+    async fn run(self: Arc<Self>, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
+        let mut writers = match self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
+            Some(writers) => writers,
+            None => self.open()?,
+        };
+        let mut line = Vec::with_capacity(1024);
+        let result = async {
+            while let Some(record) = input.recv().await {
+                cx.stats.record_in();
+                let row = match self.row(&record) {
+                    Ok(row) => row,
+                    Err(reason) => {
+                        cx.settle(Outcome::fail(record, reason)).await;
+                        continue;
+                    }
+                };
+                line.clear();
+                serde_json::to_writer(&mut line, &row).map_err(|error| EngineError::Export { path: self.target.jsonl.clone(), message: error.to_string() })?;
+                line.push(b'\n');
+                writers.data.write_all(&line).map_err(EngineError::io("write", &self.target.jsonl))?;
+                if let (Some(lineage), Some(path)) = (writers.lineage.as_mut(), self.target.lineage.as_ref()) {
+                    line.clear();
+                    serde_json::to_writer(&mut line, &json!({"id": record.id, "lineage": record.lineage}))
+                        .map_err(|error| EngineError::Export { path: path.clone(), message: error.to_string() })?;
+                    line.push(b'\n');
+                    lineage.write_all(&line).map_err(EngineError::io("write", path))?;
+                }
+                if let Some(record) = cx.settle(Outcome::Keep(record)).await {
+                    if output.send(record).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Ok::<(), EngineError>(())
+        }
+        .await;
+        writers.data.flush().map_err(EngineError::io("write", &self.target.jsonl))?;
+        if let Some(lineage) = writers.lineage.as_mut() {
+            lineage.flush().map_err(EngineError::io("write", self.target.lineage.clone().unwrap_or_default()))?;
+        }
+        *self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(writers);
+        result
+    }
+}

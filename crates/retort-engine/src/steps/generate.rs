@@ -1,0 +1,241 @@
+//! `generate`: render a prompt, ask a model (n samples), parse the answer into a field.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use retort_core::{ChatRequest, ChatResponse, Lineage, Message, Outcome, Record, SamplingParams};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::EngineError;
+use crate::llm::Llm;
+use crate::parse::{ParseConfig, Parsed};
+use crate::recipe::StepSpec;
+use crate::runtime::StageCx;
+use crate::steps::prompt::{self, impl_prompt_settings, one_or_many, MessageTemplate};
+use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
+
+/// Settings of a `generate` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateConfig {
+    /// The user message: a Jinja template over the record's fields.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// The user message from a template file beside the recipe (instead of `prompt`).
+    #[serde(default)]
+    pub template_file: Option<String>,
+    /// A system message template.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// A whole conversation of templates (instead of `prompt`), e.g. few-shot turns.
+    #[serde(default)]
+    pub messages: Vec<MessageTemplate>,
+    /// A field holding earlier chat messages to continue; `prompt` (if any) is appended.
+    #[serde(default)]
+    pub messages_from: Option<String>,
+    /// The field the parsed answer is written to.
+    pub into: String,
+    /// Samples per record; more than one fans the record out into children `ID.0`, `ID.1`, ...
+    #[serde(default = "one")]
+    pub n: usize,
+    /// Sampling temperature.
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass.
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    /// The most tokens to generate.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Strings that end the answer.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub stop: Vec<String>,
+    /// A fixed seed for every request, instead of one derived per record and sample.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// How to read the answer.
+    #[serde(default)]
+    pub parse: ParseConfig,
+    /// Also keep the whole answer text in this field (useful with `answer` or `tagged`).
+    #[serde(default)]
+    pub raw_into: Option<String>,
+    /// Write the conversation (prompt and answer) as chat messages into this field.
+    #[serde(default)]
+    pub messages_into: Option<String>,
+    /// Write the mean log-probability per token of the answer into this field (needs logprobs).
+    #[serde(default)]
+    pub logprob_into: Option<String>,
+    /// On a parse failure, ask once more with the error, before failing the record.
+    #[serde(default)]
+    pub repair: bool,
+    /// Send the JSON schema as structured output (default: yes, when `parse` has a schema).
+    #[serde(default)]
+    pub constrain: Option<bool>,
+    /// The model, by name in `llms:`; the `llm:` block by default.
+    #[serde(default)]
+    pub llm: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl_prompt_settings!(GenerateConfig);
+
+impl StepDef for GenerateConfig {
+    fn templates(&self) -> Vec<(String, TemplateSource)> {
+        prompt::templates(self)
+    }
+
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        prompt::check(self, cx, &[]);
+        cx.llm("llm", self.llm.as_deref());
+        if self.n == 0 {
+            cx.error("n", "expected at least 1 sample, found 0");
+        }
+        for problem in self.parse.problems() {
+            cx.error("parse", problem);
+        }
+        match &self.parse {
+            ParseConfig::Json { spread: true, schema } => {
+                let properties = schema.as_ref().and_then(|schema| schema.get("properties")).and_then(Value::as_object);
+                match properties {
+                    Some(properties) => properties.keys().for_each(|key| cx.write(key)),
+                    None => cx.fields.open = true,
+                }
+            }
+            _ => cx.write(&self.into),
+        }
+        for field in [&self.raw_into, &self.messages_into, &self.logprob_into].into_iter().flatten() {
+            cx.write(field);
+        }
+    }
+
+    fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
+        let llm = cx.llm(&spec.path, self.llm.as_deref())?;
+        let concurrency = cx.concurrency(spec, Some(&llm));
+        Ok(Built::Record(Arc::new(Generate { config: self.clone(), llm, concurrency })))
+    }
+}
+
+struct Generate {
+    config: GenerateConfig,
+    llm: Arc<Llm>,
+    concurrency: usize,
+}
+
+#[async_trait]
+impl RecordStep for Generate {
+    async fn apply(&self, record: Record, cx: &StageCx) -> Vec<Outcome> {
+        let messages = match prompt::render(&self.config, &record, cx, None) {
+            Ok(messages) => messages,
+            Err(reason) => return vec![Outcome::fail(record, reason)],
+        };
+        let config = &self.config;
+        let constrain = config.constrain.unwrap_or(true);
+        let base = ChatRequest {
+            messages,
+            params: SamplingParams {
+                temperature: config.temperature,
+                top_p: config.top_p,
+                max_tokens: config.max_tokens,
+                stop: config.stop.clone(),
+                seed: None,
+                n: 1,
+                logprobs: config.logprob_into.as_ref().map(|_| 0),
+            },
+            json_schema: if constrain { config.parse.schema().cloned() } else { None },
+            tools: Vec::new(),
+        };
+        let samples = (0..config.n).map(|index| {
+            let mut child = if config.n == 1 { record.clone() } else { record.child(index) };
+            let mut request = base.clone();
+            request.params.seed = Some(config.seed.unwrap_or_else(|| cx.seed(&record.id, index)));
+            async move {
+                match self.sample(&mut child, request, cx).await {
+                    Ok(()) => Outcome::Keep(child),
+                    Err((reason, raw)) => Outcome::Fail(child, reason, raw),
+                }
+            }
+        });
+        futures::future::join_all(samples).await
+    }
+
+    fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+}
+
+impl Generate {
+    async fn sample(&self, record: &mut Record, request: ChatRequest, cx: &StageCx) -> Result<(), (String, Option<String>)> {
+        let config = &self.config;
+        let (response, key) = ask(&self.llm, &request, cx).await.map_err(|reason| (reason, None))?;
+        let choice = &response.choices[0];
+        let mut text = choice.text.clone();
+        let mut lineage_request = request.clone();
+        let parsed = match config.parse.parse(&text) {
+            Ok(parsed) => parsed,
+            Err(reason) if config.repair => {
+                let mut retry = request.clone();
+                retry.messages.push(Message::assistant(text.clone()));
+                retry.messages.push(Message::user(format!(
+                    "Your answer could not be used: {reason}. Reply again with only the corrected answer, nothing else."
+                )));
+                let (second, _) = ask(&self.llm, &retry, cx).await.map_err(|error| (error, Some(text.clone())))?;
+                let second_text = second.choices[0].text.clone();
+                let parsed = config
+                    .parse
+                    .parse(&second_text)
+                    .map_err(|again| (format!("{again} (after one repair attempt; first: {reason})"), Some(second_text.clone())))?;
+                text = second_text;
+                lineage_request = retry;
+                parsed
+            }
+            Err(reason) => return Err((reason, Some(text))),
+        };
+        match parsed {
+            Parsed::Value(value) => record.set(config.into.clone(), value),
+            Parsed::Fields(fields) => record.fields.extend(fields),
+        }
+        if let Some(field) = &config.raw_into {
+            record.set(field.clone(), Value::String(text.clone()));
+        }
+        if let Some(field) = &config.messages_into {
+            let mut conversation = lineage_request.messages.clone();
+            conversation.push(Message::assistant(text.trim()));
+            record.set(field.clone(), serde_json::to_value(conversation).unwrap_or(Value::Null));
+        }
+        if let Some(field) = &config.logprob_into {
+            let logprobs = response.choices[0].logprobs.as_ref().filter(|tokens| !tokens.is_empty()).ok_or_else(|| {
+                (format!("`logprob_into` needs token log-probabilities, and the {} backend returned none", self.llm.kind()), Some(text.clone()))
+            })?;
+            let mean = logprobs.iter().map(|token| token.logprob).sum::<f64>() / logprobs.len() as f64;
+            record.set(field.clone(), serde_json::json!(mean));
+        }
+        record.lineage.push(lineage(&self.llm, cx, &config.into, lineage_request, key));
+        Ok(())
+    }
+}
+
+/// Sends a request through the cache; a failure becomes the record's reason.
+pub(crate) async fn ask(llm: &Llm, request: &ChatRequest, cx: &StageCx) -> Result<(ChatResponse, String), String> {
+    let answer = llm.chat(request, &cx.stats).await.map_err(|error| format!("model request failed: {error}"))?;
+    if answer.value.choices.is_empty() {
+        return Err("model answered with no choices".to_string());
+    }
+    Ok((answer.value, answer.key))
+}
+
+/// The lineage entry of a generated field.
+pub(crate) fn lineage(llm: &Llm, cx: &StageCx, field: &str, request: ChatRequest, key: String) -> Lineage {
+    Lineage {
+        field: field.to_string(),
+        step: cx.step.to_string(),
+        backend: llm.kind().to_string(),
+        model: llm.model().to_string(),
+        prompt: request.messages,
+        params: request.params,
+        request_key: key,
+    }
+}

@@ -1,0 +1,345 @@
+//! `judge`: a model scores a record (pointwise) or compares two answers (pairwise); the verdict is parsed.
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use regex::Regex;
+use retort_core::{ChatRequest, Outcome, Record, SamplingParams};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::EngineError;
+use crate::llm::Llm;
+use crate::recipe::StepSpec;
+use crate::runtime::StageCx;
+use crate::steps::generate::{ask, lineage};
+use crate::steps::prompt::{self, impl_prompt_settings, MessageTemplate};
+use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
+
+/// Pointwise scores or pairwise preferences.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeMode {
+    /// A number per record (`Score: 4`).
+    #[default]
+    Score,
+    /// A preference between `a` and `b` (`A` or `B`); written as `a`, `b` or `tie`.
+    Pairwise,
+}
+
+/// Settings of a `judge` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeConfig {
+    /// The judge's instructions and the material to judge: a template.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// The prompt from a template file beside the recipe.
+    #[serde(default)]
+    pub template_file: Option<String>,
+    /// A system message template.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// A whole conversation of templates instead of `prompt`.
+    #[serde(default)]
+    pub messages: Vec<MessageTemplate>,
+    /// A field holding earlier chat messages to continue.
+    #[serde(default)]
+    pub messages_from: Option<String>,
+    /// `score` (default) or `pairwise`.
+    #[serde(default)]
+    pub mode: JudgeMode,
+    /// The field the score (a number) or the preference (`a`, `b`, `tie`) is written to.
+    #[serde(default = "default_into")]
+    pub into: String,
+    /// A regular expression whose group 1 is the score or the letter; a sensible default otherwise.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// The lowest and highest valid score; a score outside fails the record.
+    #[serde(default)]
+    pub scale: Option<[f64; 2]>,
+    /// Judgments per record, averaged (pointwise) (Self-Rewarding averages three).
+    #[serde(default = "one")]
+    pub samples: usize,
+    /// Pairwise: the field shown as answer A (the template sees it as `a`).
+    #[serde(default)]
+    pub a: Option<String>,
+    /// Pairwise: the field shown as answer B (the template sees it as `b`).
+    #[serde(default)]
+    pub b: Option<String>,
+    /// Pairwise: judge again with A and B swapped; disagreeing verdicts become `tie`.
+    #[serde(default)]
+    pub swap: bool,
+    /// Keep the judge's whole text (the first judgment) in this field.
+    #[serde(default)]
+    pub reason_into: Option<String>,
+    /// Sampling temperature of the judge.
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// The most tokens the judge may write.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// The judging model, by name in `llms:`; the `llm:` block by default.
+    #[serde(default)]
+    pub llm: Option<String>,
+}
+
+fn default_into() -> String {
+    "score".to_string()
+}
+
+fn one() -> usize {
+    1
+}
+
+impl_prompt_settings!(JudgeConfig);
+
+impl StepDef for JudgeConfig {
+    fn templates(&self) -> Vec<(String, TemplateSource)> {
+        prompt::templates(self)
+    }
+
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        let extra: &[&str] = if self.mode == JudgeMode::Pairwise { &["a", "b"] } else { &[] };
+        prompt::check(self, cx, extra);
+        cx.llm("llm", self.llm.as_deref());
+        if let Some(pattern) = &self.pattern {
+            cx.regex("pattern", pattern);
+        }
+        if self.samples == 0 {
+            cx.error("samples", "expected at least 1 judgment, found 0");
+        }
+        if let Some([low, high]) = self.scale {
+            if low > high {
+                cx.error("scale", format!("expected [low, high], found [{low}, {high}]"));
+            }
+        }
+        if self.mode == JudgeMode::Pairwise {
+            match (&self.a, &self.b) {
+                (Some(a), Some(b)) => {
+                    cx.read("a", a);
+                    cx.read("b", b);
+                }
+                _ => cx.error("", "pairwise judging needs `a` and `b`: the fields holding the two answers"),
+            }
+        }
+        cx.write(&self.into);
+        if let Some(field) = &self.reason_into {
+            cx.write(field);
+        }
+    }
+
+    fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
+        let llm = cx.llm(&spec.path, self.llm.as_deref())?;
+        let pattern = match &self.pattern {
+            Some(pattern) => Some(Regex::new(pattern).map_err(|error| EngineError::Step {
+                step: spec.path.clone(),
+                message: format!("pattern: {error}"),
+            })?),
+            None => None,
+        };
+        let concurrency = cx.concurrency(spec, Some(&llm));
+        Ok(Built::Record(Arc::new(Judge { config: self.clone(), llm, pattern, concurrency })))
+    }
+}
+
+struct Judge {
+    config: JudgeConfig,
+    llm: Arc<Llm>,
+    pattern: Option<Regex>,
+    concurrency: usize,
+}
+
+fn score_pattern() -> &'static Regex {
+    static PATTERN: OnceLock<Regex> = OnceLock::new();
+    PATTERN.get_or_init(|| {
+        Regex::new(r"(?i)(?:score|rating|grade)\W{0,3}(?:of|is|:|=)?\W{0,3}(-?\d+(?:\.\d+)?)").expect("valid score pattern")
+    })
+}
+
+fn verdict_pattern() -> &'static Regex {
+    static PATTERN: OnceLock<Regex> = OnceLock::new();
+    PATTERN.get_or_init(|| {
+        Regex::new(r"(?i)(?:\[\[([AB])\]\]|(?:winner|better|verdict|answer|choice|prefer\w*)\W{0,5}(?:is\W{0,3})?(?:response\s*|output\s*|option\s*)?\(?\b([AB])\b)")
+            .expect("valid verdict pattern")
+    })
+}
+
+/// Reads a pointwise score; the error says what was expected.
+pub(crate) fn parse_score(text: &str, pattern: Option<&Regex>) -> Result<f64, String> {
+    let regex = pattern.unwrap_or_else(|| score_pattern());
+    let found = regex
+        .captures_iter(text)
+        .last()
+        .and_then(|captures| captures.get(1).or_else(|| captures.get(0)).map(|m| m.as_str().to_string()))
+        .or_else(|| {
+            let trimmed = text.trim().trim_end_matches('.');
+            trimmed.parse::<f64>().ok().map(|_| trimmed.to_string())
+        });
+    let shown: String = text.chars().take(60).collect();
+    let found = found.ok_or_else(|| format!("expected a score such as `Score: 4`, found {shown:?}"))?;
+    found.trim().parse::<f64>().map_err(|_| format!("expected a number as the score, found {found:?}"))
+}
+
+/// Reads a pairwise verdict as `a` or `b`.
+pub(crate) fn parse_verdict(text: &str, pattern: Option<&Regex>) -> Result<&'static str, String> {
+    let regex = pattern.unwrap_or_else(|| verdict_pattern());
+    let letter = regex
+        .captures_iter(text)
+        .last()
+        .and_then(|captures| captures.iter().skip(1).flatten().last().map(|m| m.as_str().to_uppercase()))
+        .or_else(|| {
+            let trimmed = text.trim().trim_start_matches(['(', '[']);
+            let first = trimmed.chars().next()?;
+            let second = trimmed.chars().nth(1);
+            (matches!(first, 'A' | 'B') && second.is_none_or(|c| !c.is_alphanumeric())).then(|| first.to_string())
+        });
+    match letter.as_deref() {
+        Some("A") => Ok("a"),
+        Some("B") => Ok("b"),
+        _ => Err(format!("expected a verdict `A` or `B`, found {:?}", text.chars().take(60).collect::<String>())),
+    }
+}
+
+#[async_trait]
+impl RecordStep for Judge {
+    async fn apply(&self, mut record: Record, cx: &StageCx) -> Vec<Outcome> {
+        let result = match self.config.mode {
+            JudgeMode::Score => self.score(&mut record, cx).await,
+            JudgeMode::Pairwise => self.compare(&mut record, cx).await,
+        };
+        match result {
+            Ok(()) => vec![Outcome::Keep(record)],
+            Err((reason, raw)) => vec![Outcome::Fail(record, reason, raw)],
+        }
+    }
+
+    fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+}
+
+type Failure = (String, Option<String>);
+
+impl Judge {
+    fn request(&self, messages: Vec<retort_core::Message>, seed: u64) -> ChatRequest {
+        ChatRequest {
+            messages,
+            params: SamplingParams {
+                temperature: self.config.temperature,
+                max_tokens: self.config.max_tokens,
+                seed: Some(seed),
+                n: 1,
+                ..SamplingParams::default()
+            },
+            json_schema: None,
+            tools: Vec::new(),
+        }
+    }
+
+    async fn score(&self, record: &mut Record, cx: &StageCx) -> Result<(), Failure> {
+        let messages = prompt::render(&self.config, record, cx, None).map_err(|reason| (reason, None))?;
+        let mut scores = Vec::with_capacity(self.config.samples);
+        let mut first_text = None;
+        for sample in 0..self.config.samples {
+            let request = self.request(messages.clone(), cx.seed(&record.id, sample));
+            let (response, key) = ask(&self.llm, &request, cx).await.map_err(|reason| (reason, None))?;
+            let text = response.choices[0].text.clone();
+            let score = parse_score(&text, self.pattern.as_ref()).map_err(|reason| (reason, Some(text.clone())))?;
+            if let Some([low, high]) = self.config.scale {
+                if score < low || score > high {
+                    return Err((format!("expected a score from {low} to {high}, found {score}"), Some(text)));
+                }
+            }
+            if sample == 0 {
+                record.lineage.push(lineage(&self.llm, cx, &self.config.into, request, key));
+            }
+            first_text.get_or_insert(text);
+            scores.push(score);
+        }
+        let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+        record.set(self.config.into.clone(), serde_json::json!(mean));
+        if let (Some(field), Some(text)) = (&self.config.reason_into, first_text) {
+            record.set(field.clone(), Value::String(text));
+        }
+        Ok(())
+    }
+
+    async fn compare(&self, record: &mut Record, cx: &StageCx) -> Result<(), Failure> {
+        let field = |name: &Option<String>| {
+            let name = name.as_deref().unwrap_or_default();
+            record.get(name).cloned().ok_or_else(|| (format!("field `{name}` is missing"), None))
+        };
+        let (a, b) = (field(&self.config.a)?, field(&self.config.b)?);
+        let orders: &[(bool, usize)] = if self.config.swap { &[(false, 0), (true, 1)] } else { &[(false, 0)] };
+        let mut verdicts = Vec::new();
+        let mut first_text = None;
+        for &(swapped, sample) in orders {
+            let (shown_a, shown_b) = if swapped { (&b, &a) } else { (&a, &b) };
+            let base = cx.run.templates.context(record, cx.round);
+            let context = minijinja::context! { a => minijinja::Value::from_serialize(shown_a), b => minijinja::Value::from_serialize(shown_b), ..base };
+            let messages = prompt::render(&self.config, record, cx, Some(context)).map_err(|reason| (reason, None))?;
+            let request = self.request(messages, cx.seed(&record.id, sample));
+            let (response, key) = ask(&self.llm, &request, cx).await.map_err(|reason| (reason, None))?;
+            let text = response.choices[0].text.clone();
+            let verdict = parse_verdict(&text, self.pattern.as_ref()).map_err(|reason| (reason, Some(text.clone())))?;
+            let verdict = match (swapped, verdict) {
+                (true, "a") => "b",
+                (true, _) => "a",
+                (false, verdict) => verdict,
+            };
+            if sample == 0 {
+                record.lineage.push(lineage(&self.llm, cx, &self.config.into, request, key));
+            }
+            first_text.get_or_insert(text);
+            verdicts.push(verdict);
+        }
+        let verdict = if verdicts.iter().all(|verdict| *verdict == verdicts[0]) { verdicts[0] } else { "tie" };
+        record.set(self.config.into.clone(), Value::String(verdict.to_string()));
+        if let (Some(field), Some(text)) = (&self.config.reason_into, first_text) {
+            record.set(field.clone(), Value::String(text));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_are_read() {
+        let cases = [
+            ("The response is relevant.\nScore: 4", Ok(4.0)),
+            ("score of 3.5 overall", Ok(3.5)),
+            ("**Score:** 5", Ok(5.0)),
+            ("2", Ok(2.0)),
+            ("I liked it", Err("expected a score")),
+        ];
+        for (text, expected) in cases {
+            match (parse_score(text, None), expected) {
+                (Ok(found), Ok(expected)) => assert_eq!(found, expected, "{text}"),
+                (Err(found), Err(expected)) => assert!(found.contains(expected), "{found}"),
+                (found, expected) => panic!("{text}: expected {expected:?}, found {found:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn verdicts_are_read() {
+        let cases = [
+            ("Response A is more detailed. [[A]]", Ok("a")),
+            ("The better response is B.", Ok("b")),
+            ("(B) because it is shorter", Ok("b")),
+            ("Verdict: A", Ok("a")),
+            ("Both are fine", Err("expected a verdict")),
+        ];
+        for (text, expected) in cases {
+            match (parse_verdict(text, None), expected) {
+                (Ok(found), Ok(expected)) => assert_eq!(found, expected, "{text}"),
+                (Err(found), Err(expected)) => assert!(found.contains(expected), "{found}"),
+                (found, expected) => panic!("{text}: expected {expected:?}, found {found:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `map`: compute fields with expressions or templates, rename and remove fields.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use indexmap::IndexMap;
+use retort_core::{Outcome, Record};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::EngineError;
+use crate::recipe::StepSpec;
+use crate::runtime::StageCx;
+use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
+use crate::template::to_json;
+
+/// Settings of a `map` step. Applied in this order: `set`, `render`, `rename`, `remove`, `keep`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapConfig {
+    /// Fields computed by expressions, in order (a later one sees the earlier ones).
+    #[serde(default)]
+    pub set: IndexMap<String, String>,
+    /// Fields rendered from templates (strings), in order.
+    #[serde(default)]
+    pub render: IndexMap<String, String>,
+    /// Fields renamed, old name to new name.
+    #[serde(default)]
+    pub rename: IndexMap<String, String>,
+    /// Fields removed.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// Keep only these fields (after the above).
+    #[serde(default)]
+    pub keep: Option<Vec<String>>,
+}
+
+impl StepDef for MapConfig {
+    fn templates(&self) -> Vec<(String, TemplateSource)> {
+        self.render.iter().map(|(field, template)| (format!("render.{field}"), TemplateSource::Inline(template.clone()))).collect()
+    }
+
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        if self.set.is_empty() && self.render.is_empty() && self.rename.is_empty() && self.remove.is_empty() && self.keep.is_none() {
+            cx.error("", "nothing to do; give `set`, `render`, `rename`, `remove` or `keep`");
+        }
+        for (field, expression) in &self.set {
+            cx.expression(&format!("set.{field}"), expression, &[]);
+            cx.write(field);
+        }
+        for field in self.render.keys() {
+            cx.template(&format!("render.{field}"), &[]);
+            cx.write(field);
+        }
+        for (old, new) in &self.rename {
+            cx.read(&format!("rename.{old}"), old);
+            cx.fields.known.remove(old);
+            cx.write(new);
+        }
+        for field in &self.remove {
+            cx.fields.known.remove(field);
+        }
+        if let Some(keep) = &self.keep {
+            for field in keep {
+                cx.read("keep", field);
+            }
+            cx.fields.known.retain(|field| keep.contains(field));
+            cx.fields.open = false;
+        }
+    }
+
+    fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
+        Ok(Built::Record(Arc::new(Map { config: self.clone(), concurrency: cx.concurrency(spec, None) })))
+    }
+}
+
+struct Map {
+    config: MapConfig,
+    concurrency: usize,
+}
+
+#[async_trait]
+impl RecordStep for Map {
+    async fn apply(&self, mut record: Record, cx: &StageCx) -> Vec<Outcome> {
+        let templates = &cx.run.templates;
+        for (field, expression) in &self.config.set {
+            match templates.eval(expression, &record, cx.round) {
+                Ok(value) => record.set(field.clone(), to_json(&value)),
+                Err(error) => return vec![Outcome::fail(record, format!("set.{field}: `{expression}` failed: {error}"))],
+            }
+        }
+        for field in self.config.render.keys() {
+            match templates.render(&format!("{}.render.{field}", cx.step), &record, cx.round) {
+                Ok(text) => record.set(field.clone(), Value::String(text)),
+                Err(error) => return vec![Outcome::fail(record, format!("render.{field} failed: {error}"))],
+            }
+        }
+        for (old, new) in &self.config.rename {
+            if let Some(value) = record.fields.shift_remove(old) {
+                record.set(new.clone(), value);
+            }
+        }
+        for field in &self.config.remove {
+            record.fields.shift_remove(field);
+        }
+        if let Some(keep) = &self.config.keep {
+            record.fields.retain(|field, _| keep.contains(field));
+        }
+        vec![Outcome::Keep(record)]
+    }
+
+    fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+}

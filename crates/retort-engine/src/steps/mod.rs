@@ -1,0 +1,417 @@
+//! Step kinds: one config struct and one build function each, one file per kind.
+//!
+//! A step either works on one record at a time ([`RecordStep`]: the runtime runs many at once,
+//! keeps their order, honours `when:`, and catches panics) or on the whole stream
+//! ([`StreamStep`]: sources, dedup, pairing, rounds, export).
+
+pub(crate) mod converse;
+pub(crate) mod dedup;
+pub(crate) mod explode;
+pub(crate) mod export;
+pub(crate) mod filter;
+pub(crate) mod generate;
+pub(crate) mod judge;
+pub(crate) mod load;
+pub(crate) mod map;
+pub(crate) mod pair;
+pub(crate) mod prompt;
+pub(crate) mod repeat;
+pub(crate) mod sample;
+pub(crate) mod verify;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use minijinja::Environment;
+use retort_core::{Outcome, Record};
+use tokio::sync::mpsc;
+
+use crate::error::{Diagnostic, EngineError};
+use crate::recipe::StepSpec;
+use crate::runtime::StageCx;
+use crate::template::{expression_variables, template_variables, GLOBALS};
+
+/// The config of one step, by kind.
+#[derive(Debug, Clone)]
+pub enum StepConfig {
+    /// Read seed records from a file or the recipe.
+    Load(load::LoadConfig),
+    /// Ask a model; write its (parsed) answer into a field.
+    Generate(generate::GenerateConfig),
+    /// Ask a model to score or compare; write the parsed verdict.
+    Judge(judge::JudgeConfig),
+    /// Check a field: answer match, regex, JSON schema.
+    Verify(verify::VerifyConfig),
+    /// Keep or drop records by an expression.
+    Filter(filter::FilterConfig),
+    /// Compute fields with expressions or templates.
+    Map(map::MapConfig),
+    /// Remove duplicates.
+    Dedup(dedup::DedupConfig),
+    /// Build chosen/rejected pairs from scored candidates.
+    Pair(pair::PairConfig),
+    /// Several roles take turns.
+    Converse(converse::ConverseConfig),
+    /// Run a sub-pipeline for several rounds.
+    Repeat(repeat::RepeatConfig),
+    /// Draw items (few-shot examples, personas, tags) from a pool.
+    Sample(sample::SampleConfig),
+    /// Turn a list field into one record per item.
+    Explode(explode::ExplodeConfig),
+    /// Write records to files.
+    Export(export::ExportConfig),
+}
+
+/// Every step kind, as recipes name them.
+pub const KINDS: &[&str] = &[
+    "load", "generate", "judge", "verify", "filter", "map", "dedup", "pair", "converse", "repeat", "sample",
+    "explode", "export",
+];
+
+impl StepConfig {
+    /// The kind's name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepConfig::Load(_) => "load",
+            StepConfig::Generate(_) => "generate",
+            StepConfig::Judge(_) => "judge",
+            StepConfig::Verify(_) => "verify",
+            StepConfig::Filter(_) => "filter",
+            StepConfig::Map(_) => "map",
+            StepConfig::Dedup(_) => "dedup",
+            StepConfig::Pair(_) => "pair",
+            StepConfig::Converse(_) => "converse",
+            StepConfig::Repeat(_) => "repeat",
+            StepConfig::Sample(_) => "sample",
+            StepConfig::Explode(_) => "explode",
+            StepConfig::Export(_) => "export",
+        }
+    }
+
+    pub(crate) fn def(&self) -> &dyn StepDef {
+        match self {
+            StepConfig::Load(config) => config,
+            StepConfig::Generate(config) => config,
+            StepConfig::Judge(config) => config,
+            StepConfig::Verify(config) => config,
+            StepConfig::Filter(config) => config,
+            StepConfig::Map(config) => config,
+            StepConfig::Dedup(config) => config,
+            StepConfig::Pair(config) => config,
+            StepConfig::Converse(config) => config,
+            StepConfig::Repeat(config) => config,
+            StepConfig::Sample(config) => config,
+            StepConfig::Explode(config) => config,
+            StepConfig::Export(config) => config,
+        }
+    }
+
+    /// The keys its config accepts, for unknown-key checks.
+    pub(crate) fn fields_of(kind: &str) -> &'static [&'static str] {
+        use crate::recipe::introspect::struct_fields;
+        match kind {
+            "load" => struct_fields::<load::LoadConfig>(),
+            "generate" => struct_fields::<generate::GenerateConfig>(),
+            "judge" => struct_fields::<judge::JudgeConfig>(),
+            "verify" => struct_fields::<verify::VerifyConfig>(),
+            "filter" => struct_fields::<filter::FilterConfig>(),
+            "map" => struct_fields::<map::MapConfig>(),
+            "dedup" => struct_fields::<dedup::DedupConfig>(),
+            "pair" => struct_fields::<pair::PairConfig>(),
+            "converse" => struct_fields::<converse::ConverseConfig>(),
+            "repeat" => struct_fields::<repeat::RepeatRaw>(),
+            "sample" => struct_fields::<sample::SampleConfig>(),
+            "explode" => struct_fields::<explode::ExplodeConfig>(),
+            "export" => struct_fields::<export::ExportConfig>(),
+            _ => &[],
+        }
+    }
+
+    /// Reads a config of `kind` from YAML; `repeat` is read by the recipe parser.
+    pub(crate) fn parse(kind: &str, value: serde_yaml::Value) -> Result<StepConfig, (String, String)> {
+        fn read<T: serde::de::DeserializeOwned>(value: serde_yaml::Value) -> Result<T, (String, String)> {
+            serde_path_to_error::deserialize(value).map_err(|error| {
+                let path = error.path().to_string();
+                let path = if path == "." { String::new() } else { path };
+                (path, error.into_inner().to_string())
+            })
+        }
+        Ok(match kind {
+            "load" => StepConfig::Load(read(value)?),
+            "generate" => StepConfig::Generate(read(value)?),
+            "judge" => StepConfig::Judge(read(value)?),
+            "verify" => StepConfig::Verify(read(value)?),
+            "filter" => StepConfig::Filter(read(value)?),
+            "map" => StepConfig::Map(read(value)?),
+            "dedup" => StepConfig::Dedup(read(value)?),
+            "pair" => StepConfig::Pair(read(value)?),
+            "converse" => StepConfig::Converse(read(value)?),
+            "sample" => StepConfig::Sample(read(value)?),
+            "explode" => StepConfig::Explode(read(value)?),
+            "export" => StepConfig::Export(read(value)?),
+            other => return Err((String::new(), format!("`{other}` is read elsewhere"))),
+        })
+    }
+}
+
+/// A template a step declares: inline text or a file beside the recipe.
+#[derive(Debug, Clone)]
+pub(crate) enum TemplateSource {
+    Inline(String),
+    File(String),
+}
+
+/// What every step kind provides: its templates, its context checks, and a build function.
+pub(crate) trait StepDef {
+    /// Templates to compile, by key (`prompt`, `system`, `messages[0].content`).
+    fn templates(&self) -> Vec<(String, TemplateSource)> {
+        Vec::new()
+    }
+
+    /// Checks the step against what is known upstream, and records the fields it adds.
+    fn check(&self, cx: &mut CheckCx<'_>);
+
+    /// Builds the runnable step.
+    fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError>;
+}
+
+/// A built step, ready to run.
+pub(crate) enum Built {
+    /// Works record by record.
+    Record(Arc<dyn RecordStep>),
+    /// Works on the stream.
+    Stream(Arc<dyn StreamStep>),
+}
+
+/// What a step needs at build time.
+pub(crate) struct BuildCx {
+    /// The directory recipe-relative paths start from.
+    pub base_dir: PathBuf,
+    /// Every backend of the recipe, by name (`default` for `llm:`).
+    pub llms: std::collections::HashMap<String, Arc<crate::llm::Llm>>,
+    /// The run's output directory.
+    pub out_dir: PathBuf,
+    /// The recipe's default concurrency for record steps.
+    pub default_concurrency: usize,
+    /// Counters of every step built so far, in order.
+    pub stats: std::sync::Mutex<crate::stats::RunStats>,
+    /// The files export steps write, finished (Parquet, card) when the run ends.
+    pub exports: Arc<std::sync::Mutex<Vec<export::ExportTarget>>>,
+}
+
+impl BuildCx {
+    /// The backend a step names, or the default one.
+    pub(crate) fn llm(&self, step: &str, name: Option<&str>) -> Result<Arc<crate::llm::Llm>, EngineError> {
+        let name = name.unwrap_or("default");
+        self.llms.get(name).cloned().ok_or_else(|| EngineError::Step {
+            step: step.to_string(),
+            message: format!("no llm named `{name}`"),
+        })
+    }
+
+    /// How many records a record step works on at once.
+    pub(crate) fn concurrency(&self, spec: &StepSpec, llm: Option<&crate::llm::Llm>) -> usize {
+        spec.concurrency
+            .or_else(|| llm.map(|llm| llm.window()))
+            .unwrap_or(self.default_concurrency)
+            .max(1)
+    }
+}
+
+/// A step that works on one record at a time.
+#[async_trait]
+pub(crate) trait RecordStep: Send + Sync + 'static {
+    /// What became of one record: kept (possibly fanned out), dropped or failed.
+    async fn apply(&self, record: Record, cx: &StageCx) -> Vec<Outcome>;
+
+    /// How many records it works on at once.
+    fn concurrency(&self) -> usize;
+}
+
+/// A step that works on the whole stream.
+#[async_trait]
+pub(crate) trait StreamStep: Send + Sync + 'static {
+    /// Reads `input` to its end, sending kept records to `output` and rejects through `cx`.
+    async fn run(self: Arc<Self>, input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx)
+        -> Result<(), EngineError>;
+}
+
+/// The fields known to exist at a point of the pipeline.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fields {
+    pub known: BTreeSet<String>,
+    /// True when an upstream step may add fields we cannot name (a JSON answer spread into the record).
+    pub open: bool,
+}
+
+/// The context of the context checks: what is available, and where problems go.
+pub(crate) struct CheckCx<'a> {
+    pub path: String,
+    pub env: &'a Environment<'static>,
+    pub fields: Fields,
+    pub diagnostics: &'a mut Vec<Diagnostic>,
+    pub base_dir: &'a Path,
+    pub llm_names: &'a BTreeSet<String>,
+    /// Files the recipe reads (templates, inputs): part of the run's fingerprint.
+    pub files: &'a mut Vec<PathBuf>,
+    /// Variables defined by an enclosing step (for example `round` inside `repeat`).
+    pub extra_globals: BTreeSet<String>,
+}
+
+impl CheckCx<'_> {
+    /// Reports a problem at `key` of this step.
+    pub(crate) fn error(&mut self, key: &str, message: impl Into<String>) {
+        let path = if key.is_empty() { self.path.clone() } else { format!("{}.{key}", self.path) };
+        self.diagnostics.push(Diagnostic::new(path, message));
+    }
+
+    fn available(&self) -> String {
+        if self.fields.known.is_empty() {
+            "none".to_string()
+        } else {
+            self.fields.known.iter().cloned().collect::<Vec<_>>().join(", ")
+        }
+    }
+
+    fn check_names(&mut self, key: &str, names: BTreeSet<String>, extra: &[&str]) {
+        if self.fields.open {
+            return;
+        }
+        for name in names {
+            let known = self.fields.known.contains(&name)
+                || GLOBALS.contains(&name.as_str())
+                || self.extra_globals.contains(&name)
+                || extra.contains(&name.as_str())
+                || self.env.globals().any(|(global, _)| global == name);
+            if !known {
+                let available = self.available();
+                self.error(key, format!("unknown variable `{name}`; fields available here: {available}"));
+            }
+        }
+    }
+
+    /// Checks that a template compiled and uses only known variables (plus `extra`).
+    pub(crate) fn template(&mut self, key: &str, extra: &[&str]) {
+        let name = format!("{}.{key}", self.path);
+        match template_variables(self.env, &name) {
+            Ok(names) => self.check_names(key, names, extra),
+            // A compile error was reported when the template was registered.
+            Err(_) => {}
+        }
+    }
+
+    /// Checks that an expression compiles and uses only known variables.
+    pub(crate) fn expression(&mut self, key: &str, expression: &str, extra: &[&str]) {
+        match expression_variables(self.env, expression) {
+            Ok(names) => self.check_names(key, names, extra),
+            Err(error) => self.error(key, format!("expression `{expression}` does not compile: {error}")),
+        }
+    }
+
+    /// Checks that a field read directly exists upstream.
+    pub(crate) fn read(&mut self, key: &str, field: &str) {
+        if !self.fields.open && !self.fields.known.contains(field) {
+            let available = self.available();
+            self.error(key, format!("unknown field `{field}`; fields available here: {available}"));
+        }
+    }
+
+    /// Records a field this step adds.
+    pub(crate) fn write(&mut self, field: &str) {
+        self.fields.known.insert(field.to_string());
+    }
+
+    /// Checks that a named backend exists.
+    pub(crate) fn llm(&mut self, key: &str, name: Option<&str>) {
+        let wanted = name.unwrap_or("default");
+        if !self.llm_names.contains(wanted) {
+            let message = match name {
+                None => "this step needs a model, but the recipe has no `llm:` block".to_string(),
+                Some(name) => {
+                    let known: Vec<&str> = self.llm_names.iter().map(String::as_str).collect();
+                    format!("unknown llm `{name}`; llms defined: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })
+                }
+            };
+            self.error(key, message);
+        }
+    }
+
+    /// Resolves a path relative to the recipe and checks it exists.
+    pub(crate) fn file(&mut self, key: &str, path: &str) -> Option<PathBuf> {
+        let resolved = self.base_dir.join(path);
+        if resolved.is_file() {
+            self.files.push(resolved.clone());
+            Some(resolved)
+        } else {
+            self.error(key, format!("file not found: {}", resolved.display()));
+            None
+        }
+    }
+
+    /// Checks a regular expression.
+    pub(crate) fn regex(&mut self, key: &str, pattern: &str) {
+        if let Err(error) = regex::Regex::new(pattern) {
+            self.error(key, format!("invalid regular expression: {error}"));
+        }
+    }
+}
+
+/// Runs a record step over a stream: many records at once, in order, with `when:` and panics handled.
+pub(crate) async fn drive_records(
+    step: Arc<dyn RecordStep>,
+    when: Option<String>,
+    input: mpsc::Receiver<Record>,
+    output: mpsc::Sender<Record>,
+    cx: StageCx,
+) -> Result<(), EngineError> {
+    use futures::{FutureExt, StreamExt};
+    let window = step.concurrency();
+    let stream = tokio_stream_from(input).map(|record| {
+        let step = step.clone();
+        let cx = cx.clone();
+        let when = when.clone();
+        async move {
+            cx.stats.record_in();
+            if let Some(condition) = &when {
+                match cx.run.templates.eval(condition, &record, cx.round) {
+                    Ok(value) if !crate::template::truthy(&value) => return vec![Outcome::Keep(record)],
+                    Ok(_) => {}
+                    Err(error) => {
+                        let reason = format!("`when: {condition}` failed: {error}");
+                        return vec![Outcome::fail(record, reason)];
+                    }
+                }
+            }
+            let record_for_panic = record.clone();
+            match std::panic::AssertUnwindSafe(step.apply(record, &cx)).catch_unwind().await {
+                Ok(outcomes) => outcomes,
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+                        .unwrap_or_else(|| "unknown panic".to_string());
+                    vec![Outcome::fail(record_for_panic, format!("internal error (panic): {message}"))]
+                }
+            }
+        }
+    });
+    let mut results = stream.buffered(window);
+    while let Some(outcomes) = results.next().await {
+        for outcome in outcomes {
+            if let Some(record) = cx.settle(outcome).await {
+                if output.send(record).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A stream over an mpsc receiver.
+pub(crate) fn tokio_stream_from(mut receiver: mpsc::Receiver<Record>) -> impl futures::Stream<Item = Record> {
+    futures::stream::poll_fn(move |context| receiver.poll_recv(context))
+}

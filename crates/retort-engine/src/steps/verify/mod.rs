@@ -1,0 +1,186 @@
+//! `verify`: check a field (answer against gold, regex, JSON schema, code) and record the verdict with its reason.
+//!
+//! One [`Verifier`] per check, each in its own file. By default the verdict is written to the
+//! record (`into`, `reason_into`) and the record goes on; with `require: true` a failing record
+//! is dropped with the reason.
+
+mod answer_match;
+mod json_schema;
+mod regex_match;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use retort_core::{Outcome, Record};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::EngineError;
+use crate::recipe::StepSpec;
+use crate::runtime::StageCx;
+use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef};
+
+/// Which check to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// The field's final answer equals the gold answer (numbers compared as numbers).
+    AnswerMatch,
+    /// The field matches a regular expression.
+    Regex,
+    /// The field (or the JSON in it) satisfies a JSON schema.
+    JsonSchema,
+}
+
+/// How to take the answer out of a text before comparing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Extract {
+    /// After `####` or "the answer is", else the last number.
+    #[default]
+    Answer,
+    /// The whole text, trimmed.
+    None,
+    /// After the last occurrence of this tag.
+    Tagged(String),
+}
+
+/// Settings of a `verify` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Which check: `answer_match`, `regex` or `json_schema`.
+    pub check: CheckKind,
+    /// The field to check.
+    pub field: String,
+    /// `answer_match`: the field holding the gold answer.
+    #[serde(default)]
+    pub gold: Option<String>,
+    /// `answer_match`: how to take the answer out of the field and the gold text.
+    #[serde(default)]
+    pub extract: Extract,
+    /// `answer_match`: the largest difference at which two numbers count as equal.
+    #[serde(default)]
+    pub tolerance: Option<f64>,
+    /// `regex`: the pattern the field must match.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// `json_schema`: the schema the field must satisfy.
+    #[serde(default)]
+    pub schema: Option<Value>,
+    /// The field that receives the verdict, true or false.
+    #[serde(default = "default_into")]
+    pub into: String,
+    /// The field that receives the reason for the verdict.
+    #[serde(default)]
+    pub reason_into: Option<String>,
+    /// Drop records that fail the check (with the reason), instead of only marking them.
+    #[serde(default)]
+    pub require: bool,
+}
+
+fn default_into() -> String {
+    "verified".to_string()
+}
+
+/// A check's result for one record.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Verdict {
+    pub pass: bool,
+    /// What was expected and what was found.
+    pub reason: String,
+}
+
+/// One kind of check.
+#[async_trait]
+pub(crate) trait Verifier: Send + Sync + 'static {
+    /// Checks a record; `Err` when the check could not be made at all (a missing field).
+    async fn verify(&self, record: &Record, cx: &StageCx) -> Result<Verdict, String>;
+}
+
+impl StepDef for VerifyConfig {
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        cx.read("field", &self.field);
+        match self.check {
+            CheckKind::AnswerMatch => match &self.gold {
+                Some(gold) => cx.read("gold", gold),
+                None => cx.error("gold", "`answer_match` needs `gold`: the field with the expected answer"),
+            },
+            CheckKind::Regex => match &self.pattern {
+                Some(pattern) => cx.regex("pattern", pattern),
+                None => cx.error("pattern", "`regex` needs `pattern`"),
+            },
+            CheckKind::JsonSchema => match &self.schema {
+                Some(schema) => {
+                    if let Err(error) = jsonschema::validator_for(schema) {
+                        cx.error("schema", format!("invalid JSON schema: {error}"));
+                    }
+                }
+                None => cx.error("schema", "`json_schema` needs `schema`"),
+            },
+        }
+        cx.write(&self.into);
+        if let Some(field) = &self.reason_into {
+            cx.write(field);
+        }
+    }
+
+    fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
+        let invalid = |message: String| EngineError::Step { step: spec.path.clone(), message };
+        let verifier: Arc<dyn Verifier> = match self.check {
+            CheckKind::AnswerMatch => Arc::new(answer_match::AnswerMatch {
+                field: self.field.clone(),
+                gold: self.gold.clone().ok_or_else(|| invalid("`gold` is missing".into()))?,
+                extract: self.extract.clone(),
+                tolerance: self.tolerance.unwrap_or(1e-6),
+            }),
+            CheckKind::Regex => Arc::new(regex_match::RegexMatch::new(
+                &self.field,
+                self.pattern.as_deref().ok_or_else(|| invalid("`pattern` is missing".into()))?,
+            ).map_err(invalid)?),
+            CheckKind::JsonSchema => Arc::new(json_schema::JsonSchema::new(
+                &self.field,
+                self.schema.as_ref().ok_or_else(|| invalid("`schema` is missing".into()))?,
+            ).map_err(invalid)?),
+        };
+        let concurrency = cx.concurrency(spec, None);
+        Ok(Built::Record(Arc::new(Verify { config: self.clone(), verifier, concurrency })))
+    }
+}
+
+struct Verify {
+    config: VerifyConfig,
+    verifier: Arc<dyn Verifier>,
+    concurrency: usize,
+}
+
+#[async_trait]
+impl RecordStep for Verify {
+    async fn apply(&self, mut record: Record, cx: &StageCx) -> Vec<Outcome> {
+        let verdict = match self.verifier.verify(&record, cx).await {
+            Ok(verdict) => verdict,
+            Err(reason) => return vec![Outcome::fail(record, reason)],
+        };
+        record.set(self.config.into.clone(), Value::Bool(verdict.pass));
+        if let Some(field) = &self.config.reason_into {
+            record.set(field.clone(), Value::String(verdict.reason.clone()));
+        }
+        if self.config.require && !verdict.pass {
+            return vec![Outcome::Drop(record, format!("verify {}: {}", self.config.field, verdict.reason))];
+        }
+        vec![Outcome::Keep(record)]
+    }
+
+    fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+}
+
+/// A field as text: strings as they are, other values as JSON.
+pub(crate) fn field_text(record: &Record, field: &str) -> Result<String, String> {
+    match record.get(field) {
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(Value::Null) | None => Err(format!("field `{field}` is missing")),
+        Some(other) => Ok(other.to_string()),
+    }
+}

@@ -1,0 +1,218 @@
+//! Jinja templates and expressions over records, through minijinja.
+//!
+//! One [`Templates`] holds every template of a recipe, compiled once at build time. A record's
+//! fields are the template's top-level variables, beside `id`, `vars` (the recipe's `vars:`)
+//! and `round` (inside `repeat`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use minijinja::value::{Kwargs, Value};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
+use retort_core::Record;
+use serde_json::Map;
+
+/// Names every template can use besides the record's fields.
+pub(crate) const GLOBALS: &[&str] = &["id", "vars", "round", "record"];
+
+/// The compiled templates of one recipe, shared by all its steps.
+#[derive(Clone)]
+pub(crate) struct Templates {
+    env: Arc<Environment<'static>>,
+    vars: Value,
+}
+
+/// Builds the environment in which a recipe's templates are compiled.
+pub(crate) fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(false);
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.add_filter("extract_answer", extract_answer_filter);
+    env.add_filter("last_number", |text: &str| last_number(text).map(Value::from).unwrap_or(Value::from(())));
+    env.add_filter("word_count", |text: &str| text.split_whitespace().count());
+    env.add_filter("numbered", numbered);
+    env.add_filter("truncate_words", |text: &str, count: usize| {
+        text.split_whitespace().take(count).collect::<Vec<_>>().join(" ")
+    });
+    env.add_function("raise_exception", |message: String| -> Result<Value, Error> {
+        Err(Error::new(ErrorKind::InvalidOperation, message))
+    });
+    env
+}
+
+impl Templates {
+    /// Wraps a finished environment.
+    pub(crate) fn new(env: Environment<'static>, vars: serde_json::Value) -> Templates {
+        Templates { env: Arc::new(env), vars: Value::from_serialize(&vars) }
+    }
+
+    /// Renders the template registered under `name` for a record.
+    pub(crate) fn render(&self, name: &str, record: &Record, round: Option<u32>) -> Result<String, Error> {
+        let template = self.env.get_template(name)?;
+        let rendered = template.render(self.context(record, round))?;
+        Ok(rendered.trim().to_string())
+    }
+
+    /// Renders a template with an explicit context (for converse turns and judges).
+    pub(crate) fn render_with(&self, name: &str, context: Value) -> Result<String, Error> {
+        let template = self.env.get_template(name)?;
+        Ok(template.render(context)?.trim().to_string())
+    }
+
+    /// Evaluates an expression for a record.
+    pub(crate) fn eval(&self, expression: &str, record: &Record, round: Option<u32>) -> Result<Value, Error> {
+        self.eval_with(expression, self.context(record, round))
+    }
+
+    /// Evaluates an expression with an explicit context.
+    pub(crate) fn eval_with(&self, expression: &str, context: Value) -> Result<Value, Error> {
+        self.env.compile_expression(expression)?.eval(context)
+    }
+
+    /// The context a record's templates see.
+    pub(crate) fn context(&self, record: &Record, round: Option<u32>) -> Value {
+        let fields = Value::from_serialize(&record.fields);
+        minijinja::context! {
+            id => record.id.as_str(),
+            vars => self.vars.clone(),
+            round => round,
+            record => fields.clone(),
+            ..fields
+        }
+    }
+
+    /// A context from plain fields, for templates that do not render a whole record.
+    pub(crate) fn context_from(&self, fields: &Map<String, serde_json::Value>, extra: Value) -> Value {
+        let fields = Value::from_serialize(fields);
+        let base = minijinja::context! { vars => self.vars.clone(), ..extra };
+        minijinja::context! { ..base, ..fields }
+    }
+}
+
+/// The top-level variables a template uses that are not defined inside it.
+pub(crate) fn template_variables(env: &Environment<'static>, name: &str) -> Result<BTreeSet<String>, Error> {
+    let template = env.get_template(name)?;
+    Ok(template.undeclared_variables(false).into_iter().collect())
+}
+
+/// The top-level variables an expression uses.
+pub(crate) fn expression_variables(env: &Environment<'static>, expression: &str) -> Result<BTreeSet<String>, Error> {
+    let compiled = env.compile_expression(expression)?;
+    Ok(compiled.undeclared_variables(false).into_iter().collect())
+}
+
+/// Whether a template value counts as true (Jinja truthiness).
+pub(crate) fn truthy(value: &Value) -> bool {
+    value.is_true()
+}
+
+/// Converts a template value to JSON for storing in a record.
+pub(crate) fn to_json(value: &Value) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// The answer a text gives: after the last `####` or `The answer is`, else the last number.
+pub fn extract_answer(text: &str) -> Option<String> {
+    if let Some((_, tail)) = text.rsplit_once("####") {
+        let answer = tail.lines().next().unwrap_or("").trim();
+        if !answer.is_empty() {
+            return Some(normalize_number(answer));
+        }
+    }
+    let lower = text.to_lowercase();
+    if let Some(index) = lower.rfind("the answer is") {
+        let tail = &text[index + "the answer is".len()..];
+        let tail = tail.trim_start_matches([':', ' ']);
+        if let Some(number) = first_number(tail) {
+            return Some(number);
+        }
+        let answer = tail.split(['\n', '.']).next().unwrap_or("").trim();
+        if !answer.is_empty() {
+            return Some(answer.to_string());
+        }
+    }
+    last_number(text)
+}
+
+fn extract_answer_filter(text: &str, kwargs: Kwargs) -> Result<Value, Error> {
+    let tag: Option<String> = kwargs.get("tag")?;
+    kwargs.assert_all_used()?;
+    let answer = match tag {
+        Some(tag) => text.rsplit_once(tag.as_str()).map(|(_, tail)| normalize_number(tail.trim())),
+        None => extract_answer(text),
+    };
+    Ok(answer.map(Value::from).unwrap_or(Value::from(())))
+}
+
+fn number_regex() -> &'static regex::Regex {
+    static NUMBER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    NUMBER.get_or_init(|| regex::Regex::new(r"-?\$?\d[\d,]*(?:\.\d+)?").expect("valid number pattern"))
+}
+
+/// The last number in a text, without `$` or thousands separators.
+pub(crate) fn last_number(text: &str) -> Option<String> {
+    number_regex().find_iter(text).last().map(|found| normalize_number(found.as_str()))
+}
+
+fn first_number(text: &str) -> Option<String> {
+    number_regex().find(text).map(|found| normalize_number(found.as_str()))
+}
+
+/// `$1,200.50` → `1200.5`; `42.0` → `42`; anything else trimmed.
+pub fn normalize_number(text: &str) -> String {
+    let cleaned: String = text.trim().trim_end_matches('.').chars().filter(|c| !matches!(c, '$' | ',')).collect();
+    match cleaned.parse::<f64>() {
+        Ok(number) if number.is_finite() => {
+            if number.fract() == 0.0 && number.abs() < 1e15 {
+                format!("{}", number as i64)
+            } else {
+                format!("{number}")
+            }
+        }
+        _ => text.trim().to_string(),
+    }
+}
+
+fn numbered(items: Vec<Value>) -> String {
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| format!("{}. {}", index + 1, item))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_extracted() {
+        let cases = [
+            ("so 3 + 4 = 7\n#### 7", Some("7")),
+            ("#### $1,200", Some("1200")),
+            ("The answer is 12.", Some("12")),
+            ("The answer is: Paris.", Some("Paris")),
+            ("first 3 then 5 apples", Some("5")),
+            ("12.50 dollars", Some("12.5")),
+            ("no digits here", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(extract_answer(text).as_deref(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn records_render_with_strict_variables() {
+        let mut env = environment();
+        env.add_template_owned("t", "Q about {{ topic }} ({{ id }})").unwrap();
+        env.add_template_owned("bad", "{{ missing }}").unwrap();
+        let templates = Templates::new(env, serde_json::json!({}));
+        let record = Record::new("3", serde_json::json!({"topic": "tides"}).as_object().unwrap().clone());
+        assert_eq!(templates.render("t", &record, None).unwrap(), "Q about tides (3)");
+        assert!(templates.render("bad", &record, None).is_err());
+        assert!(truthy(&templates.eval("topic | length > 3", &record, None).unwrap()));
+    }
+}
