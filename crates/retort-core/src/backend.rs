@@ -108,10 +108,10 @@ pub struct ToolCall {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SamplingParams {
     /// Sampling temperature.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "short_float")]
     pub temperature: Option<f32>,
     /// Nucleus sampling mass.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "short_float")]
     pub top_p: Option<f32>,
     /// The most tokens to generate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +128,15 @@ pub struct SamplingParams {
     /// Return log-probabilities of the generated tokens, with this many alternatives each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<u8>,
+}
+
+/// Writes an `f32` as the decimal it was written as (`0.7`, not `0.699999988079071`), so
+/// lineage reads as the recipe does and cache keys do not depend on float widening.
+fn short_float<S: serde::Serializer>(value: &Option<f32>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => serializer.serialize_f64(value.to_string().parse::<f64>().unwrap_or(f64::from(*value))),
+        None => serializer.serialize_none(),
+    }
 }
 
 fn one() -> u32 {

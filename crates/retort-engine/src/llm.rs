@@ -16,8 +16,6 @@ const SCORE: &str = "score";
 
 /// A backend with its cache.
 pub(crate) struct Llm {
-    /// Its name in the recipe (`default` for `llm:`).
-    pub name: String,
     backend: Arc<dyn Backend>,
     store: Arc<RunStore>,
     /// True when the store held no answers at start: lookups are skipped.
@@ -35,8 +33,8 @@ pub(crate) struct Answer<T> {
 
 impl Llm {
     /// Wraps a backend; `max_concurrency` sizes the windows of the steps that use it.
-    pub(crate) fn new(name: &str, backend: Arc<dyn Backend>, store: Arc<RunStore>, fresh: bool, max_concurrency: usize) -> Llm {
-        Llm { name: name.to_string(), backend, store, fresh, max_concurrency: max_concurrency.max(1) }
+    pub(crate) fn new(backend: Arc<dyn Backend>, store: Arc<RunStore>, fresh: bool, max_concurrency: usize) -> Llm {
+        Llm { backend, store, fresh, max_concurrency: max_concurrency.max(1) }
     }
 
     /// The backend's kind.
@@ -47,11 +45,6 @@ impl Llm {
     /// The model answering.
     pub(crate) fn model(&self) -> &str {
         self.backend.model()
-    }
-
-    /// The backend itself.
-    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
     }
 
     /// How many records a step using this model keeps in flight: enough beyond the backend's

@@ -96,7 +96,7 @@ pub struct PreparedRun {
 type RetortStore = RunStore;
 
 /// Builds a backend from its config.
-pub fn build_backend(name: &str, config: &LlmConfig) -> Result<(Arc<dyn Backend>, usize), EngineError> {
+pub fn build_backend(name: &str, config: &LlmConfig, base_dir: &Path) -> Result<(Arc<dyn Backend>, usize), EngineError> {
     let fail = |message: String| EngineError::Backend { name: name.to_string(), message };
     Ok(match config {
         LlmConfig::Openai(config) => {
@@ -104,7 +104,11 @@ pub fn build_backend(name: &str, config: &LlmConfig) -> Result<(Arc<dyn Backend>
             (Arc::new(backend), config.max_concurrency)
         }
         LlmConfig::Scripted(config) => {
-            let backend = retort_backends::ScriptedBackend::new(config.clone()).map_err(|error| fail(error.to_string()))?;
+            let mut config = config.clone();
+            if let Some(file) = &config.rules_file {
+                config.rules_file = Some(base_dir.join(file));
+            }
+            let backend = retort_backends::ScriptedBackend::new(config).map_err(|error| fail(error.to_string()))?;
             (Arc::new(backend), 64)
         }
     })
@@ -136,7 +140,13 @@ impl PreparedRun {
     pub fn prepare(mut recipe: Recipe, options: RunOptions) -> Result<PreparedRun, EngineError> {
         if !recipe.steps.iter().any(|step| matches!(step.config, StepConfig::Export(_))) {
             let path = format!("steps[{}].export", recipe.steps.len());
-            recipe.steps.push(StepSpec { path, when: None, concurrency: None, config: StepConfig::Export(ExportConfig::default_for_recipe()) });
+            recipe.steps.push(StepSpec {
+                path,
+                when: None,
+                concurrency: None,
+                config: StepConfig::Export(ExportConfig::default_for_recipe()),
+                after_broken: false,
+            });
         }
         let mut diagnostics = Vec::new();
         let env = recipe.environment(&mut diagnostics);
@@ -149,9 +159,9 @@ impl PreparedRun {
         let mut llms = HashMap::new();
         let mut models = Vec::new();
         for (name, config) in &recipe.llms {
-            let (backend, max_concurrency) = build_backend(name, config)?;
+            let (backend, max_concurrency) = build_backend(name, config, &recipe.base_dir)?;
             models.push(format!("{} ({})", backend.model(), backend.kind()));
-            llms.insert(name.clone(), Arc::new(Llm::new(name, backend, store.clone(), fresh, max_concurrency)));
+            llms.insert(name.clone(), Arc::new(Llm::new(backend, store.clone(), fresh, max_concurrency)));
         }
         let exports = Arc::new(Mutex::new(Vec::new()));
         let cx = BuildCx {
@@ -212,7 +222,6 @@ impl PreparedRun {
             cancel: cancel.clone(),
             rejects: reject_sender,
             out_dir: self.options.out_dir.clone(),
-            store: self.store.clone(),
         });
         let (mut results, tasks) = spawn_pipeline(&self.steps, empty_input(), run.clone(), None);
         drop(run);

@@ -31,7 +31,6 @@ pub(crate) struct RunCx {
     pub cancel: CancellationToken,
     pub rejects: mpsc::Sender<Reject>,
     pub out_dir: PathBuf,
-    pub store: Arc<retort_store::RunStore>,
 }
 
 /// One stage's view: the run, its step, its counters, and the round inside `repeat`.

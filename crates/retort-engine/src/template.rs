@@ -10,7 +10,6 @@ use std::sync::Arc;
 use minijinja::value::{Kwargs, Value};
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 use retort_core::Record;
-use serde_json::Map;
 
 /// Names every template can use besides the record's fields.
 pub(crate) const GLOBALS: &[&str] = &["id", "vars", "round", "record"];
@@ -81,13 +80,6 @@ impl Templates {
             record => fields.clone(),
             ..fields
         }
-    }
-
-    /// A context from plain fields, for templates that do not render a whole record.
-    pub(crate) fn context_from(&self, fields: &Map<String, serde_json::Value>, extra: Value) -> Value {
-        let fields = Value::from_serialize(fields);
-        let base = minijinja::context! { vars => self.vars.clone(), ..extra };
-        minijinja::context! { ..base, ..fields }
     }
 }
 

@@ -50,6 +50,8 @@ pub struct Recipe {
     pub file: Option<PathBuf>,
     /// The resolved document (after overrides), for the run's fingerprint.
     pub(crate) resolved: String,
+    /// Every llm name the recipe declares, also those whose block has problems.
+    pub(crate) declared_llms: BTreeSet<String>,
 }
 
 /// One step of a recipe.
@@ -63,6 +65,8 @@ pub struct StepSpec {
     pub concurrency: Option<usize>,
     /// The kind and its config.
     pub config: StepConfig,
+    /// An earlier step of the same list could not be read, so the fields here are not known.
+    pub(crate) after_broken: bool,
 }
 
 /// Changes to a recipe from the command line.
@@ -108,17 +112,15 @@ impl Recipe {
         apply_overrides(&mut document, overrides)?;
         let mut diagnostics = Vec::new();
         let recipe = parse_document(&document, base_dir, &mut diagnostics);
-        match recipe {
-            Some(recipe) if diagnostics.is_empty() => {
-                let mut files = Vec::new();
-                recipe.check_context(&mut diagnostics, &mut files);
-                if diagnostics.is_empty() {
-                    Ok(recipe)
-                } else {
-                    Err(diagnostics)
-                }
-            }
-            _ => Err(diagnostics),
+        let Some(recipe) = recipe else { return Err(diagnostics) };
+        // The context is checked even after structural problems, so every problem is listed
+        // at once; fields after a step that could not be read count as unknown, not missing.
+        let mut files = Vec::new();
+        recipe.check_context(&mut diagnostics, &mut files);
+        if diagnostics.is_empty() {
+            Ok(recipe)
+        } else {
+            Err(diagnostics)
         }
     }
 
@@ -152,14 +154,14 @@ impl Recipe {
     /// The context phase: templates compile, fields exist upstream, models and files resolve.
     fn check_context(&self, diagnostics: &mut Vec<Diagnostic>, files: &mut Vec<PathBuf>) {
         let env = self.environment(diagnostics);
-        let llm_names: BTreeSet<String> = self.llms.keys().cloned().collect();
+        let llm_names = &self.declared_llms;
         let mut cx = CheckCx {
             path: String::new(),
             env: &env,
             fields: Fields::default(),
             diagnostics,
             base_dir: &self.base_dir,
-            llm_names: &llm_names,
+            llm_names,
             files,
             extra_globals: BTreeSet::new(),
         };
@@ -179,6 +181,9 @@ impl Recipe {
 pub(crate) fn check_steps(steps: &[StepSpec], cx: &mut CheckCx<'_>) {
     for step in steps {
         cx.path = step.path.clone();
+        if step.after_broken {
+            cx.fields.open = true;
+        }
         if let Some(when) = &step.when {
             cx.expression("when", when, &[]);
         }
@@ -197,13 +202,7 @@ pub(crate) fn for_each_step<'a>(steps: &'a [StepSpec], visit: &mut dyn FnMut(&'a
 }
 
 fn describe_jinja(error: &minijinja::Error) -> String {
-    let mut text = error.to_string();
-    if let Some(line) = error.line() {
-        if !text.contains("line") {
-            text.push_str(&format!(" (line {line})"));
-        }
-    }
-    text
+    error.to_string()
 }
 
 fn apply_overrides(document: &mut Value, overrides: &Overrides) -> Result<(), Vec<Diagnostic>> {
@@ -305,7 +304,9 @@ fn parse_document(document: &Value, base_dir: &Path, diagnostics: &mut Vec<Diagn
         }
     };
     let mut llms = BTreeMap::new();
+    let mut declared_llms = BTreeSet::new();
     if let Some(value) = map.get("llm") {
+        declared_llms.insert("default".to_string());
         if let Some(config) = LlmConfig::parse(value, "llm", diagnostics) {
             llms.insert("default".to_string(), config);
         }
@@ -321,6 +322,7 @@ fn parse_document(document: &Value, base_dir: &Path, diagnostics: &mut Vec<Diagn
                 if name == "default" && llms.contains_key("default") {
                     diagnostics.push(Diagnostic::new("llms.default", "`default` is the `llm:` block; give this one another name"));
                 }
+                declared_llms.insert(name.to_string());
                 if let Some(config) = LlmConfig::parse(value, &format!("llms.{name}"), diagnostics) {
                     llms.insert(name.to_string(), config);
                 }
@@ -343,9 +345,16 @@ fn parse_document(document: &Value, base_dir: &Path, diagnostics: &mut Vec<Diagn
             Vec::new()
         }
     };
-    if let Some(first) = steps.first() {
-        if !matches!(first.config, StepConfig::Load(_)) {
-            diagnostics.push(Diagnostic::new(first.path.clone(), format!("the first step must be `load`, found `{}`", first.config.kind())));
+    let first_kind = map
+        .get("steps")
+        .and_then(Value::as_sequence)
+        .and_then(|items| items.first())
+        .and_then(Value::as_mapping)
+        .and_then(|first| first.keys().next())
+        .and_then(Value::as_str);
+    if let Some(kind) = first_kind {
+        if kind != "load" && KINDS.contains(&kind) {
+            diagnostics.push(Diagnostic::new(format!("steps[0].{kind}"), format!("the first step must be `load`, found `{kind}`")));
         }
     }
     for step in steps.iter().skip(1) {
@@ -367,6 +376,7 @@ fn parse_document(document: &Value, base_dir: &Path, diagnostics: &mut Vec<Diagn
         base_dir: base_dir.to_path_buf(),
         file: None,
         resolved,
+        declared_llms,
     })
 }
 
@@ -374,6 +384,7 @@ fn parse_document(document: &Value, base_dir: &Path, diagnostics: &mut Vec<Diagn
 pub(crate) fn parse_steps(items: &[Value], path: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<StepSpec> {
     let mut steps = Vec::new();
     for (index, item) in items.iter().enumerate() {
+        let broken_before = steps.len() < index;
         let item_path = format!("{path}[{index}]");
         let Some(map) = item.as_mapping() else {
             diagnostics.push(Diagnostic::new(item_path, format!("expected a step such as `generate: {{...}}`, found {}", describe(item))));
@@ -444,7 +455,7 @@ pub(crate) fn parse_steps(items: &[Value], path: &str, diagnostics: &mut Vec<Dia
         };
         if let Some(config) = config {
             if diagnostics.len() == before {
-                steps.push(StepSpec { path: step_path, when, concurrency, config });
+                steps.push(StepSpec { path: step_path, when, concurrency, config, after_broken: broken_before });
             }
         }
     }

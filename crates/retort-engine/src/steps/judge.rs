@@ -160,7 +160,7 @@ fn score_pattern() -> &'static Regex {
 fn verdict_pattern() -> &'static Regex {
     static PATTERN: OnceLock<Regex> = OnceLock::new();
     PATTERN.get_or_init(|| {
-        Regex::new(r"(?i)(?:\[\[([AB])\]\]|(?:winner|better|verdict|answer|choice|prefer\w*)\W{0,5}(?:is\W{0,3})?(?:response\s*|output\s*|option\s*)?\(?\b([AB])\b)")
+        Regex::new(r"(?:\[\[([AB])\]\]|(?i:winner|better|verdict|answer|choice|prefer\w*)[^\n]{0,30}?\b([AB])\b)")
             .expect("valid verdict pattern")
     })
 }

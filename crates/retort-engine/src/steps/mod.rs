@@ -17,6 +17,7 @@ pub(crate) mod pair;
 pub(crate) mod prompt;
 pub(crate) mod repeat;
 pub(crate) mod sample;
+pub(crate) mod score;
 pub(crate) mod verify;
 
 use std::collections::BTreeSet;
@@ -58,6 +59,8 @@ pub enum StepConfig {
     Repeat(repeat::RepeatConfig),
     /// Draw items (few-shot examples, personas, tags) from a pool.
     Sample(sample::SampleConfig),
+    /// The log-probability of a continuation after a prompt.
+    Score(score::ScoreConfig),
     /// Turn a list field into one record per item.
     Explode(explode::ExplodeConfig),
     /// Write records to files.
@@ -66,8 +69,8 @@ pub enum StepConfig {
 
 /// Every step kind, as recipes name them.
 pub const KINDS: &[&str] = &[
-    "load", "generate", "judge", "verify", "filter", "map", "dedup", "pair", "converse", "repeat", "sample",
-    "explode", "export",
+    "load", "generate", "judge", "score", "verify", "filter", "map", "dedup", "pair", "converse", "repeat",
+    "sample", "explode", "export",
 ];
 
 impl StepConfig {
@@ -85,6 +88,7 @@ impl StepConfig {
             StepConfig::Converse(_) => "converse",
             StepConfig::Repeat(_) => "repeat",
             StepConfig::Sample(_) => "sample",
+            StepConfig::Score(_) => "score",
             StepConfig::Explode(_) => "explode",
             StepConfig::Export(_) => "export",
         }
@@ -103,6 +107,7 @@ impl StepConfig {
             StepConfig::Converse(config) => config,
             StepConfig::Repeat(config) => config,
             StepConfig::Sample(config) => config,
+            StepConfig::Score(config) => config,
             StepConfig::Explode(config) => config,
             StepConfig::Export(config) => config,
         }
@@ -123,6 +128,7 @@ impl StepConfig {
             "converse" => struct_fields::<converse::ConverseConfig>(),
             "repeat" => struct_fields::<repeat::RepeatRaw>(),
             "sample" => struct_fields::<sample::SampleConfig>(),
+            "score" => struct_fields::<score::ScoreConfig>(),
             "explode" => struct_fields::<explode::ExplodeConfig>(),
             "export" => struct_fields::<export::ExportConfig>(),
             _ => &[],
@@ -149,6 +155,7 @@ impl StepConfig {
             "pair" => StepConfig::Pair(read(value)?),
             "converse" => StepConfig::Converse(read(value)?),
             "sample" => StepConfig::Sample(read(value)?),
+            "score" => StepConfig::Score(read(value)?),
             "explode" => StepConfig::Explode(read(value)?),
             "export" => StepConfig::Export(read(value)?),
             other => return Err((String::new(), format!("`{other}` is read elsewhere"))),

@@ -1,0 +1,81 @@
+//! Shared helpers for the engine's tests: run a recipe in a temporary directory and read what it wrote.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+
+use retort_engine::{Overrides, PreparedRun, Recipe, RunOptions, RunReport};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+/// What a run left behind.
+pub struct Ran {
+    pub dir: tempfile::TempDir,
+    pub report: RunReport,
+}
+
+impl Ran {
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// The rows of `NAME.jsonl`.
+    pub fn rows(&self, name: &str) -> Vec<Map<String, Value>> {
+        read_jsonl(&self.out().join(format!("{name}.jsonl")))
+    }
+
+    pub fn data(&self) -> Vec<Map<String, Value>> {
+        self.rows("data")
+    }
+
+    pub fn failed(&self) -> Vec<Map<String, Value>> {
+        self.rows("failed")
+    }
+
+    pub fn dropped(&self) -> Vec<Map<String, Value>> {
+        self.rows("dropped")
+    }
+
+    /// One field of every data row.
+    pub fn column(&self, field: &str) -> Vec<Value> {
+        self.data().iter().map(|row| row.get(field).cloned().unwrap_or(Value::Null)).collect()
+    }
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<Map<String, Value>> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().filter(|line| !line.trim().is_empty()).map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+/// Writes the recipe and files into a temporary directory and runs it to completion.
+pub fn run(recipe: &str, files: &[(&str, &str)]) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_in(dir.path(), recipe, files, &Overrides::default());
+    Ran { dir, report }
+}
+
+/// Runs (or re-runs) a recipe in a given directory; the run directory is `DIR/out`.
+pub fn run_in(dir: &Path, recipe: &str, files: &[(&str, &str)], overrides: &Overrides) -> RunReport {
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    std::fs::write(dir.join("recipe.yaml"), recipe).unwrap();
+    let recipe = Recipe::load(&dir.join("recipe.yaml"), overrides).unwrap_or_else(|problems| panic!("{problems}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let prepared = PreparedRun::prepare(recipe, RunOptions::new(dir.join("out"))).unwrap();
+        prepared.execute(CancellationToken::new()).await.unwrap()
+    })
+}
+
+/// The problems `validate` reports for a recipe, one per line.
+pub fn problems(recipe: &str, files: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    match Recipe::parse(recipe, dir.path(), &Overrides::default()) {
+        Ok(_) => "ok".to_string(),
+        Err(problems) => problems.iter().map(|problem| problem.to_string()).collect::<Vec<_>>().join("\n"),
+    }
+}

@@ -1,0 +1,439 @@
+//! Every step kind, run through whole recipes on the scripted backend.
+
+mod common;
+
+use common::run;
+use serde_json::json;
+
+const TOPICS: (&str, &str) = ("topics.jsonl", "{\"topic\": \"tides\"}\n{\"topic\": \"bees\"}\n{\"topic\": \"tides\"}\n");
+
+#[test]
+fn generate_writes_answers_and_lineage() {
+    let ran = run(
+        r#####"
+name: t
+llm: {backend: scripted, rules: [{when: "question about (\\w+)", reply: "Why do $1 exist?"}]}
+steps:
+  - load: {path: topics.jsonl}
+  - generate: {prompt: "Write one question about {{ topic }}.", into: question, temperature: 0.7}
+"#####,
+        &[TOPICS],
+    );
+    assert_eq!(ran.column("question"), vec![json!("Why do tides exist?"), json!("Why do bees exist?"), json!("Why do tides exist?")]);
+    let lineage = common::read_jsonl(&ran.out().join("data.lineage.jsonl"));
+    assert_eq!(lineage.len(), 3);
+    let first = &lineage[0]["lineage"][0];
+    assert_eq!(first["field"], "question");
+    assert_eq!(first["model"], "scripted");
+    assert_eq!(first["prompt"][0]["content"], "Write one question about tides.");
+    assert_eq!(first["params"]["temperature"], 0.7);
+    assert!(first["params"]["seed"].as_u64().is_some());
+    // Same prompt, different records: different derived seeds.
+    assert_ne!(lineage[0]["lineage"][0]["params"]["seed"], lineage[2]["lineage"][0]["params"]["seed"]);
+}
+
+#[test]
+fn samples_fan_out_into_children() {
+    let ran = run(
+        r#####"
+name: t
+llm: {backend: scripted, rules: [{when: "about", replies: ["one", "two", "three", "four"]}]}
+steps:
+  - load: {records: [{topic: a}]}
+  - generate: {prompt: "about {{ topic }}", into: answer, n: 3}
+  - map: {set: {id_seen: "id"}}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.column("id_seen"), vec![json!("0.0"), json!("0.1"), json!("0.2")]);
+    assert_eq!(ran.report.steps[1].out, 3);
+    assert_eq!(ran.report.steps[1].requests, 3);
+}
+
+#[test]
+fn malformed_json_fails_the_record_with_the_raw_answer() {
+    let ran = run(
+        r#####"
+name: t
+llm:
+  backend: scripted
+  rules:
+    - {when: "good", reply: "Sure! ```json\n{\"q\": \"why?\", \"a\": \"because\"}\n```"}
+    - {when: "bad", reply: "I cannot do JSON today"}
+steps:
+  - load: {records: [{kind: good}, {kind: bad}]}
+  - generate:
+      prompt: "{{ kind }}"
+      into: pair
+      parse: {json: {schema: {type: object, required: [q, a], properties: {q: {type: string}, a: {type: string}}}, spread: true}}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.column("q"), vec![json!("why?")]);
+    let failed = ran.failed();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["status"], "failed");
+    assert_eq!(failed[0]["step"], "steps[1].generate");
+    assert!(failed[0]["reason"].as_str().unwrap().starts_with("expected JSON"), "{}", failed[0]["reason"]);
+    assert_eq!(failed[0]["raw"], "I cannot do JSON today");
+    assert_eq!(ran.report.failed, 1);
+}
+
+#[test]
+fn one_repair_attempt_fixes_a_bad_answer() {
+    let ran = run(
+        r#####"
+name: t
+llm:
+  backend: scripted
+  rules:
+    - {when: "(?s)could not be used", reply: "{\"n\": 4}"}
+    - {when: "count", reply: "four"}
+steps:
+  - load: {records: [{x: 1}]}
+  - generate: {prompt: "count", into: result, parse: json, repair: true}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.column("result"), vec![json!({"n": 4})]);
+    assert_eq!(ran.report.steps[1].requests, 2);
+}
+
+#[test]
+fn parsers_extract_answers_and_keep_raw_text() {
+    let ran = run(
+        r#####"
+name: t
+llm: {backend: scripted, rules: [{when: "solve", reply: "3 + 4 = 7\n#### 7"}]}
+steps:
+  - load: {records: [{q: solve}]}
+  - generate: {prompt: "{{ q }}", into: answer, parse: {tagged: "####"}, raw_into: rationale, messages_into: messages}
+"#####,
+        &[],
+    );
+    let row = &ran.data()[0];
+    assert_eq!(row["answer"], "7");
+    assert_eq!(row["rationale"], "3 + 4 = 7\n#### 7");
+    assert_eq!(row["messages"], json!([{"role": "user", "content": "solve"}, {"role": "assistant", "content": "3 + 4 = 7\n#### 7"}]));
+}
+
+#[test]
+fn judge_scores_and_compares() {
+    let ran = run(
+        r#####"
+name: t
+llm:
+  backend: scripted
+  rules:
+    - {when: "(?s)Rate.*long", reply: "Thorough. Score: 5"}
+    - {when: "(?s)Rate.*short", reply: "Thin. Score: 2"}
+    - {when: "(?s)Rate.*broken", reply: "no idea"}
+    - {when: "(?s)Which.*A: long.*B: short", reply: "[[A]]"}
+    - {when: "(?s)Which.*A: short.*B: long", reply: "[[B]]"}
+steps:
+  - load: {records: [{x: long, y: short}, {x: short, y: long}, {x: broken, y: short}]}
+  - judge: {prompt: "Rate {{ x }}", into: score, scale: [1, 5]}
+  - judge: {mode: pairwise, a: x, b: y, swap: true, prompt: "Which is better? A: {{ a }} B: {{ b }}", into: preferred}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.column("score"), vec![json!(5.0), json!(2.0)]);
+    assert_eq!(ran.column("preferred"), vec![json!("a"), json!("b")]);
+    let failed = ran.failed();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0]["reason"].as_str().unwrap().contains("expected a score"));
+}
+
+#[test]
+fn verify_marks_or_drops_by_answer() {
+    let ran = run(
+        r#####"
+name: t
+llm: {backend: scripted, rules: [{when: "two", reply: "so #### 2"}, {when: "three", reply: "#### 4"}]}
+steps:
+  - load: {records: [{q: two, gold: "#### 2"}, {q: three, gold: "#### 3"}]}
+  - generate: {prompt: "{{ q }}", into: answer}
+  - verify: {check: answer_match, field: answer, gold: gold, into: correct, reason_into: why}
+  - verify: {check: regex, field: answer, pattern: "^so", require: true}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.column("correct"), vec![json!(true)]);
+    let dropped = ran.dropped();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0]["record"]["correct"], false);
+    assert_eq!(dropped[0]["record"]["why"], "expected the answer 3, found 4");
+    assert!(dropped[0]["reason"].as_str().unwrap().contains("expected a match for /^so/"));
+}
+
+#[test]
+fn verify_json_schema() {
+    let ran = run(
+        r#####"
+name: t
+steps:
+  - load: {records: [{doc: "{\"a\": 1}"}, {doc: "{\"b\": 1}"}, {doc: "not json"}]}
+  - verify: {check: json_schema, field: doc, schema: {type: object, required: [a]}, reason_into: why}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.column("verified"), vec![json!(true), json!(false), json!(false)]);
+    assert!(ran.column("why")[1].as_str().unwrap().contains("does not match the schema"));
+}
+
+#[test]
+fn filter_map_and_when() {
+    let ran = run(
+        r#####"
+name: t
+vars: {minimum: 3}
+steps:
+  - load: {records: [{n: 1, word: "a"}, {n: 5, word: "bbbb"}, {n: 9, word: "cc"}]}
+  - filter: {keep: "n >= vars.minimum"}
+  - map:
+      set: {double: "n * 2", big: "n > 6"}
+      render: {label: "{{ word | upper }}-{{ double }}"}
+      rename: {word: text}
+      remove: [big]
+  - map: {set: {note: "'large'"}, when: "n > 6"}
+  - filter: {drop: "text | length > 3"}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.data(), vec![json!({"n": 9, "double": 18, "label": "CC-18", "text": "cc", "note": "large"}).as_object().unwrap().clone()]);
+    let reasons: Vec<_> = ran.dropped().iter().map(|row| row["reason"].as_str().unwrap().to_string()).collect();
+    assert_eq!(reasons, vec!["filter keep: `n >= vars.minimum` was false", "filter drop: `text | length > 3` was true"]);
+}
+
+#[test]
+fn dedup_removes_normalised_duplicates() {
+    let ran = run(
+        r#####"
+name: t
+steps:
+  - load: {records: [{q: "What is rain?"}, {q: "what is   RAIN"}, {q: "What is snow?"}]}
+  - dedup: {field: q}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.column("q"), vec![json!("What is rain?"), json!("What is snow?")]);
+    assert!(ran.dropped()[0]["reason"].as_str().unwrap().starts_with("dedup: exact duplicate"));
+}
+
+#[test]
+fn pair_takes_best_against_worst() {
+    let ran = run(
+        r#####"
+name: t
+llm:
+  backend: scripted
+  rules:
+    - {when: "^user: Answer \\w (\\w+)$", reply: "$1 answer"}
+    - {when: "Rate (a|longer) answer", reply: "Score: 5"}
+    - {when: "Rate mid answer", reply: "Score: 3"}
+    - {when: "Rate tiny answer", reply: "Score: 1"}
+    - {when: "Rate enormous answer", reply: "Score: 1"}
+steps:
+  - load: {records: [{prompt: "Answer p", style: longer}, {prompt: "Answer p", style: a}, {prompt: "Answer p", style: tiny}, {prompt: "Answer p", style: enormous}, {prompt: "Answer q", style: mid}]}
+  - generate: {prompt: "{{ prompt }} {{ style }}", into: response}
+  - judge: {prompt: "Rate {{ response }}"}
+  - pair: {score: score, response: response, prompt: prompt, group_by: prompt, tie_break: shorter}
+  - export: {shape: dpo, formats: [jsonl, parquet]}
+"#####,
+        &[],
+    );
+    let rows = ran.data();
+    // Ties go to the shorter as chosen and the longer as rejected; a one-candidate group makes no pair.
+    assert_eq!(rows, vec![json!({"prompt": "Answer p", "chosen": "a answer", "rejected": "enormous answer"}).as_object().unwrap().clone()]);
+    assert!(ran.out().join("data.parquet").exists());
+    let reasons: Vec<String> = ran.dropped().iter().map(|row| row["reason"].as_str().unwrap().to_string()).collect();
+    assert!(reasons.contains(&"pair: no two candidates differ by more than 0 (scores 3)".to_string()), "{reasons:?}");
+}
+
+#[test]
+fn converse_takes_turns_until_the_stop_phrase() {
+    let ran = run(
+        r#####"
+name: t
+llm:
+  backend: scripted
+  rules:
+    - {when: "(?s)^system: You are the user.*Solution: step 2", reply: "Thanks. <DONE>"}
+    - {when: "(?s)^system: You are the user.*Solution: step 1", reply: "Instruction: step 2"}
+    - {when: "(?s)^system: You are the user", reply: "Instruction: step 1"}
+    - {when: "(?s)^system: You are the assistant.*Instruction: step (\\d)\\s*$", reply: "Solution: step $1"}
+steps:
+  - load: {records: [{task: "build a kite"}]}
+  - converse:
+      roles:
+        - {name: user, system: "You are the user. Task: {{ task }}"}
+        - {name: assistant, system: "You are the assistant. Task: {{ task }}"}
+      stop: "<DONE>"
+      max_turns: 10
+      messages_as: assistant
+"#####,
+        &[],
+    );
+    let row = &ran.data()[0];
+    assert_eq!(row["turns"], 5);
+    assert_eq!(row["stopped_by"], "<DONE>");
+    assert_eq!(row["dialogue"][1], json!({"role": "assistant", "content": "Solution: step 1"}));
+    assert_eq!(row["messages"][0]["role"], "system");
+    assert_eq!(row["messages"][2], json!({"role": "assistant", "content": "Solution: step 1"}));
+}
+
+#[test]
+fn repeat_feeds_rounds_and_stops_when_told() {
+    let ran = run(
+        r#####"
+name: t
+steps:
+  - load: {records: [{n: 1}, {n: 2}]}
+  - repeat:
+      rounds: 5
+      feed: output
+      until: "total >= 6"
+      steps:
+        - map: {set: {n: "n * 10", seen_round: "round"}}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.column("n"), vec![json!(10), json!(20), json!(100), json!(200), json!(1000), json!(2000)]);
+    assert_eq!(ran.column("round"), vec![json!(1), json!(1), json!(2), json!(2), json!(3), json!(3)]);
+    assert_eq!(ran.column("seen_round"), ran.column("round"));
+    assert!(ran.out().join("rounds/round-3.jsonl").exists());
+    assert!(!ran.out().join("rounds/round-4.jsonl").exists());
+}
+
+#[test]
+fn repeat_accumulates_and_emits_last() {
+    let ran = run(
+        r#####"
+name: t
+steps:
+  - load: {records: [{n: 1}]}
+  - repeat:
+      rounds: 3
+      feed: accumulate
+      emit: last
+      steps:
+        - map: {set: {n: "n + 1"}}
+"#####,
+        &[],
+    );
+    // Pool: [1] → out [2]; [1,2] → out [2,3]; [1,2,2,3] → out [2,3,3,4].
+    assert_eq!(ran.column("n"), vec![json!(2), json!(3), json!(3), json!(4)]);
+}
+
+#[test]
+fn sample_and_explode() {
+    let ran = run(
+        r#####"
+name: t
+steps:
+  - load: {records: [{x: 1}, {x: 2}]}
+  - sample: {from: personas.txt, k: 2, into: personas}
+  - explode: {field: personas, into: persona, index_into: position}
+"#####,
+        &[("personas.txt", "a pilot\na chef\na monk\n")],
+    );
+    let rows = ran.data();
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        assert!(["a pilot", "a chef", "a monk"].contains(&row["persona"].as_str().unwrap()));
+    }
+    assert_ne!(rows[0]["persona"], rows[1]["persona"], "drawn without replacement");
+    // Deterministic: the same recipe draws the same.
+    let again = run(
+        r#####"
+name: t
+steps:
+  - load: {records: [{x: 1}, {x: 2}]}
+  - sample: {from: personas.txt, k: 2, into: personas}
+  - explode: {field: personas, into: persona, index_into: position}
+"#####,
+        &[("personas.txt", "a pilot\na chef\na monk\n")],
+    );
+    assert_eq!(again.data(), rows);
+}
+
+#[test]
+fn export_shapes_sft_and_dpo() {
+    let ran = run(
+        r#####"
+name: t
+steps:
+  - load: {records: [{q: "hi?", a: "hello", good: "yes", bad: "no"}]}
+  - export: {name: sft, shape: sft, prompt: q, response: a, formats: [jsonl, parquet]}
+  - export: {name: dpo, shape: dpo, prompt: q, chosen: good, rejected: bad}
+  - export: {name: slim, fields: [q]}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.rows("sft"), vec![json!({"messages": [{"role": "user", "content": "hi?"}, {"role": "assistant", "content": "hello"}]}).as_object().unwrap().clone()]);
+    assert_eq!(ran.rows("dpo"), vec![json!({"prompt": "hi?", "chosen": "yes", "rejected": "no"}).as_object().unwrap().clone()]);
+    assert_eq!(ran.rows("slim"), vec![json!({"q": "hi?"}).as_object().unwrap().clone()]);
+    assert!(ran.out().join("sft.parquet").exists());
+    let card = std::fs::read_to_string(ran.out().join("README.md")).unwrap();
+    assert!(card.contains("| sft.jsonl | sft | 1 |"), "{card}");
+}
+
+#[test]
+fn load_reads_every_format() {
+    // Parquet written by one run is read back by the next.
+    let first = run(
+        "name: t\nsteps:\n  - load: {path: rows.csv}\n  - export: {formats: [jsonl, parquet]}\n",
+        &[("rows.csv", "q,a\nwhy,because\nhow,so\n")],
+    );
+    assert_eq!(first.column("q"), vec![json!("why"), json!("how")]);
+    let parquet = std::fs::read(first.out().join("data.parquet")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rows.parquet"), parquet).unwrap();
+    let report = common::run_in(dir.path(), "name: t\nsteps:\n  - load: {path: rows.parquet}\n", &[], &Default::default());
+    assert_eq!(report.rows, vec![("data".to_string(), 2)]);
+    let back = common::read_jsonl(&dir.path().join("out/data.jsonl"));
+    assert_eq!(back[1]["a"], "so");
+    for (file, text, expected) in [
+        ("rows.json", "[{\"q\": 1}, {\"q\": 2}]", 2),
+        ("rows.txt", "one\n\ntwo\nthree\n", 3),
+        ("rows.tsv", "q\ta\nx\ty\n", 1),
+    ] {
+        let ran = run(&format!("name: t\nsteps:\n  - load: {{path: {file}, limit: 5}}\n"), &[(file, text)]);
+        assert_eq!(ran.data().len(), expected, "{file}");
+    }
+}
+
+#[test]
+fn a_panicking_or_failing_record_does_not_stop_the_run() {
+    let ran = run(
+        r#####"
+name: t
+llm: {backend: scripted, rules: [{when: "ok", reply: "fine"}, {when: "down", error: server}]}
+steps:
+  - load: {records: [{q: ok}, {q: down}, {q: ok}]}
+  - generate: {prompt: "{{ q }}", into: answer}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.data().len(), 2);
+    let failed = ran.failed();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0]["reason"].as_str().unwrap().starts_with("model request failed: server"), "{}", failed[0]["reason"]);
+}
+
+#[test]
+fn score_reads_log_probabilities() {
+    let ran = run(
+        r#####"
+name: t
+llm: {backend: scripted, rules: [{when: "good", logprob: -0.5}, {when: "bad", logprob: -3.0}]}
+steps:
+  - load: {records: [{text: "a good review"}, {text: "a bad review"}]}
+  - score: {prompt: "Write a review.", continuation: "{{ text }}", into: logprob, mean_into: mean}
+"#####,
+        &[],
+    );
+    let means = ran.column("mean");
+    assert_eq!(means, vec![json!(-0.5), json!(-3.0)]);
+    assert!(ran.column("logprob")[0].as_f64().unwrap() < 0.0);
+}
