@@ -105,10 +105,8 @@ impl Recipe {
 
     /// Reads a recipe from text; relative paths start at `base_dir`. Checks structure and context.
     pub fn parse(text: &str, base_dir: &Path, overrides: &Overrides) -> Result<Recipe, Vec<Diagnostic>> {
-        let mut document: Value = serde_yaml::from_str(text).map_err(|error| {
-            let location = error.location().map(|at| format!("line {}, column {}: ", at.line(), at.column()));
-            vec![Diagnostic::new("", format!("{}not valid YAML: {error}", location.unwrap_or_default()))]
-        })?;
+        let mut document: Value =
+            serde_yaml::from_str(text).map_err(|error| vec![Diagnostic::new("", format!("not valid YAML: {error}"))])?;
         apply_overrides(&mut document, overrides)?;
         let mut diagnostics = Vec::new();
         let recipe = parse_document(&document, base_dir, &mut diagnostics);

@@ -220,6 +220,9 @@ impl Generate {
 
 /// Sends a request through the cache; a failure becomes the record's reason.
 pub(crate) async fn ask(llm: &Llm, request: &ChatRequest, cx: &StageCx) -> Result<(ChatResponse, String), String> {
+    if cx.run.cancel.is_cancelled() {
+        return Err(crate::steps::INTERRUPTED.to_string());
+    }
     let answer = llm.chat(request, &cx.stats).await.map_err(|error| format!("model request failed: {error}"))?;
     if answer.value.choices.is_empty() {
         return Err("model answered with no choices".to_string());

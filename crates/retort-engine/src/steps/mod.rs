@@ -381,6 +381,10 @@ pub(crate) async fn drive_records(
         let when = when.clone();
         async move {
             cx.stats.record_in();
+            // After Ctrl-C no new record is started; a resumed run does it.
+            if cx.run.cancel.is_cancelled() {
+                return Vec::new();
+            }
             if let Some(condition) = &when {
                 match cx.run.templates.eval(condition, &record, cx.round) {
                     Ok(value) if !crate::template::truthy(&value) => return vec![Outcome::Keep(record)],
@@ -393,7 +397,10 @@ pub(crate) async fn drive_records(
             }
             let record_for_panic = record.clone();
             match std::panic::AssertUnwindSafe(step.apply(record, &cx)).catch_unwind().await {
-                Ok(outcomes) => outcomes,
+                Ok(outcomes) => outcomes
+                    .into_iter()
+                    .filter(|outcome| !matches!(outcome, Outcome::Fail(_, reason, _) if reason.contains(INTERRUPTED)))
+                    .collect(),
                 Err(panic) => {
                     let message = panic
                         .downcast_ref::<String>()
@@ -417,6 +424,10 @@ pub(crate) async fn drive_records(
     }
     Ok(())
 }
+
+/// The reason given by work that was not started because the run is stopping; such records
+/// are set aside silently (neither kept nor failed) and redone by the next run.
+pub(crate) const INTERRUPTED: &str = "interrupted before its request was sent";
 
 /// A stream over an mpsc receiver.
 pub(crate) fn tokio_stream_from(mut receiver: mpsc::Receiver<Record>) -> impl futures::Stream<Item = Record> {

@@ -76,6 +76,74 @@ pub fn problems(recipe: &str, files: &[(&str, &str)]) -> String {
     }
     match Recipe::parse(recipe, dir.path(), &Overrides::default()) {
         Ok(_) => "ok".to_string(),
-        Err(problems) => problems.iter().map(|problem| problem.to_string()).collect::<Vec<_>>().join("\n"),
+        Err(problems) => problems
+            .iter()
+            .map(|problem| problem.to_string().replace(&dir.path().display().to_string(), "PATH"))
+            .collect::<Vec<_>>()
+            .join("\n"),
     }
+}
+
+/// A mock OpenAI server on its own runtime thread, alive as long as this value.
+pub struct Mock {
+    pub server: Option<retort_mock::MockServer>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Mock {
+    pub fn start(config: retort_mock::MockConfig) -> Mock {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let server = runtime.block_on(retort_mock::MockServer::start(config)).unwrap();
+        Mock { server: Some(server), runtime: Some(runtime) }
+    }
+
+    pub fn server(&self) -> &retort_mock::MockServer {
+        self.server.as_ref().unwrap()
+    }
+
+    pub fn url(&self) -> String {
+        self.server().url()
+    }
+
+    /// Keys of the requests answered with 200.
+    pub fn answered(&self) -> Vec<String> {
+        self.server().requests().into_iter().filter(|request| request.status == 200).map(|request| request.key).collect()
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        if let (Some(server), Some(runtime)) = (self.server.take(), self.runtime.take()) {
+            runtime.block_on(server.shutdown());
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Fifty topics, one per line.
+pub fn topics(count: usize) -> String {
+    (0..count).map(|index| format!("{{\"topic\": \"topic number {index}\"}}\n")).collect()
+}
+
+/// The quickstart recipe pointed at a server, with fast retries.
+pub fn quickstart(url: &str, second_prompt: &str) -> String {
+    format!(
+        r#"
+name: quickstart
+llm:
+  backend: openai
+  base_url: {url}
+  model: default
+  max_concurrency: 4
+  max_retries: 3
+  retry_base_s: 0.01
+  retry_max_s: 0.05
+steps:
+  - load: {{path: topics.jsonl}}
+  - generate: {{prompt: "Write one question about {{{{ topic }}}}.", into: question}}
+  - generate: {{prompt: "{second_prompt} {{{{ question }}}}", into: answer}}
+  - filter: {{keep: "answer | length > 20"}}
+  - export: {{formats: [jsonl, parquet]}}
+"#
+    )
 }

@@ -1,0 +1,121 @@
+//! Validation messages, snapshotted: every problem at once, with its path, what was expected and what was found.
+
+mod common;
+
+use common::problems;
+use expect_test::{expect, Expect};
+
+const TOPICS: (&str, &str) = ("topics.jsonl", "{\"topic\": \"tides\"}\n");
+
+fn check(recipe: &str, expected: Expect) {
+    expected.assert_eq(&problems(recipe, &[TOPICS]));
+}
+
+#[test]
+fn the_quickstart_is_valid() {
+    check(
+        r#"
+name: quickstart
+llm: {backend: openai, base_url: "http://127.0.0.1:8000/v1", model: default}
+steps:
+  - load: {path: topics.jsonl}
+  - generate: {prompt: "Write one question about {{ topic }}.", into: question}
+  - generate: {prompt: "Answer this question in two sentences: {{ question }}", into: answer}
+  - filter: {keep: "answer | length > 20"}
+  - export: {formats: [jsonl, parquet]}
+"#,
+        expect!["ok"],
+    );
+}
+
+#[test]
+fn unknown_variables_name_the_fields_available() {
+    check(
+        r#"
+name: t
+llm: {backend: scripted}
+steps:
+  - load: {path: topics.jsonl}
+  - generate: {prompt: "Write one question about {{ topic }}.", into: question}
+  - generate: {prompt: "Answer: {{ questoin }}", into: answer}
+  - filter: {keep: "answr | length > 20"}
+  - verify: {check: answer_match, field: answer, gold: gold}
+"#,
+        expect![[r#"
+            steps[2].generate.prompt: unknown variable `questoin`; fields available here: question, topic
+            steps[3].filter.keep: unknown variable `answr`; fields available here: answer, question, topic
+            steps[4].verify.gold: unknown field `gold`; fields available here: answer, question, topic"#]],
+    );
+}
+
+#[test]
+fn structure_and_context_problems_are_listed_together() {
+    check(
+        r#"
+name: t
+llm: {backend: openai, base_url: "http://127.0.0.1:8000/v1", modle: default}
+steps:
+  - load: {path: topics.jsonl, limt: 3}
+  - generat: {prompt: x}
+  - generate: {prompt: "{{ topic }}", into: question, n: many}
+  - generate: {prompt: "{{ question }} {% if %}", into: answer}
+  - filter: {keep: "answer | length >"}
+  - judge: {prompt: "Rate {{ answer }}", llm: critic}
+  - export: {formats: [jsonl, csv]}
+"#,
+        expect![[r#"
+            llm.modle: unknown key `modle`; did you mean `model`? expected one of: backend, base_url, base_urls, model, api_key_env, max_concurrency, requests_per_minute, tokens_per_minute, timeout_s, connect_timeout_s, max_retries, retry_base_s, retry_max_s, rate_limit_cooldown_s, failover_cooldown_s, extra_body
+            steps[0].load.limt: unknown key `limt`; did you mean `limit`? expected one of: path, records, format, limit, skip, text_field, when, concurrency
+            steps[1]: unknown step kind `generat`; did you mean `generate`? kinds: load, generate, judge, score, verify, filter, map, dedup, pair, converse, repeat, sample, explode, export
+            steps[2].generate.n: invalid type: string "many", expected usize
+            steps[6].export.formats[1]: unknown variant `csv`, expected `jsonl` or `parquet`
+            steps[3].generate.prompt: template does not compile: syntax error: unexpected end of block (in steps[3].generate.prompt:1)
+            steps[4].filter.keep: expression `answer | length >` does not compile: syntax error: unexpected end of input, expected expression (in <expression>:1)
+            steps[5].judge.llm: unknown llm `critic`; llms defined: default"#]],
+    );
+}
+
+#[test]
+fn top_level_problems() {
+    check("steps: 3\nseed: -1\nvars: [1]\n", expect![[r#"
+        name: missing; every recipe has a name
+        seed: expected a non-negative integer, found the number -1
+        vars: expected a mapping, found a list
+        steps: expected a list of steps, found the number 3"#]]);
+    check("name: t\nsteps:\n  - generate: {prompt: x, into: y}\n", expect![[r#"
+        steps[0].generate: the first step must be `load`, found `generate`
+        steps[0].generate.llm: this step needs a model, but the recipe has no `llm:` block"#]]);
+    check("name: t\nllm: {backend: vllm}\nsteps:\n  - load: {path: missing.jsonl}\n", expect![[r#"
+        llm.backend: unknown backend `vllm`; expected one of: openai, scripted
+        steps[0].load.path: file not found: PATH/missing.jsonl"#]]);
+    check("name: t\nsteps:\n  - load: {path: topics.jsonl}\n    extra: 1\n", expect![[r#"
+        steps[0]: expected exactly one step kind as the key, found 2 keys: load, extra"#]]);
+    check("name: t\nsteps: [\n", expect![[r#"
+        not valid YAML: did not find expected node content at line 3 column 1, while parsing a flow node"#]]);
+}
+
+#[test]
+fn step_rules() {
+    check(
+        r#"
+name: t
+llm: {backend: scripted}
+steps:
+  - load: {path: topics.jsonl}
+  - generate: {into: x}
+  - judge: {prompt: "{{ a }} {{ b }}", mode: pairwise}
+  - filter: {keep: "true", drop: "false"}
+  - repeat: {rounds: 0, steps: [{load: {path: topics.jsonl}}]}
+  - converse: {roles: [{name: solo}]}
+  - parse_me: {}
+"#,
+        expect![[r#"
+            steps[4].repeat.rounds: expected at least 1 round, found 0
+            steps[4].repeat.steps[0].load: `load` cannot be inside `repeat`; its input is the round's seeds
+            steps[6]: unknown step kind `parse_me`; kinds: load, generate, judge, score, verify, filter, map, dedup, pair, converse, repeat, sample, explode, export
+            steps[1].generate: no prompt; give `prompt`, `template_file`, `messages` or `messages_from`
+            steps[2].judge: pairwise judging needs `a` and `b`: the fields holding the two answers
+            steps[3].filter: give exactly one of `keep` and `drop`
+            steps[5].converse.roles: expected at least 2 roles, found 1"#]],
+    );
+}
