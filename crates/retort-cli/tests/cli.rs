@@ -1,0 +1,199 @@
+//! The `retort` binary as a user runs it: validate, run, status, and surviving Ctrl-C and `kill -9`.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use retort_mock::{MockConfig, MockServer};
+
+const RETORT: &str = env!("CARGO_BIN_EXE_retort");
+
+struct Mock {
+    server: Option<MockServer>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Mock {
+    fn start(latency_ms: u64) -> Mock {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let config = MockConfig { latency_ms, ..MockConfig::default() };
+        let server = runtime.block_on(MockServer::start(config)).unwrap();
+        Mock { server: Some(server), runtime: Some(runtime) }
+    }
+
+    fn server(&self) -> &MockServer {
+        self.server.as_ref().unwrap()
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        if let (Some(server), Some(runtime)) = (self.server.take(), self.runtime.take()) {
+            runtime.block_on(server.shutdown());
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn quickstart_dir(records: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart/recipe.yaml");
+    std::fs::copy(example, dir.path().join("recipe.yaml")).unwrap();
+    let topics: String = (0..records).map(|index| format!("{{\"topic\": \"topic {index}\"}}\n")).collect();
+    std::fs::write(dir.path().join("topics.jsonl"), topics).unwrap();
+    dir
+}
+
+fn retort(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(RETORT).args(args).current_dir(dir).env_remove("OPENAI_API_KEY").output().unwrap()
+}
+
+fn run_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "recipe.yaml", "--out", "out", "--base-url", url, "--model", "my-model", "--quiet"];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
+}
+
+#[test]
+fn the_quickstart_runs_as_written_and_again_sends_nothing() {
+    let mock = Mock::start(0);
+    let dir = quickstart_dir(12);
+    let url = mock.server().url();
+    let output = retort(dir.path(), &run_args(&url, &["--api-key-env", "RETORT_TEST_KEY"]));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let rows = lines(&dir.path().join("out/data.jsonl"));
+    assert_eq!(rows.len(), 12);
+    let first: serde_json::Value = serde_json::from_str(&rows[0]).unwrap();
+    let keys: Vec<&str> = first.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["topic", "question", "answer"]);
+    assert!(dir.path().join("out/data.parquet").exists());
+    assert_eq!(lines(&dir.path().join("out/data.lineage.jsonl")).len(), 12);
+    assert_eq!(mock.server().count(), 24);
+
+    let again = retort(dir.path(), &run_args(&url, &["--api-key-env", "RETORT_TEST_KEY"]));
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("up to date"));
+    assert_eq!(mock.server().count(), 24, "the second run sends nothing");
+
+    let status = retort(dir.path(), &["status", "out"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.starts_with("recipe quickstart: completed"), "{text}");
+    assert!(text.contains("steps[1].generate"), "{text}");
+}
+
+#[test]
+fn secrets_never_reach_the_run_directory() {
+    let mock = Mock::start(0);
+    let dir = quickstart_dir(3);
+    let url = mock.server().url();
+    let secret = "sk-test-THIS-MUST-NOT-LEAK-123";
+    let output = Command::new(RETORT)
+        .args(run_args(&url, &["--api-key-env", "RETORT_SECRET_KEY"]))
+        .current_dir(dir.path())
+        .env("RETORT_SECRET_KEY", secret)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(secret));
+    for entry in std::fs::read_dir(dir.path().join("out")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            let found = bytes.windows(secret.len()).any(|window| window == secret.as_bytes());
+            assert!(!found, "the key is in {}", path.display());
+        }
+    }
+}
+
+#[test]
+fn validate_lists_problems_and_exits_2() {
+    let dir = quickstart_dir(1);
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "name: bad\nllm: {backend: openai, base_url: 'http://127.0.0.1:1/v1', model: m}\nsteps:\n  - load: {path: topics.jsonl}\n  - generate: {prompt: '{{ topc }}', into: q}\n  - filter: {kep: 'q'}\n",
+    )
+    .unwrap();
+    let output = retort(dir.path(), &["validate", "bad.yaml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    expect_test::expect![[r#"
+        bad.yaml: 2 problems
+          steps[2].filter.kep: unknown key `kep`; did you mean `keep`? expected one of: keep, drop, when, concurrency
+          steps[1].generate.prompt: unknown variable `topc`; fields available here: topic
+    "#]]
+    .assert_eq(&stderr);
+    let ok = retort(dir.path(), &["validate", "recipe.yaml"]);
+    assert!(ok.status.success());
+    // A run of a broken recipe sends nothing and says why.
+    let run = retort(dir.path(), &["run", "bad.yaml", "--out", "out"]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(!dir.path().join("out").exists());
+}
+
+/// Runs the quickstart in a child, stops it part-way with `signal`, and resumes it; the
+/// resumed run must not send again what the first had answered (beyond the commit window for
+/// `kill -9`) and must end with the same data as an uninterrupted run.
+fn interrupt_and_resume(signal: &str) {
+    let mock = Mock::start(20);
+    let url = mock.server().url();
+    let reference = quickstart_dir(80);
+    assert!(retort(reference.path(), &run_args(&url, &[])).status.success());
+    let expected = lines(&reference.path().join("out/data.jsonl"));
+    let before = mock.server().count() as usize;
+
+    let dir = quickstart_dir(80);
+    let mut args = run_args(&url, &[]);
+    args.extend_from_slice(&["--set", "llm.max_concurrency=4"]);
+    let mut child = Command::new(RETORT).args(&args).current_dir(dir.path()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (mock.server().count() as usize) < before + 60 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Answers logged this long before the signal have reached retort and been committed.
+    let settled: HashSet<String> = mock.server().requests()[before..]
+        .iter()
+        .filter(|request| request.status == 200)
+        .map(|request| request.key.clone())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let answered: HashSet<String> =
+        mock.server().requests()[before..].iter().filter(|request| request.status == 200).map(|request| request.key.clone()).collect();
+    Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    if signal == "-INT" {
+        assert_eq!(status.code(), Some(130), "Ctrl-C ends with 130");
+    }
+    assert!(answered.len() < 160, "the run was stopped part-way ({} answers)", answered.len());
+
+    let resume_from = mock.server().count() as usize;
+    let resumed = retort(dir.path(), &run_args(&url, &[]));
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let resent: Vec<String> = mock.server().requests()[resume_from..]
+        .iter()
+        .map(|request| request.key.clone())
+        .filter(|key| settled.contains(key))
+        .collect();
+    assert!(resent.is_empty(), "{signal}: answers committed before the stop were requested again: {}", resent.len());
+    if signal == "-INT" {
+        let requests = mock.server().requests();
+        let again: Vec<&String> =
+            requests[resume_from..].iter().map(|request| &request.key).filter(|key| answered.contains(*key)).collect();
+        assert!(again.is_empty(), "after Ctrl-C every answer that arrived was committed");
+    }
+    assert_eq!(lines(&dir.path().join("out/data.jsonl")), expected);
+}
+
+#[test]
+fn kill_9_loses_at_most_the_commit_window() {
+    interrupt_and_resume("-KILL");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_resumes() {
+    interrupt_and_resume("-INT");
+}
