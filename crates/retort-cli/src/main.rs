@@ -42,12 +42,23 @@ enum Command {
         json: bool,
     },
     /// List the built-in recipes: name, tab, the paper it implements.
-    Recipes,
+    Recipes {
+        /// Also print what each outputs and needs.
+        #[arg(long, short)]
+        long: bool,
+    },
+    /// Copy a built-in recipe (recipe, templates, seed data) into a folder to edit.
+    Init {
+        /// The built-in recipe's name (see `retort recipes`).
+        name: String,
+        /// The folder to create.
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The recipe file.
+    /// The recipe file, or the name of a built-in recipe (see `retort recipes`).
     recipe: PathBuf,
     /// The run directory (data, lineage, rejects, card, run store). Default: runs/RECIPE-NAME.
     #[arg(long)]
@@ -70,7 +81,7 @@ struct OverrideArgs {
     /// Override a recipe value: PATH=VALUE, e.g. `steps[0].load.path=my.jsonl` or `vars.rounds=3`.
     #[arg(long = "set", value_name = "PATH=VALUE")]
     set: Vec<String>,
-    /// Use this backend kind for the recipe's `llm:` (openai, scripted).
+    /// Use this backend kind for the recipe's `llm:` (openai, local, scripted).
     #[arg(long)]
     backend: Option<String>,
     /// The OpenAI-compatible server for the recipe's `llm:`, e.g. http://127.0.0.1:8000/v1.
@@ -101,16 +112,18 @@ impl OverrideArgs {
 }
 
 fn main() -> ExitCode {
+    // Hidden helper modes: this binary re-launched as the model worker or the sandbox helper.
+    if std::env::args().nth(1).as_deref() == Some("__llama-worker") {
+        retort_llama::worker_main();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("RETORT_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate { recipe, overrides } => validate(&recipe, &overrides.to_overrides()),
         Command::Status { dir, json } => status(&dir, json),
-        Command::Recipes => {
-            println!("(no built-in recipes yet)");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Recipes { long } => recipes(long),
+        Command::Init { name, dir } => init(&name, &dir),
         Command::Run(args) => run(args),
     };
     match result {
@@ -158,15 +171,54 @@ fn status(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn recipes(long: bool) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    for builtin in retort_engine::builtin::builtins() {
+        if long {
+            writeln!(stdout, "{}\t{}\t{}\t{}", builtin.name, builtin.paper, builtin.outputs, builtin.needs)?;
+        } else {
+            writeln!(stdout, "{}\t{}", builtin.name, builtin.paper)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init(name: &str, dir: &Path) -> anyhow::Result<ExitCode> {
+    if dir.exists() && std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()).unwrap_or(false) {
+        eprintln!("retort: {} exists and is not empty; choose a new folder", dir.display());
+        return Ok(ExitCode::from(2));
+    }
+    if !retort_engine::builtin::is_builtin(name) {
+        eprintln!("retort: no built-in recipe named `{name}`; `retort recipes` lists them");
+        return Ok(ExitCode::from(2));
+    }
+    let recipe = retort_engine::builtin::extract(name, dir)?;
+    println!("{} ready: edit it, then `retort run {}`", dir.display(), recipe.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The recipe file to run: the path given, or a built-in recipe written into the run directory.
+fn resolve_recipe(recipe: &Path, out: Option<&Path>) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+    let name = recipe.to_string_lossy().to_string();
+    if !recipe.exists() && retort_engine::builtin::is_builtin(&name) {
+        let out_dir = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("runs").join(&name));
+        let file = retort_engine::builtin::extract(&name, &out_dir.join("recipe"))?;
+        return Ok((file, Some(out_dir)));
+    }
+    Ok((recipe.to_path_buf(), out.map(Path::to_path_buf)))
+}
+
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let recipe = match Recipe::load(&args.recipe, &args.overrides.to_overrides()) {
+    let (recipe_path, out_dir) = resolve_recipe(&args.recipe, args.out.as_deref())?;
+    let recipe = match Recipe::load(&recipe_path, &args.overrides.to_overrides()) {
         Ok(recipe) => recipe,
         Err(diagnostics) => {
             eprint!("{diagnostics}");
             return Ok(ExitCode::from(2));
         }
     };
-    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&recipe.name));
+    let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("runs").join(&recipe.name));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
         let mut options = RunOptions::new(&out_dir);

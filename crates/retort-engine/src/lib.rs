@@ -9,6 +9,7 @@
 //! The CLI is a thin layer over [`Recipe::load`], [`PreparedRun::prepare`] and
 //! [`PreparedRun::execute`]; a Rust program can do the same.
 
+pub mod builtin;
 mod error;
 mod llm;
 mod output;

@@ -7,13 +7,15 @@ use crate::recipe::introspect::{struct_fields, suggest};
 use crate::recipe::{describe, unknown_keys};
 
 /// Backend kinds a recipe can name.
-pub(super) const BACKENDS: &[&str] = &["openai", "scripted"];
+pub(super) const BACKENDS: &[&str] = &["openai", "local", "scripted"];
 
 /// A backend and its settings, as a recipe gives them.
 #[derive(Debug, Clone)]
 pub enum LlmConfig {
     /// Any OpenAI-compatible server.
     Openai(retort_backends::OpenAiConfig),
+    /// The in-process model (llama.cpp), offline.
+    Local(retort_llama::LocalConfig),
     /// Answers chosen by rules, for tests.
     Scripted(retort_backends::ScriptedConfig),
 }
@@ -23,6 +25,7 @@ impl LlmConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             LlmConfig::Openai(_) => "openai",
+            LlmConfig::Local(_) => "local",
             LlmConfig::Scripted(_) => "scripted",
         }
     }
@@ -49,6 +52,7 @@ impl LlmConfig {
         let fields: &[&str] = match backend {
             "openai" => struct_fields::<retort_backends::OpenAiConfig>(),
             "scripted" => struct_fields::<retort_backends::ScriptedConfig>(),
+            "local" => struct_fields::<retort_llama::LocalConfig>(),
             other => {
                 let hint = suggest(other, BACKENDS.iter().copied()).map(|near| format!("did you mean `{near}`? ")).unwrap_or_default();
                 diagnostics.push(Diagnostic::new(
@@ -66,6 +70,7 @@ impl LlmConfig {
         let body = Value::Mapping(body);
         let parsed = match backend {
             "openai" => read(body, path, diagnostics).map(LlmConfig::Openai),
+            "local" => read(body, path, diagnostics).map(LlmConfig::Local),
             _ => read(body, path, diagnostics).map(LlmConfig::Scripted),
         };
         if diagnostics.len() == before {

@@ -18,7 +18,7 @@ use crate::steps::{repeat, CheckCx, Fields, StepConfig, TemplateSource, KINDS};
 use introspect::suggest;
 
 /// Keys a recipe may have at its top level.
-const TOP_LEVEL: &[&str] = &["name", "description", "paper", "outputs", "seed", "vars", "llm", "llms", "concurrency", "steps"];
+const TOP_LEVEL: &[&str] = &["name", "description", "paper", "outputs", "needs", "seed", "vars", "llm", "llms", "concurrency", "steps"];
 
 /// Keys every step's config may have besides its own.
 const COMMON: &[&str] = &["when", "concurrency"];

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what retort needs on a fresh machine: system packages for building llama.cpp,
+# and the local models (scripts/setup-models.sh). Safe to run again: it skips what is there.
+#
+# Usage: scripts/setup.sh [--all]   (--all also fetches Qwen2.5-Coder-0.5B)
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+need_packages=()
+command -v cmake >/dev/null 2>&1 || need_packages+=(cmake)
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+    need_packages+=(libclang-dev)
+fi
+command -v python3 >/dev/null 2>&1 || need_packages+=(python3 python3-pip)
+if [ "${#need_packages[@]}" -gt 0 ]; then
+    echo "setup: installing ${need_packages[*]}" >&2
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi
+
+models_args=(--embed)
+[ "${1:-}" = "--all" ] && models_args=(--all)
+"$repo/scripts/setup-models.sh" "${models_args[@]}"
