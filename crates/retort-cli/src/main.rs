@@ -47,6 +47,20 @@ enum Command {
         #[arg(long, short)]
         long: bool,
     },
+    /// Run a Python file in the sandbox and print one JSON object: status, exit_code, stdout, stderr, duration_ms.
+    Exec {
+        /// The Python file; standard input is passed to it.
+        file: PathBuf,
+        /// Wall-clock seconds before the program is killed.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+        /// Memory limit in MB.
+        #[arg(long, default_value_t = 512)]
+        memory: u64,
+        /// Run even where the kernel cannot sandbox (no Landlock or seccomp). Only for code you trust.
+        #[arg(long)]
+        unsafe_no_sandbox: bool,
+    },
     /// Copy a built-in recipe (recipe, templates, seed data) into a folder to edit.
     Init {
         /// The built-in recipe's name (see `retort recipes`).
@@ -112,7 +126,11 @@ impl OverrideArgs {
 }
 
 fn main() -> ExitCode {
-    // Hidden helper modes: this binary re-launched as the model worker or the sandbox helper.
+    // Hidden helper modes: this binary re-launched as the sandbox helper or the model worker,
+    // before any thread starts.
+    if retort_sandbox::is_helper_invocation() {
+        retort_sandbox::helper_main();
+    }
     if std::env::args().nth(1).as_deref() == Some("__llama-worker") {
         retort_llama::worker_main();
     }
@@ -124,6 +142,7 @@ fn main() -> ExitCode {
         Command::Status { dir, json } => status(&dir, json),
         Command::Recipes { long } => recipes(long),
         Command::Init { name, dir } => init(&name, &dir),
+        Command::Exec { file, timeout, memory, unsafe_no_sandbox } => exec(&file, timeout, memory, unsafe_no_sandbox),
         Command::Run(args) => run(args),
     };
     match result {
@@ -182,6 +201,38 @@ fn recipes(long: bool) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn exec(file: &Path, timeout: f64, memory: u64, unsafe_no_sandbox: bool) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    let code = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut stdin = Vec::new();
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        std::io::stdin().read_to_end(&mut stdin).context("reading standard input")?;
+    }
+    let mut config = retort_sandbox::SandboxConfig::for_current_exe().context("finding the running binary")?;
+    config.allow_unsandboxed = unsafe_no_sandbox;
+    let limits = retort_sandbox::Limits {
+        timeout: Duration::from_secs_f64(timeout.max(0.1)),
+        memory_mb: memory,
+        cpu_seconds: timeout.ceil().max(1.0) as u64,
+        ..retort_sandbox::Limits::default()
+    };
+    let sandbox = match retort_sandbox::Sandbox::new(config) {
+        Ok(sandbox) => sandbox,
+        Err(error) => {
+            eprintln!("retort: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let request = retort_sandbox::ExecRequest::new(code).with_stdin(stdin).with_limits(limits);
+    let result = runtime.block_on(sandbox.run(request))?;
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(match result.status {
+        retort_sandbox::ExecStatus::Ok => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
 }
 
 fn init(name: &str, dir: &Path) -> anyhow::Result<ExitCode> {

@@ -63,6 +63,9 @@ pub(crate) fn report(report: &RunReport, out_dir: &Path) -> String {
             report.failed
         );
     }
+    for note in &report.notes {
+        let _ = writeln!(text, "  note: {note}");
+    }
     for (name, rows) in &report.rows {
         let _ = writeln!(text, "  {rows} rows → {}", out_dir.join(format!("{name}.jsonl")).display());
     }

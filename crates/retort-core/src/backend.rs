@@ -105,7 +105,7 @@ pub struct ToolCall {
 }
 
 /// Sampling parameters. `None` leaves the server's default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplingParams {
     /// Sampling temperature.
     #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "short_float")]
@@ -141,6 +141,12 @@ fn short_float<S: serde::Serializer>(value: &Option<f32>, serializer: S) -> Resu
 
 fn one() -> u32 {
     1
+}
+
+impl Default for SamplingParams {
+    fn default() -> SamplingParams {
+        SamplingParams { temperature: None, top_p: None, max_tokens: None, stop: Vec::new(), seed: None, n: 1, logprobs: None }
+    }
 }
 
 fn is_one(value: &u32) -> bool {

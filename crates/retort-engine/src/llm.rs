@@ -3,12 +3,15 @@
 //! Every answer is keyed by a hash of the fully rendered request (backend kind, model,
 //! messages, parameters, seed). A key already in the store is answered from it and never sent.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 use retort_core::{Backend, BackendError, BackendErrorKind, ChatRequest, ChatResponse, ScoreRequest, ScoreResponse};
 use retort_store::RunStore;
 use serde::Serialize;
 
+use crate::error::EngineError;
+use crate::recipe::LlmConfig;
 use crate::stats::StepStats;
 
 const CHAT: &str = "chat";
@@ -16,7 +19,13 @@ const SCORE: &str = "score";
 
 /// A backend with its cache.
 pub(crate) struct Llm {
-    backend: Arc<dyn Backend>,
+    /// Its name in the recipe (`default` for `llm:`).
+    name: String,
+    /// The backend now answering; a `train` step replaces it with the next round's model.
+    backend: RwLock<Arc<dyn Backend>>,
+    /// The recipe's settings, from which a new model's backend is built.
+    config: LlmConfig,
+    base_dir: PathBuf,
     store: Arc<RunStore>,
     /// True when the store held no answers at start: lookups are skipped.
     fresh: bool,
@@ -32,19 +41,40 @@ pub(crate) struct Answer<T> {
 }
 
 impl Llm {
-    /// Wraps a backend; `max_concurrency` sizes the windows of the steps that use it.
-    pub(crate) fn new(backend: Arc<dyn Backend>, store: Arc<RunStore>, fresh: bool, max_concurrency: usize) -> Llm {
-        Llm { backend, store, fresh, max_concurrency: max_concurrency.max(1) }
+    /// Builds the backend of a recipe's llm block; `fresh` skips store lookups.
+    pub(crate) fn build(name: &str, config: &LlmConfig, base_dir: &std::path::Path, store: Arc<RunStore>, fresh: bool) -> Result<Llm, EngineError> {
+        let (backend, max_concurrency) = crate::run::build_backend(name, config, base_dir)?;
+        Ok(Llm {
+            name: name.to_string(),
+            backend: RwLock::new(backend),
+            config: config.clone(),
+            base_dir: base_dir.to_path_buf(),
+            store,
+            fresh,
+            max_concurrency: max_concurrency.max(1),
+        })
+    }
+
+    fn current(&self) -> Arc<dyn Backend> {
+        self.backend.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Replaces the model (a GGUF path for `local`, a model name for a server) from now on.
+    pub(crate) fn switch_model(&self, model: &str) -> Result<(), EngineError> {
+        let config = self.config.with_model(model);
+        let (backend, _) = crate::run::build_backend(&self.name, &config, &self.base_dir)?;
+        *self.backend.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = backend;
+        Ok(())
     }
 
     /// The backend's kind.
-    pub(crate) fn kind(&self) -> &str {
-        self.backend.kind()
+    pub(crate) fn kind(&self) -> String {
+        self.current().kind().to_string()
     }
 
-    /// The model answering.
-    pub(crate) fn model(&self) -> &str {
-        self.backend.model()
+    /// The model answering now.
+    pub(crate) fn model(&self) -> String {
+        self.current().model().to_string()
     }
 
     /// How many records a step using this model keeps in flight: enough beyond the backend's
@@ -53,20 +83,21 @@ impl Llm {
         (self.max_concurrency * 4).max(16)
     }
 
-    fn key<T: Serialize>(&self, what: &str, request: &T) -> Vec<u8> {
+    fn key<T: Serialize>(backend: &dyn Backend, what: &str, request: &T) -> Vec<u8> {
         let body = serde_json::to_vec(request).unwrap_or_default();
-        retort_core::stable_hash(&[what.as_bytes(), self.kind().as_bytes(), self.model().as_bytes(), &body]).to_vec()
+        retort_core::stable_hash(&[what.as_bytes(), backend.kind().as_bytes(), backend.model().as_bytes(), &body]).to_vec()
     }
 
     /// Answers a chat request from the store, or sends it and commits the answer.
     pub(crate) async fn chat(&self, request: &ChatRequest, stats: &StepStats) -> Result<Answer<ChatResponse>, BackendError> {
-        let key = self.key(CHAT, request);
+        let backend = self.current();
+        let key = Llm::key(backend.as_ref(), CHAT, request);
         if let Some(response) = self.lookup::<ChatResponse>(CHAT, &key) {
             stats.cache_hit(response.usage);
             return Ok(Answer { value: response, key: hex::encode(key) });
         }
         stats.request_started();
-        let result = self.backend.chat(request).await;
+        let result = backend.chat(request).await;
         match result {
             Ok(response) => {
                 stats.request_ended(true, true, Some(response.usage));
@@ -82,13 +113,14 @@ impl Llm {
 
     /// Scores a continuation, from the store or the backend.
     pub(crate) async fn score(&self, request: &ScoreRequest, stats: &StepStats) -> Result<Answer<ScoreResponse>, BackendError> {
-        let key = self.key(SCORE, request);
+        let backend = self.current();
+        let key = Llm::key(backend.as_ref(), SCORE, request);
         if let Some(response) = self.lookup::<ScoreResponse>(SCORE, &key) {
             stats.cache_hit(retort_core::Usage::default());
             return Ok(Answer { value: response, key: hex::encode(key) });
         }
         stats.request_started();
-        let result = self.backend.score(request).await;
+        let result = backend.score(request).await;
         stats.request_ended(true, result.is_ok(), None);
         let response = result?;
         self.commit(SCORE, &key, &response)?;

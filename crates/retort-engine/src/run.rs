@@ -64,6 +64,8 @@ pub struct RunReport {
     pub files: Vec<PathBuf>,
     /// The counters of every step.
     pub steps: Vec<StepSnapshot>,
+    /// What the user should know: a round loop cut short, the models trainers produced.
+    pub notes: Vec<String>,
     /// Wall-clock seconds.
     pub elapsed_s: f64,
 }
@@ -170,9 +172,9 @@ impl PreparedRun {
         let mut llms = HashMap::new();
         let mut models = Vec::new();
         for (name, config) in &recipe.llms {
-            let (backend, max_concurrency) = build_backend(name, config, &recipe.base_dir)?;
-            models.push(format!("{} ({})", backend.model(), backend.kind()));
-            llms.insert(name.clone(), Arc::new(Llm::new(backend, store.clone(), fresh, max_concurrency)));
+            let llm = Llm::build(name, config, &recipe.base_dir, store.clone(), fresh)?;
+            models.push(format!("{} ({})", llm.model(), llm.kind()));
+            llms.insert(name.clone(), Arc::new(llm));
         }
         let exports = Arc::new(Mutex::new(Vec::new()));
         let cx = BuildCx {
@@ -221,6 +223,7 @@ impl PreparedRun {
                 dropped: 0,
                 files: Vec::new(),
                 steps,
+                notes: Vec::new(),
                 elapsed_s: started.elapsed().as_secs_f64(),
             });
         }
@@ -233,8 +236,12 @@ impl PreparedRun {
             cancel: cancel.clone(),
             rejects: reject_sender,
             out_dir: self.options.out_dir.clone(),
+            store: self.store.clone(),
+            notes: Mutex::new(Vec::new()),
+            stop_rounds: std::sync::atomic::AtomicBool::new(false),
         });
         let (mut results, tasks) = spawn_pipeline(&self.steps, empty_input(), run.clone(), None);
+        let notes_from = run.clone();
         drop(run);
         let abort_handles: Vec<_> = tasks.iter().map(|task| task.abort_handle()).collect();
         let drain = tokio::spawn(async move { while results.recv().await.is_some() {} });
@@ -265,6 +272,8 @@ impl PreparedRun {
         let _ = drain.await;
         watchdog.abort();
         ticker.abort();
+        let notes = std::mem::take(&mut *notes_from.notes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        drop(notes_from);
         let (failed, dropped) = match rejects.await {
             Ok(Ok(counts)) => counts,
             Ok(Err(error)) => return Err(error),
@@ -298,7 +307,7 @@ impl PreparedRun {
             },
         )?);
         let rows: Vec<(String, u64)> = self.exports.iter().map(|target| (target.name.clone(), output::count_rows(&target.jsonl))).collect();
-        let report = RunReport { outcome, rows, failed, dropped, files, steps, elapsed_s: started.elapsed().as_secs_f64() };
+        let report = RunReport { outcome, rows, failed, dropped, files, steps, notes, elapsed_s: started.elapsed().as_secs_f64() };
         let state = if interrupted { RunState::Interrupted } else { RunState::Completed };
         self.store.finish_run(run_id, state, &serde_json::to_value(&report).unwrap_or_default())?;
         Ok(report)

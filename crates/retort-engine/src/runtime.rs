@@ -31,6 +31,22 @@ pub(crate) struct RunCx {
     pub cancel: CancellationToken,
     pub rejects: mpsc::Sender<Reject>,
     pub out_dir: PathBuf,
+    /// The run store, for steps that memoise work other than model answers (trainers).
+    pub store: Arc<retort_store::RunStore>,
+    /// Things the user should know at the end (a round loop cut short, a trainer's model).
+    pub notes: std::sync::Mutex<Vec<String>>,
+    /// Set by a `train` step that has no trainer: the enclosing `repeat` stops after this round.
+    pub stop_rounds: std::sync::atomic::AtomicBool,
+}
+
+impl RunCx {
+    /// Adds a note for the run's report.
+    pub(crate) fn note(&self, note: String) {
+        let mut notes = self.notes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
 }
 
 /// One stage's view: the run, its step, its counters, and the round inside `repeat`.

@@ -47,6 +47,11 @@ impl Templates {
         Templates { env: Arc::new(env), vars: Value::from_serialize(&vars) }
     }
 
+    /// The recipe's `vars`.
+    pub(crate) fn vars(&self) -> Value {
+        self.vars.clone()
+    }
+
     /// Renders the template registered under `name` for a record.
     pub(crate) fn render(&self, name: &str, record: &Record, round: Option<u32>) -> Result<String, Error> {
         let template = self.env.get_template(name)?;

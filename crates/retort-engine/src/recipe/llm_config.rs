@@ -30,6 +30,17 @@ impl LlmConfig {
         }
     }
 
+    /// The same settings with another model (a trainer's output for the next round).
+    pub fn with_model(&self, model: &str) -> LlmConfig {
+        let mut config = self.clone();
+        match &mut config {
+            LlmConfig::Openai(openai) => openai.model = model.to_string(),
+            LlmConfig::Local(local) => local.model = model.to_string(),
+            LlmConfig::Scripted(scripted) => scripted.model = model.to_string(),
+        }
+        config
+    }
+
     /// Reads an llm block at `path`, reporting every problem.
     pub(crate) fn parse(value: &Value, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<LlmConfig> {
         let Some(map) = value.as_mapping() else {

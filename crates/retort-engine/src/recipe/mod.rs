@@ -204,12 +204,7 @@ fn describe_jinja(error: &minijinja::Error) -> String {
 }
 
 fn apply_overrides(document: &mut Value, overrides: &Overrides) -> Result<(), Vec<Diagnostic>> {
-    let mut problems = Vec::new();
-    for assignment in &overrides.set {
-        if let Err(problem) = overrides::apply(document, assignment) {
-            problems.push(problem);
-        }
-    }
+    // The backend flags first, then `--set`, so a `--set llm.KEY=...` refines the chosen backend.
     if let Some(map) = document.as_mapping_mut() {
         let llm_key = Value::from("llm");
         if let Some(backend) = &overrides.backend {
@@ -239,6 +234,12 @@ fn apply_overrides(document: &mut Value, overrides: &Overrides) -> Result<(), Ve
             if let Some(Value::Mapping(load)) = first_load {
                 load.insert("limit".into(), (limit as u64).into());
             }
+        }
+    }
+    let mut problems = Vec::new();
+    for assignment in &overrides.set {
+        if let Err(problem) = overrides::apply(document, assignment) {
+            problems.push(problem);
         }
     }
     if problems.is_empty() {

@@ -133,6 +133,74 @@ impl StepDef for ExportConfig {
         if self.name.is_empty() || self.name.contains(['/', '\\']) {
             cx.error("name", format!("expected a file stem without slashes, found {:?}", self.name));
         }
+        self.row_shape().check(cx);
+    }
+
+    fn build(&self, _spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
+        let target = ExportTarget {
+            name: self.name.clone(),
+            shape: self.shape,
+            formats: self.formats.clone(),
+            jsonl: cx.out_dir.join(format!("{}.jsonl", self.name)),
+            lineage: self.lineage.then(|| cx.out_dir.join(format!("{}.lineage.jsonl", self.name))),
+        };
+        cx.exports.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(target.clone());
+        Ok(Built::Stream(Arc::new(Export { shape: self.row_shape(), target, writers: Mutex::new(None) })))
+    }
+}
+
+struct Writers {
+    data: BufWriter<std::fs::File>,
+    lineage: Option<BufWriter<std::fs::File>>,
+}
+
+struct Export {
+    shape: RowShape,
+    target: ExportTarget,
+    /// Opened on the first run and kept, so an export inside `repeat` appends round after round.
+    writers: Mutex<Option<Writers>>,
+}
+
+fn text(record: &Record, field: &str) -> Result<Value, String> {
+    match record.get(field) {
+        None | Some(Value::Null) => Err(format!("export: field `{field}` is missing")),
+        Some(value) => Ok(value.clone()),
+    }
+}
+
+/// How a record becomes a row: the shape and which fields fill it. Shared by `export` and `train`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowShape {
+    /// `records`, `sft` or `dpo`.
+    #[serde(default)]
+    pub shape: Shape,
+    /// `records`: write only these fields, in this order.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// `sft`: a field that already holds chat messages.
+    #[serde(default)]
+    pub messages: Option<String>,
+    /// `sft`: the user's prompt; `dpo`: the prompt (default `prompt`).
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// `sft`: the assistant's answer.
+    #[serde(default)]
+    pub response: Option<String>,
+    /// `sft`: a system prompt to put first.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// `dpo`: the preferred answer (default `chosen`).
+    #[serde(default)]
+    pub chosen: Option<String>,
+    /// `dpo`: the dispreferred answer (default `rejected`).
+    #[serde(default)]
+    pub rejected: Option<String>,
+}
+
+impl RowShape {
+    /// Checks that the fields the shape reads exist upstream.
+    pub(crate) fn check(&self, cx: &mut CheckCx<'_>) {
         match self.shape {
             Shape::Records => {
                 for field in self.fields.iter().flatten() {
@@ -158,53 +226,19 @@ impl StepDef for ExportConfig {
         }
     }
 
-    fn build(&self, _spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
-        let target = ExportTarget {
-            name: self.name.clone(),
-            shape: self.shape,
-            formats: self.formats.clone(),
-            jsonl: cx.out_dir.join(format!("{}.jsonl", self.name)),
-            lineage: self.lineage.then(|| cx.out_dir.join(format!("{}.lineage.jsonl", self.name))),
-        };
-        cx.exports.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(target.clone());
-        Ok(Built::Stream(Arc::new(Export { config: self.clone(), target, writers: Mutex::new(None) })))
-    }
-}
-
-struct Writers {
-    data: BufWriter<std::fs::File>,
-    lineage: Option<BufWriter<std::fs::File>>,
-}
-
-struct Export {
-    config: ExportConfig,
-    target: ExportTarget,
-    /// Opened on the first run and kept, so an export inside `repeat` appends round after round.
-    writers: Mutex<Option<Writers>>,
-}
-
-fn text(record: &Record, field: &str) -> Result<Value, String> {
-    match record.get(field) {
-        None | Some(Value::Null) => Err(format!("export: field `{field}` is missing")),
-        Some(value) => Ok(value.clone()),
-    }
-}
-
-impl Export {
-    /// The row for a record in the configured shape.
-    fn row(&self, record: &Record) -> Result<Map<String, Value>, String> {
-        let config = &self.config;
-        Ok(match config.shape {
-            Shape::Records => match &config.fields {
+    /// The row for a record in this shape.
+    pub(crate) fn row(&self, record: &Record) -> Result<Map<String, Value>, String> {
+        Ok(match self.shape {
+            Shape::Records => match &self.fields {
                 None => record.fields.clone(),
                 Some(fields) => fields.iter().map(|field| (field.clone(), record.get(field).cloned().unwrap_or(Value::Null))).collect(),
             },
             Shape::Sft => {
                 let mut messages = Vec::new();
-                if let Some(system) = &config.system {
+                if let Some(system) = &self.system {
                     messages.push(json!({"role": "system", "content": text(record, system)?}));
                 }
-                match (&config.messages, &config.prompt, &config.response) {
+                match (&self.messages, &self.prompt, &self.response) {
                     (Some(field), _, _) => match text(record, field)? {
                         Value::Array(items) => messages.extend(items.into_iter().map(|item| match item {
                             Value::Object(mut message) => {
@@ -227,14 +261,31 @@ impl Export {
             }
             Shape::Dpo => {
                 let mut row = Map::new();
-                row.insert("prompt".into(), text(record, config.prompt.as_deref().unwrap_or("prompt"))?);
-                row.insert("chosen".into(), text(record, config.chosen.as_deref().unwrap_or("chosen"))?);
-                row.insert("rejected".into(), text(record, config.rejected.as_deref().unwrap_or("rejected"))?);
+                row.insert("prompt".into(), text(record, self.prompt.as_deref().unwrap_or("prompt"))?);
+                row.insert("chosen".into(), text(record, self.chosen.as_deref().unwrap_or("chosen"))?);
+                row.insert("rejected".into(), text(record, self.rejected.as_deref().unwrap_or("rejected"))?);
                 row
             }
         })
     }
+}
 
+impl ExportConfig {
+    fn row_shape(&self) -> RowShape {
+        RowShape {
+            shape: self.shape,
+            fields: self.fields.clone(),
+            messages: self.messages.clone(),
+            prompt: self.prompt.clone(),
+            response: self.response.clone(),
+            system: self.system.clone(),
+            chosen: self.chosen.clone(),
+            rejected: self.rejected.clone(),
+        }
+    }
+}
+
+impl Export {
     fn open(&self) -> Result<Writers, EngineError> {
         let create = |path: &PathBuf| -> Result<BufWriter<std::fs::File>, EngineError> {
             if let Some(parent) = path.parent() {
@@ -257,7 +308,7 @@ impl StreamStep for Export {
         let result = async {
             while let Some(record) = input.recv().await {
                 cx.stats.record_in();
-                let row = match self.row(&record) {
+                let row = match self.shape.row(&record) {
                     Ok(row) => row,
                     Err(reason) => {
                         cx.settle(Outcome::fail(record, reason)).await;

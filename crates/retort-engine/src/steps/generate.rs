@@ -63,6 +63,9 @@ pub struct GenerateConfig {
     /// Write the conversation (prompt and answer) as chat messages into this field.
     #[serde(default)]
     pub messages_into: Option<String>,
+    /// Write the sample's index (0 to n-1) into this field.
+    #[serde(default)]
+    pub sample_into: Option<String>,
     /// Write the mean log-probability per token of the answer into this field (needs logprobs).
     #[serde(default)]
     pub logprob_into: Option<String>,
@@ -107,7 +110,7 @@ impl StepDef for GenerateConfig {
             }
             _ => cx.write(&self.into),
         }
-        for field in [&self.raw_into, &self.messages_into, &self.logprob_into].into_iter().flatten() {
+        for field in [&self.raw_into, &self.messages_into, &self.logprob_into, &self.sample_into].into_iter().flatten() {
             cx.write(field);
         }
     }
@@ -150,6 +153,9 @@ impl RecordStep for Generate {
         };
         let samples = (0..config.n).map(|index| {
             let mut child = if config.n == 1 { record.clone() } else { record.child(index) };
+            if let Some(field) = &config.sample_into {
+                child.set(field.clone(), Value::from(index));
+            }
             let mut request = base.clone();
             request.params.seed = Some(config.seed.unwrap_or_else(|| cx.seed(&record.id, index)));
             async move {
@@ -235,8 +241,8 @@ pub(crate) fn lineage(llm: &Llm, cx: &StageCx, field: &str, request: ChatRequest
     Lineage {
         field: field.to_string(),
         step: cx.step.to_string(),
-        backend: llm.kind().to_string(),
-        model: llm.model().to_string(),
+        backend: llm.kind(),
+        model: llm.model(),
         prompt: request.messages,
         params: request.params,
         request_key: key,

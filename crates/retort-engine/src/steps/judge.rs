@@ -70,6 +70,9 @@ pub struct JudgeConfig {
     /// Pairwise: judge again with A and B swapped; disagreeing verdicts become `tie`.
     #[serde(default)]
     pub swap: bool,
+    /// Keep every judgment, as a list of `{text, score}` (pointwise) or `{text, verdict}`.
+    #[serde(default)]
+    pub all_into: Option<String>,
     /// Keep the judge's whole text (the first judgment) in this field.
     #[serde(default)]
     pub reason_into: Option<String>,
@@ -124,7 +127,7 @@ impl StepDef for JudgeConfig {
             }
         }
         cx.write(&self.into);
-        if let Some(field) = &self.reason_into {
+        for field in [&self.reason_into, &self.all_into].into_iter().flatten() {
             cx.write(field);
         }
     }
@@ -240,6 +243,7 @@ impl Judge {
     async fn score(&self, record: &mut Record, cx: &StageCx) -> Result<(), Failure> {
         let messages = prompt::render(&self.config, record, cx, None).map_err(|reason| (reason, None))?;
         let mut scores = Vec::with_capacity(self.config.samples);
+        let mut all = Vec::with_capacity(self.config.samples);
         let mut first_text = None;
         for sample in 0..self.config.samples {
             let request = self.request(messages.clone(), cx.seed(&record.id, sample));
@@ -254,8 +258,12 @@ impl Judge {
             if sample == 0 {
                 record.lineage.push(lineage(&self.llm, cx, &self.config.into, request, key));
             }
+            all.push(serde_json::json!({"text": text, "score": score}));
             first_text.get_or_insert(text);
             scores.push(score);
+        }
+        if let Some(field) = &self.config.all_into {
+            record.set(field.clone(), Value::Array(all));
         }
         let mean = scores.iter().sum::<f64>() / scores.len() as f64;
         record.set(self.config.into.clone(), serde_json::json!(mean));
@@ -273,6 +281,7 @@ impl Judge {
         let (a, b) = (field(&self.config.a)?, field(&self.config.b)?);
         let orders: &[(bool, usize)] = if self.config.swap { &[(false, 0), (true, 1)] } else { &[(false, 0)] };
         let mut verdicts = Vec::new();
+        let mut all = Vec::new();
         let mut first_text = None;
         for &(swapped, sample) in orders {
             let (shown_a, shown_b) = if swapped { (&b, &a) } else { (&a, &b) };
@@ -291,8 +300,12 @@ impl Judge {
             if sample == 0 {
                 record.lineage.push(lineage(&self.llm, cx, &self.config.into, request, key));
             }
+            all.push(serde_json::json!({"text": text, "verdict": verdict}));
             first_text.get_or_insert(text);
             verdicts.push(verdict);
+        }
+        if let Some(field) = &self.config.all_into {
+            record.set(field.clone(), Value::Array(all));
         }
         let verdict = if verdicts.iter().all(|verdict| *verdict == verdicts[0]) { verdicts[0] } else { "tie" };
         record.set(self.config.into.clone(), Value::String(verdict.to_string()));

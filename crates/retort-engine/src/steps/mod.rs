@@ -18,7 +18,9 @@ pub(crate) mod prompt;
 pub(crate) mod repeat;
 pub(crate) mod sample;
 pub(crate) mod score;
+pub(crate) mod train;
 pub(crate) mod verify;
+pub(crate) mod vote;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -51,6 +53,8 @@ pub enum StepConfig {
     Map(map::MapConfig),
     /// Remove duplicates.
     Dedup(dedup::DedupConfig),
+    /// Majority vote over the samples of one question.
+    Vote(vote::VoteConfig),
     /// Build chosen/rejected pairs from scored candidates.
     Pair(pair::PairConfig),
     /// Several roles take turns.
@@ -63,14 +67,16 @@ pub enum StepConfig {
     Score(score::ScoreConfig),
     /// Turn a list field into one record per item.
     Explode(explode::ExplodeConfig),
+    /// Hand a round's data to a trainer and continue with the model it returns.
+    Train(train::TrainConfig),
     /// Write records to files.
     Export(export::ExportConfig),
 }
 
 /// Every step kind, as recipes name them.
 pub const KINDS: &[&str] = &[
-    "load", "generate", "judge", "score", "verify", "filter", "map", "dedup", "pair", "converse", "repeat",
-    "sample", "explode", "export",
+    "load", "generate", "judge", "score", "verify", "filter", "map", "dedup", "vote", "pair", "converse", "repeat",
+    "sample", "explode", "train", "export",
 ];
 
 impl StepConfig {
@@ -84,12 +90,14 @@ impl StepConfig {
             StepConfig::Filter(_) => "filter",
             StepConfig::Map(_) => "map",
             StepConfig::Dedup(_) => "dedup",
+            StepConfig::Vote(_) => "vote",
             StepConfig::Pair(_) => "pair",
             StepConfig::Converse(_) => "converse",
             StepConfig::Repeat(_) => "repeat",
             StepConfig::Sample(_) => "sample",
             StepConfig::Score(_) => "score",
             StepConfig::Explode(_) => "explode",
+            StepConfig::Train(_) => "train",
             StepConfig::Export(_) => "export",
         }
     }
@@ -103,12 +111,14 @@ impl StepConfig {
             StepConfig::Filter(config) => config,
             StepConfig::Map(config) => config,
             StepConfig::Dedup(config) => config,
+            StepConfig::Vote(config) => config,
             StepConfig::Pair(config) => config,
             StepConfig::Converse(config) => config,
             StepConfig::Repeat(config) => config,
             StepConfig::Sample(config) => config,
             StepConfig::Score(config) => config,
             StepConfig::Explode(config) => config,
+            StepConfig::Train(config) => config,
             StepConfig::Export(config) => config,
         }
     }
@@ -124,12 +134,14 @@ impl StepConfig {
             "filter" => struct_fields::<filter::FilterConfig>(),
             "map" => struct_fields::<map::MapConfig>(),
             "dedup" => struct_fields::<dedup::DedupConfig>(),
+            "vote" => struct_fields::<vote::VoteConfig>(),
             "pair" => struct_fields::<pair::PairConfig>(),
             "converse" => struct_fields::<converse::ConverseConfig>(),
             "repeat" => struct_fields::<repeat::RepeatRaw>(),
             "sample" => struct_fields::<sample::SampleConfig>(),
             "score" => struct_fields::<score::ScoreConfig>(),
             "explode" => struct_fields::<explode::ExplodeConfig>(),
+            "train" => struct_fields::<train::TrainConfig>(),
             "export" => struct_fields::<export::ExportConfig>(),
             _ => &[],
         }
@@ -152,11 +164,13 @@ impl StepConfig {
             "filter" => StepConfig::Filter(read(value)?),
             "map" => StepConfig::Map(read(value)?),
             "dedup" => StepConfig::Dedup(read(value)?),
+            "vote" => StepConfig::Vote(read(value)?),
             "pair" => StepConfig::Pair(read(value)?),
             "converse" => StepConfig::Converse(read(value)?),
             "sample" => StepConfig::Sample(read(value)?),
             "score" => StepConfig::Score(read(value)?),
             "explode" => StepConfig::Explode(read(value)?),
+            "train" => StepConfig::Train(read(value)?),
             "export" => StepConfig::Export(read(value)?),
             other => return Err((String::new(), format!("`{other}` is read elsewhere"))),
         })

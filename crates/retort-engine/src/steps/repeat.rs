@@ -209,6 +209,9 @@ impl StreamStep for Repeat {
                 Feed::Input => original.clone(),
             };
             last_round = produced;
+            if cx.run.stop_rounds.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
             if let Some(until) = &self.config.until {
                 let context = minijinja::context! { round => round, count => count, total => total, pool => seeds.len() };
                 match cx.run.templates.eval_with(until, context) {

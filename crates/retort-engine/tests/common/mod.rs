@@ -147,3 +147,27 @@ steps:
 "#
     )
 }
+
+/// Runs a built-in recipe on the scripted backend: `rules` is a YAML list of scripted rules
+/// (`- {when: REGEX, reply: TEXT}`), `set` more `PATH=VALUE` overrides, `limit` caps the seeds.
+pub fn run_builtin(name: &str, rules: &str, set: &[&str], limit: Option<usize>) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe_dir = dir.path().join("recipe");
+    let file = retort_engine::builtin::extract(name, &recipe_dir).unwrap();
+    let rules_path = dir.path().join("rules.yaml");
+    std::fs::write(&rules_path, rules).unwrap();
+    let mut overrides = Overrides {
+        backend: Some("scripted".to_string()),
+        limit,
+        set: vec![format!("llm.rules_file={}", rules_path.display())],
+        ..Overrides::default()
+    };
+    overrides.set.extend(set.iter().map(|item| item.to_string()));
+    let recipe = Recipe::load(&file, &overrides).unwrap_or_else(|problems| panic!("{problems}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let report = runtime.block_on(async {
+        let prepared = PreparedRun::prepare(recipe, RunOptions::new(dir.path().join("out"))).unwrap();
+        prepared.execute(CancellationToken::new()).await.unwrap()
+    });
+    Ran { dir, report }
+}

@@ -6,6 +6,7 @@
 
 mod answer_match;
 mod json_schema;
+mod python;
 mod regex_match;
 
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub enum CheckKind {
     Regex,
     /// The field (or the JSON in it) satisfies a JSON schema.
     JsonSchema,
+    /// Python code run in the sandbox passes: a function called with the field, or tests.
+    Python,
 }
 
 /// How to take the answer out of a text before comparing.
@@ -68,6 +71,24 @@ pub struct VerifyConfig {
     /// `json_schema`: the schema the field must satisfy.
     #[serde(default)]
     pub schema: Option<Value>,
+    /// `python`: the code defining `function`, a template (for example `{{ verifier_code }}`).
+    #[serde(default)]
+    pub code: Option<String>,
+    /// `python`: the function called with the field's value; the check passes when it returns something true.
+    #[serde(default)]
+    pub function: Option<String>,
+    /// `python`: test code defining `check(candidate)` (HumanEval style), a template; the field holds the solution.
+    #[serde(default)]
+    pub tests: Option<String>,
+    /// `python` with `tests`: the name of the function under test, a template (e.g. `{{ entry_point }}`).
+    #[serde(default)]
+    pub entry_point: Option<String>,
+    /// `python`: seconds before the program is stopped.
+    #[serde(default)]
+    pub timeout_s: Option<f64>,
+    /// `python`: memory limit in MB.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
     /// The field that receives the verdict, true or false.
     #[serde(default = "default_into")]
     pub into: String,
@@ -99,6 +120,14 @@ pub(crate) trait Verifier: Send + Sync + 'static {
 }
 
 impl StepDef for VerifyConfig {
+    fn templates(&self) -> Vec<(String, crate::steps::TemplateSource)> {
+        use crate::steps::TemplateSource;
+        [("code", &self.code), ("tests", &self.tests), ("entry_point", &self.entry_point)]
+            .into_iter()
+            .filter_map(|(key, text)| text.as_ref().map(|text| (key.to_string(), TemplateSource::Inline(text.clone()))))
+            .collect()
+    }
+
     fn check(&self, cx: &mut CheckCx<'_>) {
         cx.read("field", &self.field);
         match self.check {
@@ -117,6 +146,14 @@ impl StepDef for VerifyConfig {
                     }
                 }
                 None => cx.error("schema", "`json_schema` needs `schema`"),
+            },
+            CheckKind::Python => match (&self.code, &self.function, &self.tests, &self.entry_point) {
+                (Some(_), Some(_), None, None) => cx.template("code", &[]),
+                (None, None, Some(_), Some(_)) => {
+                    cx.template("tests", &[]);
+                    cx.template("entry_point", &[]);
+                }
+                _ => cx.error("", "`python` needs `code` and `function` (call a function on the field), or `tests` and `entry_point` (run tests on the field's code)"),
             },
         }
         cx.write(&self.into);
@@ -138,6 +175,22 @@ impl StepDef for VerifyConfig {
                 &self.field,
                 self.pattern.as_deref().ok_or_else(|| invalid("`pattern` is missing".into()))?,
             ).map_err(invalid)?),
+            CheckKind::Python => {
+                let mut limits = retort_sandbox::Limits::default();
+                if let Some(timeout) = self.timeout_s {
+                    limits.timeout = std::time::Duration::from_secs_f64(timeout.max(0.1));
+                    limits.cpu_seconds = timeout.ceil().max(1.0) as u64;
+                }
+                if let Some(memory) = self.memory_mb {
+                    limits.memory_mb = memory;
+                }
+                Arc::new(python::Python {
+                    sandbox: python::shared_sandbox().map_err(invalid)?,
+                    field: self.field.clone(),
+                    function: self.function.clone(),
+                    limits,
+                })
+            }
             CheckKind::JsonSchema => Arc::new(json_schema::JsonSchema::new(
                 &self.field,
                 self.schema.as_ref().ok_or_else(|| invalid("`schema` is missing".into()))?,

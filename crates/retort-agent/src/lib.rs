@@ -1,0 +1,28 @@
+//! Agents for retort: tools a model can call, the agent loop (native function calling and
+//! ReAct text), DFSDT tree search over actions, and interactive environments (SQLite, OS
+//! shell, Python REPL, Adversarial Taboo).
+//!
+//! Nothing here knows recipes, YAML files or the run store: the engine builds tools from
+//! [`ToolConfig`]s (resolving paths and backends first) and stores the [`Trajectory`]s and
+//! [`Episode`]s it gets back. Tools and environments that run code use `retort-sandbox`.
+
+pub mod agent;
+pub mod env;
+mod error;
+mod seed;
+mod tool;
+pub mod tools;
+
+pub use agent::dfsdt::{dfsdt, DfsdtConfig, SearchResult, SearchStats};
+pub use agent::episode::{run_episode, EpisodeConfig};
+pub use agent::react::{parse_action_input, parse_react, react_system_prompt, ReactReply};
+pub use agent::{run_agent, AgentConfig, AgentFormat, StepStatus, StopReason, Trajectory, TrajectoryStep, GIVE_UP};
+pub use env::os::{OsEnv, OsTask};
+pub use env::repl::{ReplEnv, ReplTask};
+pub use env::sqlite::{SqliteEnv, SqliteTask};
+pub use env::taboo::{play_taboo, Episode, TabooGame, TabooOutcome, TabooPrompts, TabooReferee, TabooRole, TabooTurn};
+pub use env::{answers_match, Environment, StepResult};
+pub use error::{EnvError, ToolBuildError, ToolError};
+pub use seed::{derive_seed, hash_bytes};
+pub use tool::{CallOutcome, CallStatus, Tool, ToolRegistry};
+pub use tools::{BuildContext, ToolConfig};

@@ -1,0 +1,166 @@
+//! Environments (SQLite, OS shell, Python REPL) and the Python tool, in the real sandbox.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use retort_agent::tools::python::{PythonConfig, PythonTool};
+use retort_agent::{answers_match, CallStatus, Environment, OsEnv, OsTask, ReplEnv, ReplTask, SqliteEnv, SqliteTask, ToolRegistry};
+use serde_json::json;
+
+#[test]
+fn answer_normalisation() {
+    let cases = [
+        ("Paris", "paris", true),
+        ("  \"Paris.\" ", "Paris", true),
+        ("1,000", "1000.0", true),
+        ("3.25", "3.250", true),
+        ("melon, apple", "apple,melon", true),
+        ("apple\nmelon", "melon, apple", true),
+        ("apple", "apple, melon", false),
+        ("41", "42", false),
+        ("New  York", "new york", true),
+    ];
+    for (answer, gold, want) in cases {
+        assert_eq!(answers_match(answer, gold), want, "{answer:?} vs {gold:?}");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_env_rewards_the_gold_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::shop_db(dir.path());
+    let task = SqliteTask {
+        database: db.clone(),
+        question: "Which product has the most units ordered?".into(),
+        answer: "apple".into(),
+        max_steps: 3,
+        max_rows: 20,
+    };
+    let mut env = SqliteEnv::new(task.clone());
+    let first = env.reset().await.unwrap();
+    assert!(first.contains("CREATE TABLE orders") && first.contains("most units ordered"), "{first}");
+    let step = env.step("```sql\nSELECT product_id, SUM(quantity) FROM orders GROUP BY product_id ORDER BY 2 DESC LIMIT 1\n```").await.unwrap();
+    assert_eq!((step.observation.as_str(), step.reward, step.done), ("product_id | SUM(quantity)\n1 | 15", 0.0, false));
+    let write = env.step("DELETE FROM orders").await.unwrap();
+    assert!(write.observation.contains("readonly") || write.observation.contains("read-only"), "{}", write.observation);
+    let right = env.step("Answer: Apple.").await.unwrap();
+    assert_eq!((right.reward, right.done), (1.0, true));
+    assert!(env.step("SELECT 1").await.is_err(), "no steps after the end");
+
+    env.reset().await.unwrap();
+    let wrong = env.step("answer: melon").await.unwrap();
+    assert_eq!((wrong.reward, wrong.done), (0.0, true));
+
+    env.reset().await.unwrap();
+    for _ in 0..2 {
+        assert!(!env.step("SELECT 1").await.unwrap().done);
+    }
+    let last = env.step("SELECT 1").await.unwrap();
+    assert_eq!((last.reward, last.done), (0.0, true));
+}
+
+#[tokio::test]
+async fn os_env_runs_commands_and_rewards_by_the_check() {
+    let sandbox = common::sandbox();
+    let task = OsTask {
+        instruction: "Create backup/notes.txt holding the lines of notes.txt that mention TODO, then say how many there are.".into(),
+        files: BTreeMap::from([("notes.txt".to_string(), "TODO buy milk\ndone: laundry\nTODO call mum\n".to_string())]),
+        setup: vec!["mkdir -p archive && echo old > archive/a.txt".into()],
+        check: Some("test -f backup/notes.txt && grep -c TODO backup/notes.txt | grep -q '^2$' && test \"$ANSWER\" = 2".into()),
+        expected_answer: Some("2".into()),
+        max_steps: 10,
+        max_output_chars: 1000,
+    };
+    let mut env = OsEnv::new(sandbox.clone(), task.clone());
+    let first = env.reset().await.unwrap();
+    assert!(first.contains("backup/notes.txt"), "{first}");
+    let ls = env.step("ls").await.unwrap();
+    assert_eq!(ls.observation, "archive\nnotes.txt");
+    let missing = env.step("cat nothing.txt").await.unwrap();
+    assert!(missing.observation.contains("No such file") && missing.observation.contains("[exit status 1]"), "{}", missing.observation);
+    let unknown = env.step("apt-get install vim").await.unwrap();
+    assert!(unknown.observation.contains("command not found"), "{}", unknown.observation);
+    let made = env.step("mkdir backup && grep TODO notes.txt > backup/notes.txt && cat backup/notes.txt | wc -l").await.unwrap();
+    assert_eq!((made.observation.as_str(), made.done), ("2", false));
+    // State persists between actions: the working directory and variables.
+    env.step("cd backup; export N=7").await.unwrap();
+    assert_eq!(env.step("pwd | grep -c backup; echo $N").await.unwrap().observation, "1\n7");
+    let done = env.step("answer: 2").await.unwrap();
+    assert_eq!((done.reward, done.done), (1.0, true), "{}", done.observation);
+
+    // Without the file the check fails.
+    let mut env = OsEnv::new(sandbox, task);
+    env.reset().await.unwrap();
+    let fail = env.step("answer: 2").await.unwrap();
+    assert_eq!((fail.reward, fail.done), (0.0, true), "{}", fail.observation);
+    assert!(fail.observation.contains("the check failed"));
+}
+
+#[tokio::test]
+async fn repl_env_keeps_state_and_checks_the_answer() {
+    let sandbox = common::sandbox();
+    let task = ReplTask {
+        instruction: "Define square(n) and report square(12).".into(),
+        setup_code: Some("OFFSET = 0".into()),
+        expected_answer: Some("144".into()),
+        check_code: Some("assert square(3) == 9 + OFFSET and ANSWER == '144'".into()),
+        max_steps: 5,
+        max_output_chars: 1000,
+    };
+    let mut env = ReplEnv::new(sandbox.clone(), task.clone());
+    env.reset().await.unwrap();
+    let defined = env.step("I will define it.\n```python\ndef square(n):\n    return n * n\n```").await.unwrap();
+    assert_eq!((defined.observation.as_str(), defined.done), ("(no output)", false));
+    let used = env.step("square(12)").await.unwrap();
+    assert_eq!(used.observation, "144");
+    let error = env.step("print('before'); 1 / 0").await.unwrap();
+    assert!(error.observation.starts_with("before") && error.observation.contains("ZeroDivisionError"), "{}", error.observation);
+    let end = env.step("answer: 144").await.unwrap();
+    assert_eq!((end.reward, end.done), (1.0, true), "{}", end.observation);
+
+    // A right answer without the function fails the check.
+    let mut env = ReplEnv::new(sandbox.clone(), task.clone());
+    env.reset().await.unwrap();
+    let end = env.step("answer: 144").await.unwrap();
+    assert_eq!(end.reward, 0.0);
+    assert!(end.observation.contains("the check failed"), "{}", end.observation);
+
+    let mut none = ReplEnv::new(sandbox, ReplTask { expected_answer: None, check_code: None, ..task });
+    assert!(none.reset().await.is_err());
+}
+
+#[tokio::test]
+async fn python_tool_runs_in_the_sandbox() {
+    let tool = PythonTool::new(&PythonConfig { max_output_chars: 50, ..PythonConfig::default() }, common::sandbox());
+    let registry = ToolRegistry::new().with(std::sync::Arc::new(tool)).unwrap();
+    let ok = registry.call("python", &json!({"code": "print(sum(range(10)))"})).await;
+    assert_eq!((ok.observation.as_str(), ok.status), ("status: ok\nstdout:\n45", CallStatus::Ok));
+    let err = registry.call("python", &json!({"code": "raise ValueError('nope')"})).await;
+    assert!(err.observation.starts_with("status: error") && err.observation.contains("ValueError: nope"), "{}", err.observation);
+    let denied = registry.call("python", &json!({"code": "open('/etc/shadow').read()"})).await;
+    assert!(denied.observation.starts_with("status: denied"), "{}", denied.observation);
+    let long = registry.call("python", &json!({"code": "print('x' * 500)"})).await;
+    assert!(long.observation.contains("450 more characters cut"), "{}", long.observation);
+    let silent = registry.call("python", &json!({"code": "x = 1"})).await;
+    assert!(silent.observation.contains("use print()"), "{}", silent.observation);
+}
+
+#[tokio::test]
+async fn a_model_plays_the_sqlite_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::shop_db(dir.path());
+    let task = SqliteTask { database: db, question: "How many melons are in stock?".into(), answer: "7".into(), max_steps: 5, max_rows: 20 };
+    let backend = common::scripted(vec![
+        common::say(r"stock\n7\z", "answer: 7"),
+        common::say(r"Question: How many melons", "SELECT stock FROM products WHERE name = 'melon'"),
+    ]);
+    let mut env = SqliteEnv::new(task);
+    let config = retort_agent::EpisodeConfig { system_prompt: Some("You query databases.".into()), ..Default::default() };
+    let trajectory = retort_agent::run_episode(&backend, &mut env, &config).await.unwrap();
+    assert_eq!(trajectory.stop_reason, retort_agent::StopReason::FinalAnswer);
+    assert_eq!(trajectory.final_answer.as_deref(), Some("7"));
+    let rewards: Vec<Option<f64>> = trajectory.steps.iter().map(|s| s.reward).collect();
+    assert_eq!(rewards, [Some(0.0), Some(1.0)]);
+    assert_eq!(trajectory.messages.len(), 6);
+}

@@ -1,0 +1,533 @@
+//! The worker's scheduler: one llama.cpp context, many sequences decoded in one batch.
+//!
+//! Continuous batching: every step gathers one token from each answering sequence and
+//! chunks of new prompts up to the batch size, decodes them in one call, then samples each
+//! sequence with its own sampler chain. A request that arrives while others are half-way
+//! takes a free slot and joins the next step.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use retort_core::TokenLogprob;
+
+use crate::protocol::{FailKind, Finish, FromWorker, Generate, Load, ToWorker};
+
+/// The test hook that makes the worker abort (only with `RETORT_LLAMA_TEST_HOOKS=1`).
+pub(crate) const ABORT_HOOK: &str = "<<retort-llama:abort>>";
+/// The test hook that aborts once: `<<retort-llama:abort-once:PATH>>` aborts unless PATH exists, creating it.
+pub(crate) const ABORT_ONCE_HOOK: &str = "<<retort-llama:abort-once:";
+
+/// A job the scheduler has accepted.
+struct Job {
+    id: u64,
+    tokens: Vec<LlamaToken>,
+    n_prompt: usize,
+    kind: JobKind,
+}
+
+enum JobKind {
+    Generate(Box<Generating>),
+    Score { scored: Vec<TokenLogprob> },
+}
+
+struct Generating {
+    sampler: LlamaSampler,
+    max_tokens: u32,
+    stop: Vec<String>,
+    logprobs: Option<u8>,
+    bytes: Vec<u8>,
+    token_logprobs: Vec<TokenLogprob>,
+    /// The model ended its answer (an end-of-generation token).
+    ended: bool,
+}
+
+/// A sequence slot of the context and the job in it.
+struct Slot {
+    seq_id: i32,
+    job: Job,
+    /// Tokens already in the KV cache.
+    n_past: usize,
+    /// Batch rows whose logits this slot reads after the step: (row, position).
+    rows: Vec<(i32, usize)>,
+    /// Whether the current step holds any of this slot's tokens.
+    stepped: bool,
+}
+
+/// Where the scheduler sends its answers.
+pub(crate) trait Sink {
+    fn send(&mut self, frame: &FromWorker);
+}
+
+/// Runs jobs from `jobs` until the channel closes.
+pub(crate) fn run(
+    backend: &LlamaBackend,
+    model: &LlamaModel,
+    load: &Load,
+    jobs: Receiver<ToWorker>,
+    sink: &mut dyn Sink,
+    ready: &dyn Fn(u32) -> FromWorker,
+) -> Result<(), String> {
+    let n_seq = load.max_sequences as u32;
+    let threads = load
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(1));
+    let batch_threads = i32::try_from(load.batch_threads.unwrap_or(threads)).unwrap_or(i32::MAX);
+    let threads = i32::try_from(threads).unwrap_or(i32::MAX);
+    let n_ctx = load.context_size.saturating_mul(n_seq);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(load.batch_size)
+        .with_n_ubatch(load.batch_size)
+        .with_n_seq_max(n_seq)
+        .with_n_threads(threads)
+        .with_n_threads_batch(batch_threads);
+    let mut ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(error) => {
+            let message = format!("creating a llama.cpp context of {n_ctx} tokens: {error}");
+            sink.send(&FromWorker::LoadFailed { message: message.clone() });
+            return Err(message);
+        }
+    };
+    let per_sequence = (ctx.n_ctx() / n_seq) as usize;
+    sink.send(&ready(per_sequence as u32));
+    let hooks = std::env::var("RETORT_LLAMA_TEST_HOOKS").is_ok_and(|value| value == "1");
+
+    let mut scheduler = Scheduler {
+        backend,
+        embed_ctx: None,
+        context_size: load.context_size,
+        threads: (threads, batch_threads),
+        model,
+        per_sequence,
+        batch_size: load.batch_size as usize,
+        free: (0..n_seq as i32).rev().collect(),
+        slots: Vec::new(),
+        waiting: VecDeque::new(),
+        batch: LlamaBatch::new(load.batch_size as usize, n_seq as i32),
+        hooks,
+    };
+    let mut open = true;
+    loop {
+        // Take new jobs: wait for one when idle, else only those already there.
+        if scheduler.slots.is_empty() && scheduler.waiting.is_empty() {
+            if !open {
+                return Ok(());
+            }
+            match jobs.recv() {
+                Ok(job) => scheduler.accept(job, sink),
+                Err(_) => return Ok(()),
+            }
+        }
+        while open {
+            match jobs.try_recv() {
+                Ok(job) => scheduler.accept(job, sink),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => open = false,
+            }
+        }
+        scheduler.fill_slots(&mut ctx);
+        if !scheduler.slots.is_empty() {
+            scheduler.step(&mut ctx, sink);
+        }
+    }
+}
+
+struct Scheduler<'m> {
+    backend: &'m LlamaBackend,
+    /// A second context for embeddings, made on the first embedding job.
+    embed_ctx: Option<LlamaContext<'m>>,
+    context_size: u32,
+    /// Threads for single-token steps and for batched steps.
+    threads: (i32, i32),
+    model: &'m LlamaModel,
+    per_sequence: usize,
+    batch_size: usize,
+    free: Vec<i32>,
+    slots: Vec<Slot>,
+    waiting: VecDeque<Job>,
+    batch: LlamaBatch<'static>,
+    hooks: bool,
+}
+
+impl<'m> Scheduler<'m> {
+    /// Tokenizes a new job and queues it, or answers it at once when it cannot run.
+    fn accept(&mut self, frame: ToWorker, sink: &mut dyn Sink) {
+        match frame {
+            ToWorker::Load(_) => {}
+            ToWorker::Generate { id, job } => {
+                self.run_hooks(&job.prompt);
+                match self.generate_job(id, job) {
+                    Ok(job) => self.waiting.push_back(job),
+                    Err((kind, message)) => sink.send(&FromWorker::Failed { id, kind, message }),
+                }
+            }
+            ToWorker::Embed { id, texts } => match self.embed(&texts) {
+                Ok(vectors) => sink.send(&FromWorker::Embedded { id, vectors }),
+                Err((kind, message)) => sink.send(&FromWorker::Failed { id, kind, message }),
+            },
+            ToWorker::Score { id, prompt, continuation } => {
+                self.run_hooks(&prompt);
+                let mut tokens = self.tokenize(&prompt, true);
+                let n_prompt = tokens.len();
+                tokens.extend(self.tokenize(&continuation, false));
+                if tokens.len() == n_prompt {
+                    sink.send(&FromWorker::Scored { id, tokens: Vec::new() });
+                } else if tokens.len() > self.per_sequence {
+                    sink.send(&FromWorker::Failed {
+                        id,
+                        kind: FailKind::ContextLength,
+                        message: format!(
+                            "the prompt and continuation have {} tokens; the context holds {} per sequence",
+                            tokens.len(),
+                            self.per_sequence
+                        ),
+                    });
+                } else {
+                    self.waiting.push_back(Job { id, tokens, n_prompt, kind: JobKind::Score { scored: Vec::new() } });
+                }
+            }
+        }
+    }
+
+    /// Embeds texts one by one in the embedding context: mean-pooled, L2-normalised.
+    fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, (FailKind, String)> {
+        if self.embed_ctx.is_none() {
+            let params = LlamaContextParams::default()
+                .with_n_ctx(NonZeroU32::new(self.context_size))
+                .with_n_batch(self.context_size)
+                .with_n_ubatch(self.context_size)
+                .with_n_seq_max(1)
+                .with_n_threads(self.threads.0)
+                .with_n_threads_batch(self.threads.1)
+                .with_embeddings(true)
+                .with_pooling_type(LlamaPoolingType::Mean);
+            let ctx = self.model.new_context(self.backend, params).map_err(|error| {
+                (FailKind::Server, format!("creating the embedding context of {} tokens: {error}", self.context_size))
+            })?;
+            self.embed_ctx = Some(ctx);
+        }
+        let vocab = self.model.vocab();
+        let mut vectors = Vec::with_capacity(texts.len());
+        for text in texts {
+            let tokens = vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), false);
+            if tokens.is_empty() {
+                return Err((FailKind::BadRequest, "cannot embed an empty text".to_string()));
+            }
+            if tokens.len() > self.context_size as usize {
+                return Err((
+                    FailKind::ContextLength,
+                    format!("a text to embed has {} tokens; the context holds {}", tokens.len(), self.context_size),
+                ));
+            }
+            let ctx = self.embed_ctx.as_mut().expect("made above");
+            let _ = ctx.clear_kv_cache_seq(None, None, None);
+            let mut batch = LlamaBatch::new(tokens.len(), 1);
+            for (position, token) in tokens.iter().enumerate() {
+                batch
+                    .add(*token, position as i32, &[0], true)
+                    .map_err(|error| (FailKind::Server, format!("filling the embedding batch: {error}")))?;
+            }
+            ctx.decode(&mut batch)
+                .map_err(|error| (FailKind::Server, format!("llama.cpp could not embed a text: {error}")))?;
+            let embedding = ctx
+                .embeddings_seq_ith(0)
+                .map_err(|error| (FailKind::Server, format!("reading the pooled embedding: {error}")))?;
+            let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+            vectors.push(embedding.iter().map(|x| x / norm).collect());
+        }
+        Ok(vectors)
+    }
+
+    fn run_hooks(&self, prompt: &str) {
+        if !self.hooks {
+            return;
+        }
+        if prompt.contains(ABORT_HOOK) {
+            std::process::abort();
+        }
+        if let Some(start) = prompt.find(ABORT_ONCE_HOOK) {
+            let rest = &prompt[start + ABORT_ONCE_HOOK.len()..];
+            if let Some(end) = rest.find(">>") {
+                let path = std::path::Path::new(&rest[..end]);
+                if !path.exists() {
+                    let _ = std::fs::write(path, b"aborted once");
+                    std::process::abort();
+                }
+            }
+        }
+    }
+
+    fn tokenize(&self, text: &str, is_prompt: bool) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        // The chat template usually writes the BOS token itself; add it only where it did not.
+        let add_bos = is_prompt && vocab.should_add_bos() && {
+            let bos = vocab.token_to_piece(vocab.bos(), true, None);
+            bos.is_empty() || !text.as_bytes().starts_with(&bos)
+        };
+        let mut tokens = vocab.tokenize(text.as_bytes(), add_bos, true);
+        if !is_prompt && tokens.first() == Some(&vocab.bos()) {
+            tokens.remove(0);
+        }
+        tokens
+    }
+
+    fn generate_job(&self, id: u64, job: Generate) -> Result<Job, (FailKind, String)> {
+        let tokens = self.tokenize(&job.prompt, true);
+        if tokens.is_empty() {
+            return Err((FailKind::BadRequest, "the prompt is empty".to_string()));
+        }
+        if tokens.len() >= self.per_sequence {
+            return Err((
+                FailKind::ContextLength,
+                format!(
+                    "the prompt has {} tokens; the context holds {} per sequence, prompt and answer together",
+                    tokens.len(),
+                    self.per_sequence
+                ),
+            ));
+        }
+        let mut chain = Vec::new();
+        if let Some(schema) = &job.json_schema {
+            let grammar = llama_cpp_2::json_schema_to_grammar(schema)
+                .map_err(|error| (FailKind::BadRequest, format!("turning the JSON schema into a grammar: {error}")))?;
+            let sampler = LlamaSampler::grammar(self.model, &grammar, "root")
+                .map_err(|error| (FailKind::BadRequest, format!("compiling the grammar of the JSON schema: {error}")))?;
+            chain.push(sampler);
+        }
+        if job.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            if job.top_p < 1.0 {
+                chain.push(LlamaSampler::top_p(job.top_p, 1));
+            }
+            chain.push(LlamaSampler::temp(job.temperature));
+            chain.push(LlamaSampler::dist(job.seed));
+        }
+        let n_prompt = tokens.len();
+        Ok(Job {
+            id,
+            tokens,
+            n_prompt,
+            kind: JobKind::Generate(Box::new(Generating {
+                sampler: LlamaSampler::chain_simple(chain),
+                max_tokens: job.max_tokens,
+                stop: job.stop,
+                logprobs: job.logprobs,
+                bytes: Vec::new(),
+                token_logprobs: Vec::new(),
+                ended: false,
+            })),
+        })
+    }
+
+    fn fill_slots(&mut self, ctx: &mut LlamaContext<'_>) {
+        while !self.free.is_empty() {
+            let Some(job) = self.waiting.pop_front() else { break };
+            let seq_id = self.free.pop().expect("a free slot");
+            let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
+            self.slots.push(Slot { seq_id, job, n_past: 0, rows: Vec::new(), stepped: false });
+        }
+    }
+
+    /// One decode step over all slots.
+    fn step(&mut self, ctx: &mut LlamaContext<'_>, sink: &mut dyn Sink) {
+        self.batch.clear();
+        let mut budget = self.batch_size;
+        // Answering sequences first (one token each), then prompt chunks.
+        let mut order: Vec<usize> = (0..self.slots.len()).collect();
+        order.sort_by_key(|&index| {
+            let slot = &self.slots[index];
+            slot.n_past < slot.job.n_prompt
+        });
+        for index in order {
+            let slot = &mut self.slots[index];
+            slot.rows.clear();
+            slot.stepped = false;
+            // A scored sequence never needs its last token evaluated.
+            let end = match slot.job.kind {
+                JobKind::Generate(_) => slot.job.tokens.len(),
+                JobKind::Score { .. } => slot.job.tokens.len() - 1,
+            };
+            while slot.n_past < end && budget > 0 {
+                let position = slot.n_past;
+                let wants_logits = match slot.job.kind {
+                    JobKind::Generate(_) => position + 1 == slot.job.tokens.len(),
+                    JobKind::Score { .. } => position + 1 >= slot.job.n_prompt,
+                };
+                let row = self.batch.n_tokens();
+                if self
+                    .batch
+                    .add(slot.job.tokens[position], position as i32, &[slot.seq_id], wants_logits)
+                    .is_err()
+                {
+                    break;
+                }
+                if wants_logits {
+                    slot.rows.push((row, position));
+                }
+                slot.n_past += 1;
+                slot.stepped = true;
+                budget -= 1;
+            }
+        }
+        if self.batch.n_tokens() == 0 {
+            return;
+        }
+        if let Err(error) = ctx.decode(&mut self.batch) {
+            // Fail the sequences of this step; the others are untouched.
+            let message = format!("llama.cpp could not decode a batch of {} tokens: {error}", self.batch.n_tokens());
+            let failed: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].stepped).collect();
+            for index in failed.into_iter().rev() {
+                let slot = self.slots.swap_remove(index);
+                sink.send(&FromWorker::Failed { id: slot.job.id, kind: FailKind::Server, message: message.clone() });
+                self.release(ctx, slot.seq_id);
+            }
+            return;
+        }
+        let mut index = 0;
+        while index < self.slots.len() {
+            if self.advance(ctx, index) {
+                let slot = self.slots.swap_remove(index);
+                sink.send(&finish(slot.job));
+                self.release(ctx, slot.seq_id);
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    fn release(&mut self, ctx: &mut LlamaContext<'_>, seq_id: i32) {
+        let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
+        self.free.push(seq_id);
+    }
+
+    /// Reads the slot's logits after a step; true when its job is done.
+    fn advance(&mut self, ctx: &LlamaContext<'_>, index: usize) -> bool {
+        let model = self.model;
+        let per_sequence = self.per_sequence;
+        let slot = &mut self.slots[index];
+        let rows = std::mem::take(&mut slot.rows);
+        match &mut slot.job.kind {
+            JobKind::Score { scored } => {
+                for (row, position) in rows {
+                    let target = slot.job.tokens[position + 1];
+                    let logits = ctx.get_logits_ith(row);
+                    let (logprob, _) = log_softmax_at(logits, target, 0);
+                    scored.push(TokenLogprob { token: piece(model, target), logprob, top: Vec::new() });
+                }
+                slot.n_past + 1 >= slot.job.tokens.len()
+            }
+            JobKind::Generate(generating) => {
+                let Some(&(row, _)) = rows.last() else { return false };
+                let token = generating.sampler.sample(ctx, row);
+                let vocab = model.vocab();
+                if vocab.is_eog(token) {
+                    generating.ended = true;
+                    return true;
+                }
+                if let Some(k) = generating.logprobs {
+                    let logits = ctx.get_logits_ith(row);
+                    let (logprob, top) = log_softmax_at(logits, token, k as usize);
+                    generating.token_logprobs.push(TokenLogprob {
+                        token: piece(model, token),
+                        logprob,
+                        top: top.into_iter().map(|(alt, lp)| (piece(model, alt), lp)).collect(),
+                    });
+                }
+                generating.bytes.extend(vocab.token_to_piece(token, false, None));
+                slot.job.tokens.push(token);
+                let generated = slot.job.tokens.len() - slot.job.n_prompt;
+                if !generating.stop.is_empty() {
+                    let text = String::from_utf8_lossy(&generating.bytes);
+                    if generating.stop.iter().any(|stop| !stop.is_empty() && text.contains(stop.as_str())) {
+                        return true;
+                    }
+                }
+                generated >= generating.max_tokens as usize || slot.job.tokens.len() >= per_sequence
+            }
+        }
+    }
+}
+
+/// The answer frame for a finished job.
+fn finish(job: Job) -> FromWorker {
+    match job.kind {
+        JobKind::Score { scored } => FromWorker::Scored { id: job.id, tokens: scored },
+        JobKind::Generate(generating) => {
+            let completion_tokens = (job.tokens.len() - job.n_prompt) as u64;
+            let mut text = String::from_utf8_lossy(&generating.bytes).into_owned();
+            let mut finish = Finish::Length;
+            let stop_at = generating
+                .stop
+                .iter()
+                .filter(|stop| !stop.is_empty())
+                .filter_map(|stop| text.find(stop.as_str()))
+                .min();
+            if let Some(at) = stop_at {
+                text.truncate(at);
+                finish = Finish::Stop;
+            } else if generating.ended {
+                finish = Finish::Stop;
+            }
+            FromWorker::Generated {
+                id: job.id,
+                text,
+                finish,
+                logprobs: generating.logprobs.map(|_| generating.token_logprobs),
+                prompt_tokens: job.n_prompt as u64,
+                completion_tokens,
+            }
+        }
+    }
+}
+
+fn piece(model: &LlamaModel, token: LlamaToken) -> String {
+    String::from_utf8_lossy(&model.vocab().token_to_piece(token, true, None)).into_owned()
+}
+
+/// The log-probability of `token` under `logits`, and the `k` most likely tokens with theirs.
+pub(crate) fn log_softmax_at(logits: &[f32], token: LlamaToken, k: usize) -> (f64, Vec<(LlamaToken, f64)>) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&logit| (logit as f64 - max).exp()).sum();
+    let log_norm = max + sum.ln();
+    let logprob = logits.get(token.0 as usize).map_or(f64::NEG_INFINITY, |&logit| logit as f64 - log_norm);
+    let mut top = Vec::new();
+    if k > 0 {
+        let mut indices: Vec<usize> = (0..logits.len()).collect();
+        let k = k.min(indices.len());
+        indices.select_nth_unstable_by(k - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
+        indices.truncate(k);
+        indices.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        top = indices
+            .into_iter()
+            .map(|index| (LlamaToken(index as i32), logits[index] as f64 - log_norm))
+            .collect();
+    }
+    (logprob, top)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_softmax_normalises_and_ranks() {
+        let logits = [0.0f32, (2.0f32).ln(), (5.0f32).ln(), (2.0f32).ln()];
+        let (logprob, top) = log_softmax_at(&logits, LlamaToken(2), 2);
+        assert!((logprob - 0.5f64.ln()).abs() < 1e-6, "{logprob}");
+        assert_eq!(top.len(), 2);
+        assert_eq!(top[0].0, LlamaToken(2));
+        assert!((top[1].1 - 0.2f64.ln()).abs() < 1e-6, "{top:?}");
+        let total: f64 = (0..4).map(|i| log_softmax_at(&logits, LlamaToken(i), 0).0.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+    }
+}
