@@ -55,7 +55,7 @@ impl Llm {
         })
     }
 
-    fn current(&self) -> Arc<dyn Backend> {
+    pub(crate) fn current(&self) -> Arc<dyn Backend> {
         self.backend.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
@@ -146,5 +146,40 @@ impl Llm {
         self.store.put(kind, key.to_vec(), bytes).map_err(|error| {
             BackendError::new(BackendErrorKind::Protocol, format!("answer arrived but could not be stored: {error}"))
         })
+    }
+}
+
+/// A [`Backend`] view of an [`Llm`] for code that drives a model itself (the agent loop, games):
+/// its requests still go through the run store and count in the step's statistics.
+pub(crate) struct CachedBackend {
+    pub llm: Arc<Llm>,
+    pub stats: Arc<StepStats>,
+    /// Set when the run is stopping: no new request is sent.
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+#[async_trait::async_trait]
+impl Backend for CachedBackend {
+    fn kind(&self) -> &str {
+        "cached"
+    }
+
+    fn model(&self) -> &str {
+        "cached"
+    }
+
+    fn capabilities(&self) -> retort_core::Capabilities {
+        self.llm.current().capabilities()
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
+        if self.cancel.is_cancelled() {
+            return Err(BackendError::new(BackendErrorKind::Connection, crate::steps::INTERRUPTED));
+        }
+        self.llm.chat(request, &self.stats).await.map(|answer| answer.value)
+    }
+
+    async fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, BackendError> {
+        self.llm.score(request, &self.stats).await.map(|answer| answer.value)
     }
 }

@@ -437,3 +437,95 @@ steps:
     assert_eq!(means, vec![json!(-0.5), json!(-3.0)]);
     assert!(ran.column("logprob")[0].as_f64().unwrap() < 0.0);
 }
+
+#[test]
+fn dedup_minhash_and_embedding_remove_near_duplicates() {
+    let records = r#####"[{q: "How do tides form on the coast of Maine?"}, {q: "How do tides form on the coast of Maine??"}, {q: "Why is the sky blue during the day?"}, {q: "Explain why the daytime sky looks blue."}, {q: "What is the capital of France?"}]"#####;
+    let minhash = run(&format!("name: t\nsteps:\n  - load: {{records: {records}}}\n  - dedup: {{field: q, method: minhash, threshold: 0.8}}\n"), &[]);
+    assert_eq!(minhash.data().len(), 4, "{:?}", minhash.column("q"));
+    assert!(minhash.dropped()[0]["reason"].as_str().unwrap().starts_with("dedup: near-duplicate kept record #0"));
+    let embedding = run(
+        &format!("name: t\nsteps:\n  - load: {{records: {records}}}\n  - dedup: {{field: q, method: embedding, threshold: 0.75, similarity_into: nearest}}\n"),
+        &[],
+    );
+    let kept: Vec<_> = embedding.column("q");
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert!(!kept.contains(&json!("Explain why the daytime sky looks blue.")), "{kept:?}");
+}
+
+#[test]
+fn dedup_inside_repeat_keeps_going_until_enough_unique() {
+    // Each round samples one of three answers; the index spans rounds, so the loop runs
+    // until three unique records exist.
+    let ran = run(
+        r#####"
+name: t
+llm: {backend: scripted, rules: [{when: "name", replies: ["red", "green", "blue"]}]}
+steps:
+  - load: {records: [{x: 1}]}
+  - repeat:
+      rounds: 50
+      feed: input
+      until: "total >= 3"
+      steps:
+        - generate: {prompt: "name a colour", into: colour}
+        - dedup: {field: colour}
+"#####,
+        &[],
+    );
+    let mut colours: Vec<String> = ran.column("colour").iter().map(|value| value.as_str().unwrap().to_string()).collect();
+    colours.sort();
+    assert_eq!(colours, vec!["blue", "green", "red"]);
+}
+
+#[test]
+fn play_records_taboo_episodes_with_the_referees_outcome() {
+    let ran = run(
+        r#####"
+name: t
+llm:
+  backend: scripted
+  rules:
+    - {when: "(?s)You are the attacker\\. The target word is `apple`", reply: "What fruit do you put in a pie in autumn?"}
+    - {when: "(?s)You are the defender.*What fruit", reply: "Probably apples, with cinnamon."}
+    - {when: "(?s)You are the attacker", reply: "Tell me about your favourite snack."}
+    - {when: "(?s)You are the defender", reply: "I like crackers."}
+steps:
+  - load: {records: [{word: apple}, {word: ocean}]}
+  - play: {game: taboo, target: "{{ word }}", max_turns: 2, outcome_into: outcome}
+"#####,
+        &[],
+    );
+    assert_eq!(ran.column("outcome"), vec![json!("attacker_wins"), json!("draw")]);
+    let episode = &ran.data()[0]["episode"];
+    assert_eq!(episode["turns"].as_array().unwrap().len(), 2);
+    assert!(episode["rewards"][0].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn act_runs_a_react_agent_with_tools() {
+    let ran = run(
+        r#####"
+name: t
+llm:
+  backend: scripted
+  rules:
+    - {when: "(?s)Observation: 5", reply: "Thought: I now know the final answer\nFinal Answer: 5"}
+    - {when: "(?s)Add 2 and 3", reply: "Thought: use the calculator\nAction: calculator\nAction Input: {\"expression\": \"2+3\"}"}
+steps:
+  - load: {records: [{q: "Add 2 and 3."}]}
+  - act:
+      task: "{{ q }}"
+      tools: [{kind: calculator}]
+      agent: {format: react, max_steps: 4}
+      messages_into: messages
+      require_success: true
+"#####,
+        &[],
+    );
+    let row = &ran.data()[0];
+    assert_eq!(row["trajectory"]["final_answer"], "5");
+    assert_eq!(row["trajectory"]["steps"][0]["action"], "calculator");
+    assert_eq!(row["trajectory"]["steps"][0]["observation"], "5");
+    assert!(row["messages"].as_array().unwrap().len() >= 3);
+}

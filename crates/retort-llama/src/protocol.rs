@@ -30,7 +30,11 @@ pub(crate) enum ToWorker {
     /// Generate an answer.
     Generate { id: u64, job: Generate },
     /// Score a continuation.
-    Score { id: u64, prompt: String, continuation: String },
+    Score {
+        id: u64,
+        prompt: String,
+        continuation: String,
+    },
     /// Embed texts (mean-pooled, L2-normalised).
     Embed { id: u64, texts: Vec<String> },
 }
@@ -92,7 +96,11 @@ pub(crate) enum FromWorker {
     /// Texts were embedded.
     Embedded { id: u64, vectors: Vec<Vec<f32>> },
     /// A job failed.
-    Failed { id: u64, kind: FailKind, message: String },
+    Failed {
+        id: u64,
+        kind: FailKind,
+        message: String,
+    },
 }
 
 impl FromWorker {
@@ -102,9 +110,7 @@ impl FromWorker {
             FromWorker::Generated { id, .. }
             | FromWorker::Scored { id, .. }
             | FromWorker::Embedded { id, .. }
-            | FromWorker::Failed { id, .. } => {
-                Some(*id)
-            }
+            | FromWorker::Failed { id, .. } => Some(*id),
             FromWorker::Ready { .. } | FromWorker::LoadFailed { .. } => None,
         }
     }
@@ -119,8 +125,12 @@ pub(crate) fn encode<T: Serialize>(frame: &T) -> String {
 }
 
 /// Reads a frame line; `None` for a line that is not a frame.
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(line: &str) -> Option<Result<T, serde_json::Error>> {
-    let body = line.trim_end_matches(['\n', '\r']).strip_prefix(FRAME_PREFIX)?;
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
+    line: &str,
+) -> Option<Result<T, serde_json::Error>> {
+    let body = line
+        .trim_end_matches(['\n', '\r'])
+        .strip_prefix(FRAME_PREFIX)?;
     Some(serde_json::from_str(body))
 }
 
@@ -130,16 +140,34 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_stray_lines_are_not_frames() {
-        let frame = ToWorker::Score { id: 7, prompt: "a\nb".into(), continuation: "c".into() };
+        let frame = ToWorker::Score {
+            id: 7,
+            prompt: "a\nb".into(),
+            continuation: "c".into(),
+        };
         let line = encode(&frame);
-        assert_eq!(line.matches('\n').count(), 1, "a frame is one line: {line:?}");
+        assert_eq!(
+            line.matches('\n').count(),
+            1,
+            "a frame is one line: {line:?}"
+        );
         match decode::<ToWorker>(&line) {
-            Some(Ok(ToWorker::Score { id, prompt, continuation })) => {
-                assert_eq!((id, prompt.as_str(), continuation.as_str()), (7, "a\nb", "c"));
+            Some(Ok(ToWorker::Score {
+                id,
+                prompt,
+                continuation,
+            })) => {
+                assert_eq!(
+                    (id, prompt.as_str(), continuation.as_str()),
+                    (7, "a\nb", "c")
+                );
             }
             other => panic!("expected the score frame back, found {other:?}"),
         }
         assert!(decode::<ToWorker>("llama_model_loader: loaded meta data\n").is_none());
-        assert!(matches!(decode::<ToWorker>("@retort-llama {not json\n"), Some(Err(_))));
+        assert!(matches!(
+            decode::<ToWorker>("@retort-llama {not json\n"),
+            Some(Err(_))
+        ));
     }
 }

@@ -1,10 +1,14 @@
-//! `dedup`: remove records whose key (fields or an expression) was seen before.
+//! `dedup`: remove records whose key was seen before: exactly, nearly (MinHash), or in meaning (embeddings).
+//!
+//! The index lives as long as the step, so inside `repeat` it spans rounds: a round loop with
+//! `until: "total >= N"` keeps generating until N unique records exist (online dedup).
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use retort_core::{Outcome, Record};
+use retort_dedup::{CosineIndex, ExactIndex, MinHashConfig, MinHashIndex, NormalizeOptions, Shingle};
+use retort_embed::Embedder;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -22,6 +26,10 @@ pub enum DedupMethod {
     /// Equal keys (after normalisation, when asked).
     #[default]
     Exact,
+    /// Near-duplicates: estimated Jaccard similarity of shingles at or above `threshold` (MinHash + LSH).
+    Minhash,
+    /// Same meaning: cosine similarity of MiniLM embeddings at or above `threshold`.
+    Embedding,
 }
 
 /// Settings of a `dedup` step.
@@ -37,12 +45,27 @@ pub struct DedupConfig {
     /// An expression whose value is the key (instead of fields).
     #[serde(default)]
     pub key: Option<String>,
-    /// How records compare.
+    /// `exact`, `minhash` or `embedding`.
     #[serde(default)]
     pub method: DedupMethod,
-    /// Compare text case-folded, with runs of whitespace and punctuation ignored.
+    /// Compare text case-folded with runs of whitespace collapsed (and, for `exact`, punctuation ignored).
     #[serde(default = "yes")]
     pub normalize: bool,
+    /// `minhash`: Jaccard similarity (default 0.8); `embedding`: cosine similarity (default 0.9).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// `minhash`: shingles, `{chars: 5}` (default) or `{words: 3}`.
+    #[serde(default)]
+    pub shingle: Option<Shingle>,
+    /// `minhash`: permutations (default 128).
+    #[serde(default)]
+    pub num_perm: Option<usize>,
+    /// `embedding`: the folder of the MiniLM model (default: the installed all-MiniLM-L6-v2).
+    #[serde(default)]
+    pub model_dir: Option<String>,
+    /// Write the similarity to the nearest earlier record into this field (kept records too).
+    #[serde(default)]
+    pub similarity_into: Option<String>,
 }
 
 fn yes() -> bool {
@@ -64,80 +87,238 @@ impl StepDef for DedupConfig {
             (None, true) => cx.error("", "give the key: `field`, `fields` or `key` (an expression)"),
             (Some(_), false) => cx.error("", "give either fields or `key`, not both"),
         }
+        if let Some(threshold) = self.threshold {
+            if !(0.0..=1.0).contains(&threshold) || threshold == 0.0 {
+                cx.error("threshold", format!("expected a similarity in (0, 1], found {threshold}"));
+            }
+            if self.method == DedupMethod::Exact {
+                cx.error("threshold", "`exact` takes no threshold; use `method: minhash` or `embedding`");
+            }
+        }
+        if self.method != DedupMethod::Minhash && (self.shingle.is_some() || self.num_perm.is_some()) {
+            cx.error("shingle", "`shingle` and `num_perm` are settings of `method: minhash`");
+        }
+        if let Some(field) = &self.similarity_into {
+            cx.write(field);
+        }
     }
 
-    fn build(&self, _spec: &StepSpec, _cx: &BuildCx) -> Result<Built, EngineError> {
-        Ok(Built::Stream(Arc::new(Dedup { config: self.clone(), fields: self.key_fields() })))
+    fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
+        let fail = |message: String| EngineError::Step { step: spec.path.clone(), message };
+        let normalize = if self.normalize { NormalizeOptions::default() } else { NormalizeOptions::NONE };
+        let index = match self.method {
+            DedupMethod::Exact => {
+                let options = if self.normalize { NormalizeOptions::AGGRESSIVE } else { NormalizeOptions::NONE };
+                Index::Exact(ExactIndex::new(options))
+            }
+            DedupMethod::Minhash => {
+                let mut config = MinHashConfig { normalize, ..MinHashConfig::default() };
+                if let Some(threshold) = self.threshold {
+                    config.threshold = threshold;
+                }
+                if let Some(shingle) = self.shingle {
+                    config.shingle = shingle;
+                }
+                if let Some(num_perm) = self.num_perm {
+                    config.num_perm = num_perm;
+                }
+                Index::Minhash(MinHashIndex::new(config).map_err(|error| fail(error.to_string()))?)
+            }
+            DedupMethod::Embedding => {
+                let embedder = shared_embedder(self.model_dir.as_ref().map(|dir| cx.base_dir.join(dir))).map_err(fail)?;
+                let threshold = self.threshold.unwrap_or(0.9) as f32;
+                Index::Embedding(CosineIndex::new(threshold).map_err(|error| fail(error.to_string()))?, embedder)
+            }
+        };
+        Ok(Built::Stream(Arc::new(Dedup { config: self.clone(), fields: self.key_fields(), index: Mutex::new(Some(index)), next_id: Mutex::new(0) })))
     }
+}
+
+/// The MiniLM embedder, loaded once per process and shared.
+pub(crate) fn shared_embedder(dir: Option<std::path::PathBuf>) -> Result<Arc<dyn Embedder>, String> {
+    static EMBEDDER: Mutex<Option<(Option<std::path::PathBuf>, Arc<dyn Embedder>)>> = Mutex::new(None);
+    let mut slot = EMBEDDER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((loaded_from, embedder)) = slot.as_ref() {
+        if *loaded_from == dir {
+            return Ok(embedder.clone());
+        }
+    }
+    let embedder: Arc<dyn Embedder> = Arc::new(
+        match &dir {
+            Some(dir) => retort_embed::MiniLmEmbedder::load(dir),
+            None => retort_embed::MiniLmEmbedder::load_default(),
+        }
+        .map_err(|error| error.to_string())?,
+    );
+    *slot = Some((dir, embedder.clone()));
+    Ok(embedder)
+}
+
+enum Index {
+    Exact(ExactIndex),
+    Minhash(MinHashIndex),
+    Embedding(CosineIndex, Arc<dyn Embedder>),
 }
 
 struct Dedup {
     config: DedupConfig,
     fields: Vec<String>,
+    /// Kept across runs of the step (rounds of `repeat`); taken while a run uses it.
+    index: Mutex<Option<Index>>,
+    /// Ids given to kept records, across rounds; the index names duplicates by them.
+    next_id: Mutex<u64>,
 }
 
-/// Case-folds and keeps only letters and digits, single-spaced.
-pub(crate) fn normalize_text(text: &str) -> String {
-    let mut normalized = String::with_capacity(text.len());
-    let mut pending_space = false;
-    for character in text.chars() {
-        if character.is_alphanumeric() {
-            if pending_space && !normalized.is_empty() {
-                normalized.push(' ');
-            }
-            pending_space = false;
-            normalized.extend(character.to_lowercase());
-        } else {
-            pending_space = true;
-        }
-    }
-    normalized
-}
+/// The most records embedded in one batch.
+const EMBED_BATCH: usize = 32;
 
 impl Dedup {
     fn key(&self, record: &Record, cx: &StageCx) -> Result<String, String> {
         let values: Vec<Value> = match &self.config.key {
-            Some(expression) => vec![to_json(&cx.run.templates.eval(expression, record, cx.round).map_err(|error| format!("dedup key `{expression}` failed: {error}"))?)],
+            Some(expression) => vec![to_json(
+                &cx.run.templates.eval(expression, record, cx.round).map_err(|error| format!("dedup key `{expression}` failed: {error}"))?,
+            )],
             None => self.fields.iter().map(|field| record.get(field).cloned().unwrap_or(Value::Null)).collect(),
         };
-        let text = values
+        Ok(values
             .iter()
             .map(|value| match value {
                 Value::String(text) => text.clone(),
                 other => other.to_string(),
             })
             .collect::<Vec<_>>()
-            .join("\u{1f}");
-        Ok(if self.config.normalize { normalize_text(&text) } else { text })
+            .join("\n"))
+    }
+
+    fn method_word(&self) -> &'static str {
+        match self.config.method {
+            DedupMethod::Exact => "exact duplicate",
+            DedupMethod::Minhash => "near-duplicate",
+            DedupMethod::Embedding => "same meaning as",
+        }
     }
 }
 
 #[async_trait]
 impl StreamStep for Dedup {
     async fn run(self: Arc<Self>, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
-        // 128-bit hashes, not the keys themselves: memory grows by 16 bytes a record.
-        let mut seen: HashSet<u128> = HashSet::new();
-        while let Some(record) = input.recv().await {
-            cx.stats.record_in();
-            let outcome = match self.key(&record, &cx) {
-                Err(reason) => Outcome::fail(record, reason),
-                Ok(key) => {
-                    let digest = retort_core::stable_hash(&[key.as_bytes()]);
-                    let hash = u128::from_le_bytes(digest[..16].try_into().expect("16 bytes"));
-                    if seen.insert(hash) {
-                        Outcome::Keep(record)
-                    } else {
-                        let shown: String = key.chars().take(40).collect();
-                        Outcome::Drop(record, format!("dedup: exact duplicate of an earlier record ({shown:?})"))
+        let mut index = self
+            .index
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .ok_or_else(|| EngineError::Step { step: cx.step.to_string(), message: "the index is already in use".into() })?;
+        let mut next_id = *self.next_id.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result: Result<(), EngineError> = async {
+            loop {
+                // A batch: one record, plus whatever else is ready (embeddings batch well).
+                let Some(first) = input.recv().await else { break };
+                let mut batch = vec![first];
+                if matches!(index, Index::Embedding(..)) {
+                    while batch.len() < EMBED_BATCH {
+                        match input.try_recv() {
+                            Ok(record) => batch.push(record),
+                            Err(_) => break,
+                        }
                     }
                 }
-            };
-            if let Some(record) = cx.settle(outcome).await {
-                if output.send(record).await.is_err() {
-                    break;
+                let mut keyed = Vec::with_capacity(batch.len());
+                let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+                for record in batch {
+                    cx.stats.record_in();
+                    match self.key(&record, &cx) {
+                        Ok(key) => {
+                            keyed.push(key);
+                            outcomes.push(None);
+                            // The record is kept in `pending` until decided.
+                            pending_push(&mut outcomes, record);
+                        }
+                        Err(reason) => outcomes.push(Some(Outcome::fail(record, reason))),
+                    }
+                }
+                let embeddings = match &index {
+                    Index::Embedding(_, embedder) if !keyed.is_empty() => {
+                        let embedder = embedder.clone();
+                        let texts = keyed.clone();
+                        let result = tokio::task::spawn_blocking(move || {
+                            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                            embedder.embed(&refs)
+                        })
+                        .await
+                        .map_err(|error| EngineError::Step { step: cx.step.to_string(), message: error.to_string() })?;
+                        Some(result.map_err(|error| EngineError::Step { step: cx.step.to_string(), message: format!("embedding: {error}") })?)
+                    }
+                    _ => None,
+                };
+                let mut key_index = 0;
+                for slot in outcomes {
+                    let outcome = match slot {
+                        Some(Outcome::Keep(record)) => {
+                            let key = &keyed[key_index];
+                            let found: Result<Option<(u64, f64)>, String> = match &mut index {
+                                Index::Exact(exact) => Ok(exact.insert_if_new(next_id, key).map(|earlier| (earlier, 1.0))),
+                                Index::Minhash(minhash) => Ok(minhash.insert_if_new_with_similarity(next_id, key)),
+                                Index::Embedding(cosine, _) => {
+                                    let embedding = &embeddings.as_ref().expect("embedded above")[key_index];
+                                    cosine
+                                        .insert_if_new(next_id, embedding)
+                                        .map(|found| found.map(|(earlier, similarity)| (earlier, f64::from(similarity))))
+                                        .map_err(|error| error.to_string())
+                                }
+                            };
+                            key_index += 1;
+                            match found {
+                                Err(reason) => Outcome::fail(record, format!("dedup: {reason}")),
+                                Ok(Some((earlier, similarity))) => {
+                                    let shown: String = key.chars().take(40).collect();
+                                    let mut record = record;
+                                    if let Some(field) = &self.config.similarity_into {
+                                        record.set(field.clone(), serde_json::json!(similarity));
+                                    }
+                                    Outcome::Drop(
+                                        record,
+                                        format!("dedup: {} kept record #{earlier} (similarity {similarity:.2}; {shown:?})", self.method_word()),
+                                    )
+                                }
+                                Ok(None) => {
+                                    next_id += 1;
+                                    let mut record = record;
+                                    if let Some(field) = &self.config.similarity_into {
+                                        let nearest = match &index {
+                                            Index::Embedding(cosine, _) if cosine.len() > 1 => {
+                                                let embedding = &embeddings.as_ref().expect("embedded above")[key_index - 1];
+                                                cosine.nearest(embedding, 2).ok().and_then(|found| found.get(1).map(|(_, s)| f64::from(*s)))
+                                            }
+                                            _ => None,
+                                        };
+                                        record.set(field.clone(), serde_json::json!(nearest.unwrap_or(0.0)));
+                                    }
+                                    Outcome::Keep(record)
+                                }
+                            }
+                        }
+                        Some(other) => other,
+                        None => continue,
+                    };
+                    if let Some(record) = cx.settle(outcome).await {
+                        if output.send(record).await.is_err() {
+                            return Ok(());
+                        }
+                    }
                 }
             }
+            Ok(())
         }
-        Ok(())
+        .await;
+        *self.next_id.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = next_id;
+        *self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(index);
+        result
+    }
+}
+
+/// Replaces the placeholder just pushed for a keyed record with the record itself.
+fn pending_push(outcomes: &mut [Option<Outcome>], record: Record) {
+    if let Some(last) = outcomes.last_mut() {
+        *last = Some(Outcome::Keep(record));
     }
 }

@@ -4,16 +4,19 @@
 //! keeps their order, honours `when:`, and catches panics) or on the whole stream
 //! ([`StreamStep`]: sources, dedup, pairing, rounds, export).
 
+pub(crate) mod act;
 pub(crate) mod converse;
 pub(crate) mod dedup;
 pub(crate) mod explode;
 pub(crate) mod export;
 pub(crate) mod filter;
+pub(crate) mod fit;
 pub(crate) mod generate;
 pub(crate) mod judge;
 pub(crate) mod load;
 pub(crate) mod map;
 pub(crate) mod pair;
+pub(crate) mod play;
 pub(crate) mod prompt;
 pub(crate) mod repeat;
 pub(crate) mod sample;
@@ -59,6 +62,10 @@ pub enum StepConfig {
     Pair(pair::PairConfig),
     /// Several roles take turns.
     Converse(converse::ConverseConfig),
+    /// An agent works on a task with tools or in an environment.
+    Act(act::ActConfig),
+    /// Two model roles play a game (Adversarial Taboo).
+    Play(play::PlayConfig),
     /// Run a sub-pipeline for several rounds.
     Repeat(repeat::RepeatConfig),
     /// Draw items (few-shot examples, personas, tags) from a pool.
@@ -67,6 +74,8 @@ pub enum StepConfig {
     Score(score::ScoreConfig),
     /// Turn a list field into one record per item.
     Explode(explode::ExplodeConfig),
+    /// Train a small classifier on the records and score it on a labelled file.
+    Fit(fit::FitConfig),
     /// Hand a round's data to a trainer and continue with the model it returns.
     Train(train::TrainConfig),
     /// Write records to files.
@@ -75,8 +84,8 @@ pub enum StepConfig {
 
 /// Every step kind, as recipes name them.
 pub const KINDS: &[&str] = &[
-    "load", "generate", "judge", "score", "verify", "filter", "map", "dedup", "vote", "pair", "converse", "repeat",
-    "sample", "explode", "train", "export",
+    "load", "generate", "judge", "score", "verify", "filter", "map", "dedup", "vote", "pair", "converse", "act", "play", "repeat",
+    "sample", "explode", "fit", "train", "export",
 ];
 
 impl StepConfig {
@@ -93,10 +102,13 @@ impl StepConfig {
             StepConfig::Vote(_) => "vote",
             StepConfig::Pair(_) => "pair",
             StepConfig::Converse(_) => "converse",
+            StepConfig::Act(_) => "act",
+            StepConfig::Play(_) => "play",
             StepConfig::Repeat(_) => "repeat",
             StepConfig::Sample(_) => "sample",
             StepConfig::Score(_) => "score",
             StepConfig::Explode(_) => "explode",
+            StepConfig::Fit(_) => "fit",
             StepConfig::Train(_) => "train",
             StepConfig::Export(_) => "export",
         }
@@ -114,10 +126,13 @@ impl StepConfig {
             StepConfig::Vote(config) => config,
             StepConfig::Pair(config) => config,
             StepConfig::Converse(config) => config,
+            StepConfig::Act(config) => config,
+            StepConfig::Play(config) => config,
             StepConfig::Repeat(config) => config,
             StepConfig::Sample(config) => config,
             StepConfig::Score(config) => config,
             StepConfig::Explode(config) => config,
+            StepConfig::Fit(config) => config,
             StepConfig::Train(config) => config,
             StepConfig::Export(config) => config,
         }
@@ -137,10 +152,13 @@ impl StepConfig {
             "vote" => struct_fields::<vote::VoteConfig>(),
             "pair" => struct_fields::<pair::PairConfig>(),
             "converse" => struct_fields::<converse::ConverseConfig>(),
+            "act" => struct_fields::<act::ActConfig>(),
+            "play" => struct_fields::<play::PlayConfig>(),
             "repeat" => struct_fields::<repeat::RepeatRaw>(),
             "sample" => struct_fields::<sample::SampleConfig>(),
             "score" => struct_fields::<score::ScoreConfig>(),
             "explode" => struct_fields::<explode::ExplodeConfig>(),
+            "fit" => struct_fields::<fit::FitConfig>(),
             "train" => struct_fields::<train::TrainConfig>(),
             "export" => struct_fields::<export::ExportConfig>(),
             _ => &[],
@@ -167,9 +185,12 @@ impl StepConfig {
             "vote" => StepConfig::Vote(read(value)?),
             "pair" => StepConfig::Pair(read(value)?),
             "converse" => StepConfig::Converse(read(value)?),
+            "act" => StepConfig::Act(read(value)?),
+            "play" => StepConfig::Play(read(value)?),
             "sample" => StepConfig::Sample(read(value)?),
             "score" => StepConfig::Score(read(value)?),
             "explode" => StepConfig::Explode(read(value)?),
+            "fit" => StepConfig::Fit(read(value)?),
             "train" => StepConfig::Train(read(value)?),
             "export" => StepConfig::Export(read(value)?),
             other => return Err((String::new(), format!("`{other}` is read elsewhere"))),

@@ -8,7 +8,9 @@ use retort_llama::{LocalBackend, LocalConfig, WorkerCommand, TEST_HOOKS_ENV};
 pub fn worker(hooks: bool) -> WorkerCommand {
     let mut command = WorkerCommand::new(env!("CARGO_BIN_EXE_retort-llama-worker"), Vec::new());
     if hooks {
-        command.env.push((TEST_HOOKS_ENV.to_string(), "1".to_string()));
+        command
+            .env
+            .push((TEST_HOOKS_ENV.to_string(), "1".to_string()));
     }
     command
 }

@@ -7,6 +7,7 @@
 mod answer_match;
 mod json_schema;
 mod python;
+pub(crate) use python::shared_sandbox;
 mod regex_match;
 
 use std::sync::Arc;

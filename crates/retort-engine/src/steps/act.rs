@@ -1,0 +1,327 @@
+//! `act`: an agent works on a task, with tools or in an environment, and its trajectory is written.
+//!
+//! Tools (calculator, python, dates, SQLite, BM25 search, HTTP, LLM-simulated APIs) come from
+//! `retort-agent`; so do the loop (native function calling or ReAct text), DFSDT tree search,
+//! and the environments (SQLite questions, an OS shell, a Python REPL). Model requests go
+//! through the run store like every other step's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use retort_agent::{
+    dfsdt, run_agent, run_episode, AgentConfig, BuildContext, DfsdtConfig, Environment, EpisodeConfig, OsEnv, OsTask,
+    ReplEnv, ReplTask, SqliteEnv, SqliteTask, StopReason, ToolConfig, ToolRegistry, Trajectory,
+};
+use retort_core::{Message, Outcome, Record};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::EngineError;
+use crate::llm::{CachedBackend, Llm};
+use crate::recipe::StepSpec;
+use crate::runtime::StageCx;
+use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
+
+/// An environment the agent acts in, instead of calling tools. Text values are templates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EnvConfig {
+    /// Answer a question by querying a database; reward 1 for the gold answer.
+    Sqlite {
+        /// The database file, relative to the recipe.
+        database: String,
+        /// The gold answer: a template.
+        answer: String,
+    },
+    /// Shell commands in the sandbox (an emulated POSIX shell); reward from a check or the expected answer.
+    Os {
+        /// A check command run at the end (exit 0 = success): a template.
+        #[serde(default)]
+        check: Option<String>,
+        /// The expected answer: a template.
+        #[serde(default)]
+        expected_answer: Option<String>,
+    },
+    /// A persistent Python interpreter (CodeAct); reward from a check or the expected answer.
+    Repl {
+        /// Code run before the agent starts: a template.
+        #[serde(default)]
+        setup_code: Option<String>,
+        /// The expected answer: a template.
+        #[serde(default)]
+        expected_answer: Option<String>,
+        /// Python run at the end with the answer in `ANSWER`; truthy = success: a template.
+        #[serde(default)]
+        check_code: Option<String>,
+    },
+}
+
+/// Settings of an `act` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActConfig {
+    /// The task, sent as the user's message: a template.
+    pub task: String,
+    /// A system message: a template.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// The tools the agent may call (`kind: calculator | datetime | python | sqlite | search | http | simulated`).
+    #[serde(default)]
+    pub tools: Vec<ToolConfig>,
+    /// The loop: `format` (function_calling, react), `max_steps`, `max_errors`, `temperature`, `max_tokens`, ...
+    #[serde(default)]
+    pub agent: AgentConfig,
+    /// Search over actions (ToolLLM's DFSDT: `width`, `max_expansions`, `keep_paths`) instead of one pass.
+    #[serde(default)]
+    pub search: Option<DfsdtConfig>,
+    /// An environment to act in, instead of tools.
+    #[serde(default)]
+    pub env: Option<EnvConfig>,
+    /// The field the trajectory is written to.
+    #[serde(default = "default_into")]
+    pub into: String,
+    /// Also write the whole conversation as chat `messages` into this field (SFT data).
+    #[serde(default)]
+    pub messages_into: Option<String>,
+    /// Drop trajectories that did not reach a final answer (or, in an environment, a reward of 1).
+    #[serde(default)]
+    pub require_success: bool,
+    /// The model, by name in `llms:`; the `llm:` block by default.
+    #[serde(default)]
+    pub llm: Option<String>,
+}
+
+fn default_into() -> String {
+    "trajectory".to_string()
+}
+
+impl EnvConfig {
+    fn templates(&self) -> Vec<(&'static str, &String)> {
+        match self {
+            EnvConfig::Sqlite { answer, .. } => vec![("env.answer", answer)],
+            EnvConfig::Os { check, expected_answer } => {
+                [("env.check", check), ("env.expected_answer", expected_answer)].into_iter().filter_map(|(key, text)| text.as_ref().map(|text| (key, text))).collect()
+            }
+            EnvConfig::Repl { setup_code, expected_answer, check_code } => [
+                ("env.setup_code", setup_code),
+                ("env.expected_answer", expected_answer),
+                ("env.check_code", check_code),
+            ]
+            .into_iter()
+            .filter_map(|(key, text)| text.as_ref().map(|text| (key, text)))
+            .collect(),
+        }
+    }
+}
+
+impl StepDef for ActConfig {
+    fn templates(&self) -> Vec<(String, TemplateSource)> {
+        let mut templates = vec![("task".to_string(), TemplateSource::Inline(self.task.clone()))];
+        if let Some(system) = &self.system {
+            templates.push(("system".to_string(), TemplateSource::Inline(system.clone())));
+        }
+        if let Some(env) = &self.env {
+            templates.extend(env.templates().into_iter().map(|(key, text)| (key.to_string(), TemplateSource::Inline(text.clone()))));
+        }
+        templates
+    }
+
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        cx.template("task", &[]);
+        if self.system.is_some() {
+            cx.template("system", &[]);
+        }
+        if let Some(env) = &self.env {
+            for (key, _) in env.templates() {
+                cx.template(key, &[]);
+            }
+            if let EnvConfig::Sqlite { database, .. } = env {
+                cx.file("env.database", database);
+            }
+            if !self.tools.is_empty() {
+                cx.error("tools", "an agent acts either with tools or in an `env`, not both");
+            }
+            if self.search.is_some() {
+                cx.error("search", "tree search runs over tools, not in an `env`");
+            }
+        }
+        for (index, tool) in self.tools.iter().enumerate() {
+            match tool {
+                ToolConfig::Sqlite(config) => {
+                    cx.file(&format!("tools[{index}].path"), &config.path.to_string_lossy());
+                }
+                ToolConfig::Search(config) => {
+                    cx.file(&format!("tools[{index}].documents"), &config.documents.to_string_lossy());
+                }
+                _ => {}
+            }
+        }
+        cx.llm("llm", self.llm.as_deref());
+        cx.write(&self.into);
+        if let Some(field) = &self.messages_into {
+            cx.write(field);
+        }
+    }
+
+    fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
+        let fail = |message: String| EngineError::Step { step: spec.path.clone(), message };
+        let llm = cx.llm(&spec.path, self.llm.as_deref())?;
+        let needs_sandbox = self.tools.iter().any(|tool| matches!(tool, ToolConfig::Python(_)))
+            || matches!(self.env, Some(EnvConfig::Os { .. }) | Some(EnvConfig::Repl { .. }));
+        let sandbox = if needs_sandbox { Some(crate::steps::verify::shared_sandbox().map_err(fail)?) } else { None };
+        let tools: Vec<ToolConfig> = self
+            .tools
+            .iter()
+            .cloned()
+            .map(|mut tool| {
+                match &mut tool {
+                    ToolConfig::Sqlite(config) => config.path = cx.base_dir.join(&config.path),
+                    ToolConfig::Search(config) => config.documents = cx.base_dir.join(&config.documents),
+                    _ => {}
+                }
+                tool
+            })
+            .collect();
+        let backends: BTreeMap<String, Arc<dyn retort_core::Backend>> =
+            cx.llms.iter().map(|(name, llm)| (name.clone(), llm.current())).collect();
+        let registry = ToolRegistry::from_configs(&tools, &BuildContext { sandbox: sandbox.clone(), backends }).map_err(|error| fail(error.to_string()))?;
+        let concurrency = cx.concurrency(spec, Some(&llm));
+        Ok(Built::Record(Arc::new(Act { config: self.clone(), llm, registry, sandbox, base_dir: cx.base_dir.clone(), concurrency })))
+    }
+}
+
+struct Act {
+    config: ActConfig,
+    llm: Arc<Llm>,
+    registry: ToolRegistry,
+    sandbox: Option<Arc<retort_sandbox::Sandbox>>,
+    base_dir: std::path::PathBuf,
+    concurrency: usize,
+}
+
+impl Act {
+    fn render(&self, cx: &StageCx, record: &Record, key: &str) -> Result<String, String> {
+        cx.run.templates.render(&format!("{}.{key}", cx.step), record, cx.round).map_err(|error| format!("template `{key}` failed: {error}"))
+    }
+
+    fn optional(&self, cx: &StageCx, record: &Record, key: &str, text: &Option<String>) -> Result<Option<String>, String> {
+        text.as_ref().map(|_| self.render(cx, record, key)).transpose()
+    }
+
+    async fn in_env(&self, env: &EnvConfig, task: String, record: &Record, cx: &StageCx, backend: &CachedBackend) -> Result<(Trajectory, bool), String> {
+        let sandbox = || self.sandbox.clone().ok_or_else(|| "no sandbox".to_string());
+        let max_steps = self.config.agent.max_steps;
+        let mut environment: Box<dyn Environment> = match env {
+            EnvConfig::Sqlite { database, .. } => Box::new(SqliteEnv::new(SqliteTask {
+                database: self.base_dir.join(database),
+                question: task,
+                answer: self.render(cx, record, "env.answer")?,
+                max_steps,
+                max_rows: 20,
+            })),
+            EnvConfig::Os { check, expected_answer } => Box::new(OsEnv::new(
+                sandbox()?,
+                OsTask {
+                    instruction: task,
+                    files: BTreeMap::new(),
+                    setup: Vec::new(),
+                    check: self.optional(cx, record, "env.check", check)?,
+                    expected_answer: self.optional(cx, record, "env.expected_answer", expected_answer)?,
+                    max_steps,
+                    max_output_chars: 4000,
+                },
+            )),
+            EnvConfig::Repl { setup_code, expected_answer, check_code } => Box::new(ReplEnv::new(
+                sandbox()?,
+                ReplTask {
+                    instruction: task,
+                    setup_code: self.optional(cx, record, "env.setup_code", setup_code)?,
+                    expected_answer: self.optional(cx, record, "env.expected_answer", expected_answer)?,
+                    check_code: self.optional(cx, record, "env.check_code", check_code)?,
+                    max_steps,
+                    max_output_chars: 4000,
+                },
+            )),
+        };
+        let episode = EpisodeConfig {
+            max_steps,
+            seed: cx.seed(&record.id, 0),
+            temperature: self.config.agent.temperature,
+            max_tokens: self.config.agent.max_tokens,
+            system_prompt: self.config.system.as_ref().map(|_| self.render(cx, record, "system")).transpose()?,
+        };
+        let trajectory = run_episode(backend, environment.as_mut(), &episode).await.map_err(|error| format!("environment: {error}"))?;
+        let success = trajectory.steps.last().and_then(|step| step.reward).is_some_and(|reward| reward >= 1.0);
+        Ok((trajectory, success))
+    }
+}
+
+#[async_trait]
+impl RecordStep for Act {
+    async fn apply(&self, mut record: Record, cx: &StageCx) -> Vec<Outcome> {
+        let task = match self.render(cx, &record, "task") {
+            Ok(task) => task,
+            Err(reason) => return vec![Outcome::fail(record, reason)],
+        };
+        let backend = CachedBackend { llm: self.llm.clone(), stats: cx.stats.clone(), cancel: cx.run.cancel.clone() };
+        let (trajectory, success, search) = if let Some(env) = &self.config.env {
+            match self.in_env(env, task, &record, cx, &backend).await {
+                Ok((trajectory, success)) => (trajectory, success, None),
+                Err(reason) => return vec![Outcome::fail(record, reason)],
+            }
+        } else {
+            let mut messages = Vec::new();
+            if self.config.system.is_some() {
+                match self.render(cx, &record, "system") {
+                    Ok(system) => messages.push(Message::system(system)),
+                    Err(reason) => return vec![Outcome::fail(record, reason)],
+                }
+            }
+            messages.push(Message::user(task));
+            let mut agent = self.config.agent.clone();
+            agent.seed = cx.seed(&record.id, 0);
+            match &self.config.search {
+                Some(search) => {
+                    let result = dfsdt(&backend, &self.registry, &agent, search, messages).await;
+                    let stats = serde_json::to_value(&result.stats).unwrap_or(Value::Null);
+                    match result.trajectory {
+                        Some(trajectory) => (trajectory, true, Some(stats)),
+                        None => {
+                            let reason = result.backend_error.unwrap_or_else(|| format!("search found no successful path ({stats})"));
+                            return vec![Outcome::Drop(record, format!("act: {reason}"))];
+                        }
+                    }
+                }
+                None => {
+                    let trajectory = run_agent(&backend, &self.registry, &agent, messages).await;
+                    let success = trajectory.stop_reason == StopReason::FinalAnswer;
+                    (trajectory, success, None)
+                }
+            }
+        };
+        if let Some(error) = &trajectory.backend_error {
+            if error.contains(crate::steps::INTERRUPTED) {
+                return vec![Outcome::fail(record, crate::steps::INTERRUPTED)];
+            }
+            return vec![Outcome::fail(record, format!("act: model request failed: {error}"))];
+        }
+        if let Some(field) = &self.config.messages_into {
+            record.set(field.clone(), serde_json::to_value(&trajectory.messages).unwrap_or(Value::Null));
+        }
+        let mut value = serde_json::to_value(&trajectory).unwrap_or(Value::Null);
+        if let (Some(search), Value::Object(map)) = (search, &mut value) {
+            map.insert("search".to_string(), search);
+        }
+        record.set(self.config.into.clone(), value);
+        if self.config.require_success && !success {
+            let reason = format!("act: no success ({:?} after {} steps)", trajectory.stop_reason, trajectory.steps.len());
+            return vec![Outcome::Drop(record, reason)];
+        }
+        vec![Outcome::Keep(record)]
+    }
+
+    fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+}

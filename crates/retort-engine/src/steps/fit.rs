@@ -1,0 +1,249 @@
+//! `fit`: train a small classifier on the stream's records and score it on a real labelled set (ZeroGen).
+//!
+//! The model is multinomial logistic regression over hashed word unigrams and bigrams, trained
+//! with SGD, all in Rust and deterministic. The accuracy on the evaluation file, beside the
+//! majority-class baseline, goes to `NAME.json` in the run directory and to the run's notes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use retort_core::Record;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::error::EngineError;
+use crate::recipe::StepSpec;
+use crate::runtime::StageCx;
+use crate::source;
+use crate::steps::sample::SplitMix;
+use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
+
+/// Settings of a `fit` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitConfig {
+    /// The field with each training example's text.
+    pub text: String,
+    /// The field with its label.
+    pub label: String,
+    /// The labelled evaluation file, relative to the recipe (`.tsv`, `.csv`, `.jsonl`, ...).
+    pub eval: String,
+    /// The evaluation file's text column.
+    #[serde(default = "default_text")]
+    pub eval_text: String,
+    /// The evaluation file's label column.
+    #[serde(default = "default_label")]
+    pub eval_label: String,
+    /// Training labels renamed to the evaluation file's (e.g. `{positive: "1", negative: "0"}`).
+    #[serde(default)]
+    pub label_map: BTreeMap<String, String>,
+    /// Passes over the training data.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// The metrics file's stem in the run directory.
+    #[serde(default = "default_name")]
+    pub name: String,
+}
+
+fn default_text() -> String {
+    "text".to_string()
+}
+
+fn default_label() -> String {
+    "label".to_string()
+}
+
+fn default_epochs() -> usize {
+    8
+}
+
+fn default_name() -> String {
+    "metrics".to_string()
+}
+
+impl StepDef for FitConfig {
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        cx.read("text", &self.text);
+        cx.read("label", &self.label);
+        cx.file("eval", &self.eval);
+        if self.epochs == 0 {
+            cx.error("epochs", "expected at least 1 pass, found 0");
+        }
+    }
+
+    fn build(&self, _spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
+        Ok(Built::Stream(Arc::new(Fit { config: self.clone(), eval_path: cx.base_dir.join(&self.eval) })))
+    }
+}
+
+struct Fit {
+    config: FitConfig,
+    eval_path: std::path::PathBuf,
+}
+
+/// Hashed features: 2^18 buckets of word unigrams and bigrams.
+const BUCKETS: usize = 1 << 18;
+
+fn features(text: &str) -> Vec<usize> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let bucket = |gram: &str| (u64::from_le_bytes(retort_core::stable_hash(&[gram.as_bytes()])[..8].try_into().expect("8 bytes")) as usize) % BUCKETS;
+    let mut found: Vec<usize> = words.iter().map(|word| bucket(word)).collect();
+    found.extend(words.windows(2).map(|pair| bucket(&format!("{} {}", pair[0], pair[1]))));
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+fn label_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(text) => Some(text.trim().to_string()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Multinomial logistic regression over sparse binary features.
+struct Model {
+    labels: Vec<String>,
+    weights: Vec<Vec<f32>>,
+    bias: Vec<f32>,
+}
+
+impl Model {
+    fn scores(&self, feats: &[usize]) -> Vec<f32> {
+        (0..self.labels.len()).map(|class| self.bias[class] + feats.iter().map(|&f| self.weights[class][f]).sum::<f32>()).collect()
+    }
+
+    fn predict(&self, feats: &[usize]) -> usize {
+        let scores = self.scores(feats);
+        (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0)
+    }
+
+    fn train(examples: &[(Vec<usize>, usize)], labels: Vec<String>, epochs: usize, seed: u64) -> Model {
+        let classes = labels.len();
+        let mut model = Model { labels, weights: vec![vec![0.0; BUCKETS]; classes], bias: vec![0.0; classes] };
+        let mut order: Vec<usize> = (0..examples.len()).collect();
+        let mut random = SplitMix(seed);
+        for epoch in 0..epochs {
+            for position in (1..order.len()).rev() {
+                let pick = random.below(position + 1);
+                order.swap(position, pick);
+            }
+            let rate = 0.5 / (1.0 + epoch as f32);
+            for &index in &order {
+                let (feats, gold) = &examples[index];
+                let scores = model.scores(feats);
+                let max = scores.iter().cloned().fold(f32::MIN, f32::max);
+                let exps: Vec<f32> = scores.iter().map(|score| (score - max).exp()).collect();
+                let total: f32 = exps.iter().sum();
+                for class in 0..classes {
+                    let gradient = exps[class] / total - if class == *gold { 1.0 } else { 0.0 };
+                    let step = rate * gradient / (feats.len().max(1) as f32).sqrt();
+                    model.bias[class] -= rate * gradient * 0.1;
+                    for &f in feats {
+                        model.weights[class][f] -= step;
+                    }
+                }
+            }
+        }
+        model
+    }
+}
+
+#[async_trait]
+impl StreamStep for Fit {
+    async fn run(self: Arc<Self>, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
+        let mut training: Vec<(String, String)> = Vec::new();
+        while let Some(record) = input.recv().await {
+            cx.stats.record_in();
+            if let (Some(text), Some(label)) = (label_text(record.get(&self.config.text)), label_text(record.get(&self.config.label))) {
+                let label = self.config.label_map.get(&label).cloned().unwrap_or(label);
+                training.push((text, label));
+            }
+            cx.stats.record_out();
+            if output.send(record).await.is_err() {
+                break;
+            }
+        }
+        let fail = |message: String| EngineError::Step { step: cx.step.to_string(), message };
+        let format = source::resolve_format(&self.eval_path, None).map_err(fail)?;
+        let mut evaluation: Vec<(String, String)> = Vec::new();
+        for row in source::open(&self.eval_path, format, "text")? {
+            let row = row.map_err(|message| EngineError::Input { path: self.eval_path.clone(), message })?;
+            if let (Some(text), Some(label)) = (label_text(row.get(&self.config.eval_text)), label_text(row.get(&self.config.eval_label))) {
+                evaluation.push((text, label));
+            }
+        }
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, label) in &evaluation {
+            *counts.entry(label.clone()).or_insert(0) += 1;
+        }
+        let (majority_label, majority_count) = counts.iter().max_by_key(|(_, count)| **count).map(|(label, count)| (label.clone(), *count)).unwrap_or_default();
+        let baseline = majority_count as f64 / evaluation.len().max(1) as f64;
+        let mut labels: Vec<String> = training.iter().map(|(_, label)| label.clone()).collect();
+        labels.sort();
+        labels.dedup();
+        let accuracy = if labels.len() < 2 || evaluation.is_empty() {
+            None
+        } else {
+            let examples: Vec<(Vec<usize>, usize)> = training
+                .iter()
+                .map(|(text, label)| (features(text), labels.iter().position(|known| known == label).unwrap_or(0)))
+                .collect();
+            let (epochs, seed) = (self.config.epochs, cx.seed("fit", 0));
+            let labels_for_model = labels.clone();
+            let model = tokio::task::spawn_blocking(move || Model::train(&examples, labels_for_model, epochs, seed))
+                .await
+                .map_err(|error| fail(error.to_string()))?;
+            let correct = evaluation.iter().filter(|(text, label)| model.labels[model.predict(&features(text))] == *label).count();
+            Some(correct as f64 / evaluation.len() as f64)
+        };
+        let metrics = json!({
+            "model": "logistic regression over hashed word unigrams and bigrams",
+            "train_examples": training.len(),
+            "train_labels": labels,
+            "eval_file": self.eval_path.file_name().map(|name| name.to_string_lossy().to_string()),
+            "eval_examples": evaluation.len(),
+            "accuracy": accuracy,
+            "majority_baseline": baseline,
+            "majority_label": majority_label,
+        });
+        let path = cx.run.out_dir.join(format!("{}.json", self.config.name));
+        std::fs::write(&path, serde_json::to_string_pretty(&metrics).unwrap_or_default()).map_err(EngineError::io("write", &path))?;
+        let eval_name = self.eval_path.file_name().map(|name| name.to_string_lossy().to_string()).unwrap_or_default();
+        cx.run.note(match accuracy {
+            Some(accuracy) => format!(
+                "{}: a classifier trained on {} synthetic examples scores {:.1}% on {} real examples of {eval_name} (majority class: {:.1}%)",
+                cx.step,
+                training.len(),
+                accuracy * 100.0,
+                evaluation.len(),
+                baseline * 100.0
+            ),
+            None => format!("{}: no classifier trained: the training data has fewer than two labels ({} examples)", cx.step, training.len()),
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_separable_toy_set_is_learned() {
+        let texts = [("great wonderful film", "pos"), ("awful boring mess", "neg"), ("wonderful acting great story", "pos"), ("boring awful plot", "neg")];
+        let labels = vec!["neg".to_string(), "pos".to_string()];
+        let examples: Vec<(Vec<usize>, usize)> =
+            texts.iter().map(|(text, label)| (features(text), labels.iter().position(|known| known == label).unwrap())).collect();
+        let model = Model::train(&examples, labels, 8, 1);
+        assert_eq!(model.labels[model.predict(&features("a great story"))], "pos");
+        assert_eq!(model.labels[model.predict(&features("so boring"))], "neg");
+    }
+}

@@ -1,0 +1,91 @@
+//! AutoIF's mechanics on the scripted backend: verifiers that do not run or disagree with their
+//! test cases are dropped, back-translations that contradict the instruction are dropped, and the
+//! surviving verifier, run in the sandbox on sampled responses, decides SFT rows and DPO pairs.
+//!
+//! The `python` check runs in the sandbox, whose helper is the `retort` binary: the engine's test
+//! binary cannot host it, so RETORT_WORKER_EXE points at the built `retort` before the run.
+
+mod common;
+
+use serde_json::{Map, Value};
+
+/// Seeds (with `--limit 2`): "no commas" and "all lowercase"; the augmentation adds "no more than
+/// fifty words". Commas: a correct verifier. Lowercase: a correct verifier whose back-translation
+/// contradicts the instruction. Fifty words: verifiers that fail to run or disagree with the cases.
+const RULES: &str = r#####"
+- {when: "(?s)Write 2 new instructions", reply: "- Use no more than fifty words in total."}
+- {when: "(?s)^user: Instruction: Do not use any commas", reply: "[{\"response\": \"hello world\", \"expected\": true}, {\"response\": \"hello, world\", \"expected\": false}, {\"response\": \"no commas here\", \"expected\": true}]"}
+- {when: "(?s)^user: Instruction: Write your entire response in lowercase", reply: "[{\"response\": \"all small\", \"expected\": true}, {\"response\": \"Big Letters\", \"expected\": false}]"}
+- {when: "(?s)^user: Instruction: Use no more than fifty", reply: "[{\"response\": \"short\", \"expected\": true}, {\"response\": \"word word word\", \"expected\": true}, {\"response\": \"a much longer reply\", \"expected\": false}]"}
+- {when: "(?s)Write a Python function.*Instruction: Do not use any commas", reply: "```python\ndef evaluate(response):\n    return ',' not in response\n```"}
+- {when: "(?s)Write a Python function.*Instruction: Write your entire response in lowercase", reply: "```python\ndef evaluate(response):\n    return response == response.lower()\n```"}
+- {when: "(?s)Write a Python function.*Instruction: Use no more than fifty", replies: ["```python\ndef evaluate(response):\n    return len(response.split()) > 50\n```", "```python\ndef evaluate(response)\n    return True\n```"]}
+- {when: "(?s)This Python function checks.*lower", reply: "Write the whole reply in capital letters."}
+- {when: "(?s)This Python function checks", reply: "Do not use commas in the reply."}
+- {when: "(?s)Hypothesis: Write the whole reply in capital", reply: "Contradiction."}
+- {when: "(?s)^user: Premise:", reply: "Entailment"}
+- {when: "(?s)Rate the combination", reply: "They fit well. Score: 9"}
+- {when: "(?s)Do not use any commas in your response\\.$", replies: ["Here is my answer with no commas at all.", "Well, this one has a comma.", "Another clean answer."]}
+"#####;
+
+fn use_retort_as_sandbox_helper() {
+    let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/retort");
+    std::env::set_var("RETORT_WORKER_EXE", exe);
+}
+
+fn assistant(row: &Map<String, Value>) -> &str {
+    row["messages"][1]["content"].as_str().unwrap()
+}
+
+#[test]
+fn verifiers_are_cross_checked_and_decide_sft_and_dpo() {
+    use_retort_as_sandbox_helper();
+    let ran = common::run_builtin("autoif", RULES, &[], Some(2));
+    // Only the comma verifier survives cross-validation and back-translation.
+    let verifiers = ran.rows("verifiers");
+    assert_eq!(verifiers.len(), 1, "{verifiers:?}");
+    assert_eq!(verifiers[0]["instruction"], "Do not use any commas in your response.");
+    let dropped = ran.dropped();
+    let reasons: Vec<&str> = dropped.iter().map(|row| row["reason"].as_str().unwrap()).collect();
+    assert!(reasons.iter().any(|reason| reason.contains("retort_cross_check()")), "{reasons:?}");
+    assert!(reasons.iter().any(|reason| reason.contains("contradiction")), "{reasons:?}");
+    // Every sampled response was judged by running the verifier in the sandbox.
+    let records = ran.rows("records");
+    assert_eq!(records.len(), 2);
+    for row in &records {
+        let responses = row["responses"].as_array().unwrap();
+        let verdicts = row["verdicts"].as_array().unwrap();
+        for (response, verdict) in responses.iter().zip(verdicts) {
+            assert_eq!(verdict.as_bool().unwrap(), !response.as_str().unwrap().contains(','));
+        }
+    }
+    // SFT: exactly the passing responses; DPO: passing against failing.
+    let sft = ran.rows("sft");
+    let passing: usize = records
+        .iter()
+        .map(|row| row["verdicts"].as_array().unwrap().iter().filter(|verdict| verdict.as_bool().unwrap()).count())
+        .sum();
+    assert_eq!(sft.len(), passing);
+    assert!(sft.iter().all(|row| !assistant(row).contains(',')));
+    let dpo = ran.rows("dpo");
+    assert!(!dpo.is_empty());
+    for row in &dpo {
+        assert!(!row["chosen"].as_str().unwrap().contains(','));
+        assert!(row["rejected"].as_str().unwrap().contains(','));
+        assert!(row["prompt"].as_str().unwrap().ends_with("Do not use any commas in your response."));
+    }
+}
+
+#[test]
+fn nonsense_answers_are_accounted_for() {
+    use_retort_as_sandbox_helper();
+    let ran = common::run_builtin("autoif", r#"- {when: ".", reply: "qwerty"}"#, &[], Some(3));
+    // "qwerty" is no JSON test-case list: every instruction fails there, with the reason.
+    assert!(ran.rows("verifiers").is_empty());
+    assert!(ran.rows("sft").is_empty() && ran.rows("dpo").is_empty());
+    let settled = ran.dropped().len() + ran.failed().len();
+    assert!(settled >= 3, "{settled}");
+    for row in ran.dropped().iter().chain(ran.failed().iter()) {
+        assert!(!row["reason"].as_str().unwrap_or_default().is_empty());
+    }
+}

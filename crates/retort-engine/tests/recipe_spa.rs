@@ -1,0 +1,89 @@
+//! SPA's mechanics on the scripted backend: the preference between two samples is the implicit
+//! reward beta * (log pi - log pi_ref) from two scorings (policy and reference), its confidence is
+//! the sigmoid of the extrapolated margin, near-ties are dropped and low-confidence labels smoothed.
+
+mod common;
+
+use std::collections::HashMap;
+
+/// Three possible samples. Per-word log-probabilities, policy / reference:
+/// "Short answer." -0.5 / -1.0 (totals -1 / -2), "A long and detailed answer here." -0.5 / -1.0
+/// (-3 / -6), "Bad answer." -4.0 / -1.0 (-8 / -2), "Fine answer." -0.45 / -1.0 (-0.9 / -2).
+/// Implicit rewards (beta 0.1): short 0.1, long 0.3, bad -0.6, fine 0.11. The policy alone
+/// prefers "Short answer." to the long one; relative to the reference, the long one wins.
+const POLICY: &str = r#####"
+- {when: "(?s)assistant: Short answer\\.$", logprob: -0.5}
+- {when: "(?s)assistant: A long and detailed answer here\\.$", logprob: -0.5}
+- {when: "(?s)assistant: Bad answer\\.$", logprob: -4.0}
+- {when: "(?s)assistant: Fine answer\\.$", logprob: -0.45}
+- {when: "^user: ", replies: ["Short answer.", "A long and detailed answer here.", "Bad answer.", "Fine answer."]}
+"#####;
+
+const REFERENCE: &str = r#####"
+- {when: "(?s)assistant: ", logprob: -1.0}
+"#####;
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[test]
+fn implicit_rewards_decide_and_low_margins_are_dropped_or_smoothed() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.yaml");
+    std::fs::write(&reference, REFERENCE).unwrap();
+    let set = ["llms.reference.backend=scripted".to_string(), format!("llms.reference.rules_file={}", reference.display())];
+    let set: Vec<&str> = set.iter().map(String::as_str).collect();
+    let ran = common::run_builtin("spa", POLICY, &set, Some(20));
+    let reward: HashMap<&str, f64> = [
+        ("Short answer.", 0.1),
+        ("A long and detailed answer here.", 0.3),
+        ("Bad answer.", -0.6),
+        ("Fine answer.", 0.11),
+    ]
+    .into_iter()
+    .collect();
+    let preferences = ran.rows("preferences");
+    assert!(!preferences.is_empty());
+    let mut labels = Vec::new();
+    for row in &preferences {
+        let chosen = reward[row["chosen"].as_str().unwrap()];
+        let rejected = reward[row["rejected"].as_str().unwrap()];
+        assert!(chosen > rejected, "{row:?}");
+        let confidence = sigmoid(1.5 * (chosen - rejected));
+        assert!((row["confidence"].as_f64().unwrap() - confidence).abs() < 1e-9, "{row:?}");
+        assert!(confidence >= 0.55);
+        let label = row["label"].as_f64().unwrap();
+        assert_eq!(label, if confidence < 0.75 { 0.9 } else { 1.0 });
+        labels.push(label);
+        // The policy's own log-probability alone would have picked the other answer here.
+        if row["rejected"] == "Short answer." {
+            assert_eq!(row["chosen"], "A long and detailed answer here.");
+        }
+    }
+    assert!(labels.contains(&0.9) && labels.contains(&1.0), "{labels:?}");
+    assert_eq!(ran.data().len(), preferences.len());
+    // Identical samples and near-ties (short against fine: margin 0.01) are dropped, with the reason.
+    let dropped = ran.dropped();
+    assert_eq!(dropped.len() + preferences.len(), 20);
+    for row in &dropped {
+        let reason = row["reason"].as_str().unwrap();
+        assert!(reason.contains("response_a") || reason.contains("confidence >= vars.min_confidence"), "{reason}");
+    }
+}
+
+#[test]
+fn nonsense_answers_are_accounted_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("nonsense.yaml");
+    std::fs::write(&rules, r#"- {when: ".", reply: "qwerty"}"#).unwrap();
+    let set = ["llms.reference.backend=scripted".to_string(), format!("llms.reference.rules_file={}", rules.display())];
+    let set: Vec<&str> = set.iter().map(String::as_str).collect();
+    let ran = common::run_builtin("spa", r#"- {when: ".", reply: "qwerty"}"#, &set, Some(4));
+    // Two identical samples carry no preference: every prompt is dropped, saying why.
+    assert!(ran.data().is_empty());
+    assert_eq!(ran.dropped().len() + ran.failed().len(), 4);
+    for row in ran.dropped().iter().chain(ran.failed().iter()) {
+        assert!(!row["reason"].as_str().unwrap_or_default().is_empty());
+    }
+}

@@ -1,0 +1,128 @@
+//! ZeroGen's mechanics on the scripted backend: label-conditioned samples, lightly filtered,
+//! train a tiny classifier on the synthetic data alone, scored on the real SST-2 dev set.
+
+mod common;
+
+use retort_engine::{Overrides, PreparedRun, Recipe, RunOptions};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the recipe folder `recipes/NAME` of this checkout on the scripted backend, as
+/// `common::run_builtin` does, but from the source folder: the binary's embedded copy of the
+/// built-in recipes is only refreshed when the engine crate is rebuilt. Every `llms:` entry in
+/// `roles` is switched to the scripted backend with the same rules.
+fn run_recipe(name: &str, rules: &str, roles: &[&str], set: &[&str], limit: Option<usize>) -> common::Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes").join(name);
+    let recipe_dir = dir.path().join("recipe");
+    copy_dir(&source, &recipe_dir);
+    let rules_path = dir.path().join("rules.yaml");
+    std::fs::write(&rules_path, rules).unwrap();
+    let mut overrides = Overrides {
+        backend: Some("scripted".to_string()),
+        limit,
+        set: vec![format!("llm.rules_file={}", rules_path.display())],
+        ..Overrides::default()
+    };
+    for role in roles {
+        overrides.set.push(format!("llms.{role}.backend=scripted"));
+        overrides.set.push(format!("llms.{role}.rules_file={}", rules_path.display()));
+    }
+    overrides.set.extend(set.iter().map(|item| item.to_string()));
+    let recipe = Recipe::load(&recipe_dir.join("recipe.yaml"), &overrides).unwrap_or_else(|problems| panic!("{problems}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let report = runtime.block_on(async {
+        let prepared = PreparedRun::prepare(recipe, RunOptions::new(dir.path().join("out"))).unwrap();
+        prepared.execute(CancellationToken::new()).await.unwrap()
+    });
+    common::Ran { dir, report }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The seed ids (the part before the first `.`) of every record a run accounted for: exported
+/// (from the lineage file of `export`), dropped or failed.
+fn accounted_seeds(ran: &common::Ran, export: &str) -> std::collections::BTreeSet<String> {
+    let lineage = common::read_jsonl(&ran.out().join(format!("{export}.lineage.jsonl")));
+    lineage
+        .iter()
+        .chain(ran.dropped().iter())
+        .chain(ran.failed().iter())
+        .map(|row| {
+            let id = row["id"].as_str().unwrap();
+            let id = id.strip_prefix('r').and_then(|rest| rest.split_once('-').map(|(_, id)| id)).unwrap_or(id);
+            id.split('.').next().unwrap().to_string()
+        })
+        .collect()
+}
+
+const RULES: &str = r#"
+- when: 'short positive review'
+  replies:
+    - 'A wonderful, moving and funny film with a great cast.'
+    - 'Beautiful, warm and charming; I loved every minute.'
+    - 'The best film of the year: smart, funny and touching.'
+    - 'A delightful story with brilliant acting and a beautiful score.'
+    - 'Great fun, full of heart, and wonderfully acted.'
+    - 'An enjoyable, clever and rewarding movie.'
+    - 'Good.'
+- when: 'short negative review'
+  replies:
+    - 'A dull, boring and lifeless mess of a movie.'
+    - 'Bad acting, a stupid plot and awful dialogue.'
+    - 'The worst film I have seen; tedious and pointless.'
+    - 'Boring, predictable and far too long.'
+    - 'A lazy, ugly and unfunny waste of time.'
+    - 'Nothing works: the jokes are flat and the story is dull.'
+    - 'Bad.'
+"#;
+
+#[test]
+fn a_tiny_model_trained_on_synthetic_data_beats_the_majority_class() {
+    let ran = run_recipe("zerogen", RULES, &[], &[], None);
+    let records = ran.rows("records");
+    // Labels come from the prompt each text was generated under.
+    for row in &records {
+        let text = row["text"].as_str().unwrap().to_lowercase();
+        let positive = ["wonderful", "beautiful", "best", "delightful", "great", "enjoyable"].iter().any(|word| text.contains(word));
+        assert_eq!(row["label"].as_str().unwrap(), if positive { "positive" } else { "negative" }, "{text}");
+    }
+    // Light filtering: one-word texts and repeats are gone (16 samples per label, at most 6 distinct usable ones).
+    assert!(records.len() <= 12 && records.len() >= 4, "{}", records.len());
+    let mut texts: Vec<_> = records.iter().map(|row| row["text"].as_str().unwrap().to_string()).collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), records.len());
+    assert_eq!(ran.dropped().len(), 32 - records.len());
+    // The tiny model, trained only on the synthetic rows, is scored on the 872 real dev sentences.
+    let metrics: Value = serde_json::from_str(&std::fs::read_to_string(ran.out().join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["train_examples"].as_u64().unwrap() as usize, records.len());
+    assert_eq!(metrics["eval_examples"], 872);
+    let accuracy = metrics["accuracy"].as_f64().unwrap();
+    let baseline = metrics["majority_baseline"].as_f64().unwrap();
+    assert!(accuracy > baseline, "accuracy {accuracy} vs majority {baseline}");
+    assert!(ran.report.notes.iter().any(|note| note.contains("872 real examples")), "{:?}", ran.report.notes);
+}
+
+#[test]
+fn nonsense_answers_are_accounted_for() {
+    let ran = run_recipe("zerogen", "- {when: '.', reply: 'qwerty'}\n", &[], &[], None);
+    assert_eq!(ran.data().len(), 0);
+    let dropped = ran.dropped();
+    assert_eq!(dropped.len() + ran.failed().len(), 32);
+    assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().starts_with("filter keep")), "{dropped:?}");
+    assert_eq!(accounted_seeds(&ran, "data").len(), 2);
+    // Nothing to train on: the run says so instead of reporting an accuracy.
+    assert!(ran.report.notes.iter().any(|note| note.contains("no classifier trained")), "{:?}", ran.report.notes);
+}
