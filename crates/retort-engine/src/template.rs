@@ -65,6 +65,11 @@ impl Templates {
         Ok(template.render(context)?.trim().to_string())
     }
 
+    /// Renders template text that is not registered (for example a command held in `vars`).
+    pub(crate) fn render_str(&self, source: &str, context: Value) -> Result<String, Error> {
+        Ok(self.env.render_str(source, context)?.trim().to_string())
+    }
+
     /// Evaluates an expression for a record.
     pub(crate) fn eval(&self, expression: &str, record: &Record, round: Option<u32>) -> Result<Value, Error> {
         self.eval_with(expression, self.context(record, round))

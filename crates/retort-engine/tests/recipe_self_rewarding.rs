@@ -6,8 +6,6 @@ mod common;
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-
 /// Rules: new prompts come from a small set; "Say hello." is always answered the same way, any
 /// other prompt gets one of four answers whose judged score is fixed by the answer.
 const RULES: &str = r#####"
@@ -86,5 +84,4 @@ fn a_nonsense_model_leaves_every_record_accounted_for() {
     ids.sort();
     assert_eq!(ids.len(), 4, "{ids:?}");
     assert!(rejected.iter().all(|row| row["reason"].as_str().unwrap().starts_with("filter keep")), "{rejected:?}");
-    let _ = Value::Null;
 }

@@ -529,3 +529,31 @@ steps:
     assert_eq!(row["trajectory"]["steps"][0]["observation"], "5");
     assert!(row["messages"].as_array().unwrap().len() >= 3);
 }
+
+#[test]
+fn train_hands_each_round_to_the_trainer_and_switches_the_model() {
+    // The trainer is a shell script: it records its arguments and names the next model.
+    let trainer = "#!/bin/sh\necho \"$RETORT_ROUND $(wc -l < \"$RETORT_DATA\")\" >> calls.txt\necho \"model-after-round-$RETORT_ROUND\"\n";
+    let ran = run(
+        r#####"
+name: t
+vars: {trainer: "sh {{ out }}/../../../trainer.sh --data {{ data }}"}
+llm: {backend: scripted, rules: [{when: "answer", reply: "ok"}]}
+steps:
+  - load: {records: [{q: a}, {q: b}]}
+  - repeat:
+      rounds: 3
+      feed: input
+      steps:
+        - generate: {prompt: "answer {{ q }}", into: response}
+        - train: {command: "{{ vars.trainer }}", data: {shape: sft, prompt: q, response: response}}
+"#####,
+        &[("trainer.sh", trainer)],
+    );
+    let calls = std::fs::read_to_string(ran.out().join("calls.txt")).unwrap();
+    assert_eq!(calls, "1 2\n2 2\n3 2\n");
+    let lineage = common::read_jsonl(&ran.out().join("data.lineage.jsonl"));
+    let models: Vec<_> = lineage.iter().map(|line| line["lineage"][0]["model"].as_str().unwrap().to_string()).collect();
+    assert_eq!(models, ["scripted", "scripted", "model-after-round-1", "model-after-round-1", "model-after-round-2", "model-after-round-2"]);
+    assert!(ran.report.notes.iter().any(|note| note.contains("round 2 trained on 2 rows → model model-after-round-2")), "{:?}", ran.report.notes);
+}

@@ -87,7 +87,11 @@ impl Train {
         let mut argv = Vec::with_capacity(self.config.command.len());
         for index in 0..self.config.command.len() {
             let name = format!("{}.command[{index}]", cx.step);
-            let part = cx.run.templates.render_with(&name, context.clone()).map_err(|error| Train::fail(cx, format!("command[{index}]: {error}")))?;
+            let mut part = cx.run.templates.render_with(&name, context.clone()).map_err(|error| Train::fail(cx, format!("command[{index}]: {error}")))?;
+            // A command taken from `vars` may hold placeholders of its own (`{{ data }}`).
+            if part.contains("{{") {
+                part = cx.run.templates.render_str(&part, context.clone()).map_err(|error| Train::fail(cx, format!("command[{index}]: {error}")))?;
+            }
             argv.push(part);
         }
         if argv.len() == 1 {
