@@ -444,6 +444,8 @@ fn dedup_minhash_and_embedding_remove_near_duplicates() {
     let minhash = run(&format!("name: t\nsteps:\n  - load: {{records: {records}}}\n  - dedup: {{field: q, method: minhash, threshold: 0.8}}\n"), &[]);
     assert_eq!(minhash.data().len(), 4, "{:?}", minhash.column("q"));
     assert!(minhash.dropped()[0]["reason"].as_str().unwrap().starts_with("dedup: near-duplicate kept record #0"));
+    let words = run(&format!("name: t\nsteps:\n  - load: {{records: {records}}}\n  - dedup: {{field: q, method: minhash, threshold: 0.7, shingle: {{words: 2}}}}\n"), &[]);
+    assert_eq!(words.data().len(), 4, "{:?}", words.column("q"));
     let embedding = run(
         &format!("name: t\nsteps:\n  - load: {{records: {records}}}\n  - dedup: {{field: q, method: embedding, threshold: 0.75, similarity_into: nearest}}\n"),
         &[],

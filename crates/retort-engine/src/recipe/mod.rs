@@ -183,7 +183,12 @@ pub(crate) fn check_steps(steps: &[StepSpec], cx: &mut CheckCx<'_>) {
             cx.fields.open = true;
         }
         if let Some(when) = &step.when {
-            cx.expression("when", when, &[]);
+            if step.config.works_on_the_stream() {
+                let kind = step.config.kind();
+                cx.error("when", format!("`{kind}` works on the whole stream and takes no `when`; put a `filter` before it, or mark records with `map` and let `{kind}` read the mark"));
+            } else {
+                cx.expression("when", when, &[]);
+            }
         }
         step.config.def().check(cx);
     }

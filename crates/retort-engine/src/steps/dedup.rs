@@ -56,7 +56,7 @@ pub struct DedupConfig {
     pub threshold: Option<f64>,
     /// `minhash`: shingles, `{chars: 5}` (default) or `{words: 3}`.
     #[serde(default)]
-    pub shingle: Option<Shingle>,
+    pub shingle: Option<ShingleSpec>,
     /// `minhash`: permutations (default 128).
     #[serde(default)]
     pub num_perm: Option<usize>,
@@ -70,6 +70,28 @@ pub struct DedupConfig {
 
 fn yes() -> bool {
     true
+}
+
+/// Shingles as a recipe writes them: `{chars: K}` or `{words: K}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShingleSpec {
+    /// Windows of this many characters.
+    #[serde(default)]
+    pub chars: Option<usize>,
+    /// Windows of this many words.
+    #[serde(default)]
+    pub words: Option<usize>,
+}
+
+impl ShingleSpec {
+    fn to_shingle(self) -> Result<Shingle, String> {
+        match (self.chars, self.words) {
+            (Some(chars), None) if chars > 0 => Ok(Shingle::Chars(chars)),
+            (None, Some(words)) if words > 0 => Ok(Shingle::Words(words)),
+            _ => Err("`shingle` takes one of `chars: K` or `words: K`, with K at least 1".to_string()),
+        }
+    }
 }
 
 impl DedupConfig {
@@ -98,6 +120,9 @@ impl StepDef for DedupConfig {
         if self.method != DedupMethod::Minhash && (self.shingle.is_some() || self.num_perm.is_some()) {
             cx.error("shingle", "`shingle` and `num_perm` are settings of `method: minhash`");
         }
+        if let Some(Err(message)) = self.shingle.map(ShingleSpec::to_shingle) {
+            cx.error("shingle", message);
+        }
         if let Some(field) = &self.similarity_into {
             cx.write(field);
         }
@@ -117,7 +142,7 @@ impl StepDef for DedupConfig {
                     config.threshold = threshold;
                 }
                 if let Some(shingle) = self.shingle {
-                    config.shingle = shingle;
+                    config.shingle = shingle.to_shingle().map_err(fail)?;
                 }
                 if let Some(num_perm) = self.num_perm {
                     config.num_perm = num_perm;

@@ -114,6 +114,21 @@ impl StepConfig {
         }
     }
 
+    /// Whether the step works on the whole stream (so `when:` cannot apply to single records).
+    pub(crate) fn works_on_the_stream(&self) -> bool {
+        matches!(
+            self,
+            StepConfig::Load(_)
+                | StepConfig::Dedup(_)
+                | StepConfig::Vote(_)
+                | StepConfig::Pair(_)
+                | StepConfig::Repeat(_)
+                | StepConfig::Fit(_)
+                | StepConfig::Train(_)
+                | StepConfig::Export(_)
+        )
+    }
+
     pub(crate) fn def(&self) -> &dyn StepDef {
         match self {
             StepConfig::Load(config) => config,

@@ -213,7 +213,7 @@ impl StreamStep for Repeat {
                 break;
             }
             if let Some(until) = &self.config.until {
-                let context = minijinja::context! { round => round, count => count, total => total, pool => seeds.len() };
+                let context = minijinja::context! { round => round, count => count, total => total, pool => seeds.len(), vars => cx.run.templates.vars() };
                 match cx.run.templates.eval_with(until, context) {
                     Ok(value) if crate::template::truthy(&value) => break,
                     Ok(_) => {}

@@ -2,7 +2,7 @@
 //! zero-shot, kept only when the model's own assessment reaches the threshold; the kept pairs
 //! train the next model and join the pool that seeds the next iteration.
 
-mod common;
+use crate::common;
 
 const RULES: &str = r#####"
 - {when: "(?s)Assess your own work.*Answer:\nApple\\.", reply: "Clear task, right answer.\nScore: 9"}

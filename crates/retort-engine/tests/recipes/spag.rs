@@ -2,7 +2,7 @@
 //! the referee, every turn gets its side's reward for offline RL, and only the winning side's
 //! turns (with the game so far as the prompt) become imitation data.
 
-mod common;
+use crate::common;
 
 use serde_json::{Map, Value};
 

@@ -2,7 +2,7 @@
 //! improver's rewrite is chosen over the model's own answer, and pairs whose judged preference
 //! gap is below the threshold are dropped.
 
-mod common;
+use crate::common;
 
 /// The prompt generator echoes the keywords it was given. Two kinds of model answer: a "short
 /// draft", improved to a 9 (from 3: gap 6), and a "weak draft", improved to a 5 (from 4: gap 1).

@@ -1,7 +1,7 @@
 //! STaR's mechanics on the scripted backend: a wrong answer leads to a hinted rationalization,
 //! kept only when it reaches the gold answer and does not lean on the hint.
 
-mod common;
+use crate::common;
 
 use serde_json::json;
 

@@ -2,7 +2,7 @@
 //! the rejected one is the model's own answer to the same prompt, and a prompt the model
 //! already answers exactly as the human did gives no pair.
 
-mod common;
+use crate::common;
 
 /// The model echoes the start of the prompt, except for the "relation" task, which it answers
 /// word for word as the human did.

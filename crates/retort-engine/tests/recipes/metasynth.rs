@@ -2,7 +2,7 @@
 //! memory of the earlier ones; expert steps feed each other; the embedding diversity check
 //! rejects a document that repeats a kept one, across rounds.
 
-mod common;
+use crate::common;
 
 use retort_engine::{Overrides, PreparedRun, Recipe, RunOptions};
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! (the recorded difficulty, 1 to 4) is injected into each instruction in one step, and the run's
 //! own tags become a deduplicated tag pool.
 
-mod common;
+use crate::common;
 
 use serde_json::json;
 

@@ -2,7 +2,7 @@
 //! reward beta * (log pi - log pi_ref) from two scorings (policy and reference), its confidence is
 //! the sigmoid of the extrapolated margin, near-ties are dropped and low-confidence labels smoothed.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -3,7 +3,7 @@
 //! without information gain, with apologetic short answers or with copied prompt wording, the
 //! survivors evolve again, and every instruction carries its lineage.
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 

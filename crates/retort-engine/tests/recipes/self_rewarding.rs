@@ -2,7 +2,7 @@
 //! the pair, best against worst by the parsed score, and a prompt whose responses all score
 //! the same gives no pair.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! under a fresh principle per pass, the final revision is the SFT answer, and the RL phase turns
 //! the option log-probabilities of "(A)" and "(B)" into a normalised soft preference label.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 

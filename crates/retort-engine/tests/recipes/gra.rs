@@ -2,7 +2,7 @@
 //! adjudicator is consulted only when they disagree and then decides; agreeing reviewers
 //! decide by their mean; duplicates are removed; each role runs on its own model.
 
-mod common;
+use crate::common;
 
 use retort_engine::{Overrides, PreparedRun, Recipe, RunOptions};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! by the task specifier, then the AI user and AI assistant alternate under their inception
 //! prompts until `<CAMEL_TASK_DONE>` or the turn limit; an assistant that flips roles is dropped.
 
-mod common;
+use crate::common;
 
 use serde_json::json;
 

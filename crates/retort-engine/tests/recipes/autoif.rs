@@ -5,7 +5,7 @@
 //! The `python` check runs in the sandbox, whose helper is the `retort` binary: the engine's test
 //! binary cannot host it, so RETORT_WORKER_EXE points at the built `retort` before the run.
 
-mod common;
+use crate::common;
 
 use serde_json::{Map, Value};
 

@@ -2,7 +2,7 @@
 //! mean generation log-probability; per label only the most probable survive (threshold), after
 //! length filtering and dedup; the kept texts carry their prompt's label.
 
-mod common;
+use crate::common;
 
 use retort_engine::{Overrides, PreparedRun, Recipe, RunOptions};
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! completion and workflow adherence; only dialogues good on both are kept, as SFT data from
 //! the agent's side.
 
-mod common;
+use crate::common;
 
 use retort_engine::{Overrides, PreparedRun, Recipe, RunOptions};
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! over the ATOMIC relations, sampled inferences become (head, relation, tail) triples, and the
 //! critic removes the triples it scores under the threshold.
 
-mod common;
+use crate::common;
 
 use serde_json::json;
 

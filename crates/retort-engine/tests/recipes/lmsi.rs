@@ -2,7 +2,7 @@
 //! majority vote on the extracted answers, only the paths that reach the majority are kept
 //! (with the vote's confidence), and each kept path becomes training data in four formats.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 

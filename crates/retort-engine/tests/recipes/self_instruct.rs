@@ -2,7 +2,7 @@
 //! new instructions pass the heuristic and novelty filters, rounds stop at the target, and
 //! instances are written input-first, or output-first for classification tasks.
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 

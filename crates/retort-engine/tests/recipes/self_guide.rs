@@ -2,7 +2,7 @@
 //! and a length filter (bounded by the examples), outputs are generated for the kept inputs,
 //! and a classification output that is not one of the task's labels is removed.
 
-mod common;
+use crate::common;
 
 const RULES: &str = r#####"
 - {when: "(?s)Input: A warm[^\n]*\nOutput:$", reply: "Positive."}

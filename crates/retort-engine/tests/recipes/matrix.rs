@@ -2,7 +2,7 @@
 //! simulation; its record becomes a scenario; instructions are conditioned on the scenario;
 //! the aligned model's responses are judged, giving SFT (best) and DPO (best vs worst).
 
-mod common;
+use crate::common;
 
 use retort_engine::{Overrides, PreparedRun, Recipe, RunOptions};
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! order two judgments of the same response by the meta-judge's verdict (both orders asked),
 //! and a response whose judgments the meta-judge cannot order gives no judge pair.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! ZeroGen's mechanics on the scripted backend: label-conditioned samples, lightly filtered,
 //! train a tiny classifier on the synthetic data alone, scored on the real SST-2 dev set.
 
-mod common;
+use crate::common;
 
 use retort_engine::{Overrides, PreparedRun, Recipe, RunOptions};
 use serde_json::Value;

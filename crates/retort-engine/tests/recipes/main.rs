@@ -1,0 +1,30 @@
+//! The built-in recipes' mechanics tests, one module per recipe, in one test binary (each test
+//! binary links every model library, so one binary instead of one per recipe saves gigabytes).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auto_evol_instruct;
+mod autoif;
+mod camel;
+mod constitutional_ai;
+mod evol_instruct;
+mod gra;
+mod i_sheep;
+mod lmsi;
+mod matrix;
+mod meta_rewarding;
+mod metasynth;
+mod self_guide;
+mod self_instruct;
+mod self_rewarding;
+mod self_talk;
+mod spa;
+mod spag;
+mod spin;
+mod star;
+mod supergen;
+mod symbolic_knowledge_distillation;
+mod synpo;
+mod tag_evol;
+mod zerogen;
