@@ -1,6 +1,6 @@
 //! Throughput of the OpenAI backend against the mock server (or any URL), in requests/s.
 //!
-//! `cargo run --release -p retort-backends --example throughput -- [REQUESTS] [CONCURRENCY] [URL]`
+//! `cargo run --release -p retort-backends --example backend_bench -- [REQUESTS] [CONCURRENCY] [URL]`
 //!
 //! Without a URL an in-process mock is started; with one (e.g. a `retort-mock` binary on
 //! another core set) the client alone is measured. Each request is distinct (its own prompt

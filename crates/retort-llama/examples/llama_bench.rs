@@ -1,6 +1,6 @@
 //! Benchmark: tokens per second of the local backend with 1 and with 8 concurrent sequences.
 //!
-//! Run: `cargo run -p retort-llama --example throughput [--release] -- [model] [tokens] [threads] [batch_threads]`
+//! Run: `cargo run -p retort-llama --example llama_bench [--release] -- [model] [tokens] [threads] [batch_threads]`
 //! (model: a name or GGUF path, default smollm2-135m; tokens per sequence, default 64;
 //! then optionally the CPU threads for single-token steps and for batched steps).
 

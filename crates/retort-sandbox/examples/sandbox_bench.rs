@@ -1,7 +1,7 @@
 //! Measures the sandbox's overhead: how long a trivial program takes end to end, one at a time
 //! and with several at once. Also shows the production wiring: this example is its own helper.
 //!
-//! Run: `cargo run --release -p retort-sandbox --example throughput [RUNS] [CONCURRENCY]`
+//! Run: `cargo run --release -p retort-sandbox --example sandbox_bench [RUNS] [CONCURRENCY]`
 
 use std::time::Instant;
 
