@@ -4,71 +4,9 @@
 
 use crate::common;
 
-use retort_engine::{Overrides, PreparedRun, Recipe, RunOptions};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 const ROLES: &[&str] = &["agents", "responder"];
-
-/// Runs the recipe folder `recipes/NAME` of this checkout on the scripted backend, as
-/// `common::run_builtin` does, but from the source folder: the binary's embedded copy of the
-/// built-in recipes is only refreshed when the engine crate is rebuilt. Every `llms:` entry in
-/// `roles` is switched to the scripted backend with the same rules.
-fn run_recipe(name: &str, rules: &str, roles: &[&str], set: &[&str], limit: Option<usize>) -> common::Ran {
-    let dir = tempfile::tempdir().unwrap();
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes").join(name);
-    let recipe_dir = dir.path().join("recipe");
-    copy_dir(&source, &recipe_dir);
-    let rules_path = dir.path().join("rules.yaml");
-    std::fs::write(&rules_path, rules).unwrap();
-    let mut overrides = Overrides {
-        backend: Some("scripted".to_string()),
-        limit,
-        set: vec![format!("llm.rules_file={}", rules_path.display())],
-        ..Overrides::default()
-    };
-    for role in roles {
-        overrides.set.push(format!("llms.{role}.backend=scripted"));
-        overrides.set.push(format!("llms.{role}.rules_file={}", rules_path.display()));
-    }
-    overrides.set.extend(set.iter().map(|item| item.to_string()));
-    let recipe = Recipe::load(&recipe_dir.join("recipe.yaml"), &overrides).unwrap_or_else(|problems| panic!("{problems}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let report = runtime.block_on(async {
-        let prepared = PreparedRun::prepare(recipe, RunOptions::new(dir.path().join("out"))).unwrap();
-        prepared.execute(CancellationToken::new()).await.unwrap()
-    });
-    common::Ran { dir, report }
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// The seed ids (the part before the first `.`) of every record a run accounted for: exported
-/// (from the lineage file of `export`), dropped or failed.
-fn accounted_seeds(ran: &common::Ran, export: &str) -> std::collections::BTreeSet<String> {
-    let lineage = common::read_jsonl(&ran.out().join(format!("{export}.lineage.jsonl")));
-    lineage
-        .iter()
-        .chain(ran.dropped().iter())
-        .chain(ran.failed().iter())
-        .map(|row| {
-            let id = row["id"].as_str().unwrap();
-            let id = id.strip_prefix('r').and_then(|rest| rest.split_once('-').map(|(_, id)| id)).unwrap_or(id);
-            id.split('.').next().unwrap().to_string()
-        })
-        .collect()
-}
 
 const RULES: &str = r#"
 - {when: '(?s)^system: You are (\w+), a (\w+) in', reply: '$1 the $2: I do one thing for my goal.'}
@@ -87,7 +25,7 @@ const RULES: &str = r#"
 
 #[test]
 fn scenario_grounded_instructions_give_sft_and_dpo() {
-    let ran = run_recipe("matrix", RULES, ROLES, &[], Some(1));
+    let ran = common::run_recipe("matrix", RULES, ROLES, &[], Some(1));
     let records = ran.rows("records");
     assert_eq!(records.len(), 2, "{:?} {:?}", ran.failed(), ran.dropped());
     // The simulation: the three personas acted in turn after the opening, each with its own persona.
@@ -123,11 +61,11 @@ fn scenario_grounded_instructions_give_sft_and_dpo() {
 
 #[test]
 fn nonsense_answers_are_accounted_for() {
-    let ran = run_recipe("matrix", "- {when: '.', reply: 'qwerty'}\n", ROLES, &[], Some(2));
+    let ran = common::run_recipe("matrix", "- {when: '.', reply: 'qwerty'}\n", ROLES, &[], Some(2));
     assert_eq!(ran.data().len(), 0);
     // A one-word scenario is too short: each community is dropped with the reason.
     let dropped = ran.dropped();
     assert_eq!(dropped.len(), 2);
     assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().contains("scenario")), "{dropped:?}");
-    assert_eq!(accounted_seeds(&ran, "data").len(), 2);
+    assert_eq!(common::accounted_seeds(&ran, "data").len(), 2);
 }

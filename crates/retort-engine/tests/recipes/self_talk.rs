@@ -5,71 +5,9 @@
 
 use crate::common;
 
-use retort_engine::{Overrides, PreparedRun, Recipe, RunOptions};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 const ROLES: &[&str] = &["client", "agent"];
-
-/// Runs the recipe folder `recipes/NAME` of this checkout on the scripted backend, as
-/// `common::run_builtin` does, but from the source folder: the binary's embedded copy of the
-/// built-in recipes is only refreshed when the engine crate is rebuilt. Every `llms:` entry in
-/// `roles` is switched to the scripted backend with the same rules.
-fn run_recipe(name: &str, rules: &str, roles: &[&str], set: &[&str], limit: Option<usize>) -> common::Ran {
-    let dir = tempfile::tempdir().unwrap();
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes").join(name);
-    let recipe_dir = dir.path().join("recipe");
-    copy_dir(&source, &recipe_dir);
-    let rules_path = dir.path().join("rules.yaml");
-    std::fs::write(&rules_path, rules).unwrap();
-    let mut overrides = Overrides {
-        backend: Some("scripted".to_string()),
-        limit,
-        set: vec![format!("llm.rules_file={}", rules_path.display())],
-        ..Overrides::default()
-    };
-    for role in roles {
-        overrides.set.push(format!("llms.{role}.backend=scripted"));
-        overrides.set.push(format!("llms.{role}.rules_file={}", rules_path.display()));
-    }
-    overrides.set.extend(set.iter().map(|item| item.to_string()));
-    let recipe = Recipe::load(&recipe_dir.join("recipe.yaml"), &overrides).unwrap_or_else(|problems| panic!("{problems}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let report = runtime.block_on(async {
-        let prepared = PreparedRun::prepare(recipe, RunOptions::new(dir.path().join("out"))).unwrap();
-        prepared.execute(CancellationToken::new()).await.unwrap()
-    });
-    common::Ran { dir, report }
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// The seed ids (the part before the first `.`) of every record a run accounted for: exported
-/// (from the lineage file of `export`), dropped or failed.
-fn accounted_seeds(ran: &common::Ran, export: &str) -> std::collections::BTreeSet<String> {
-    let lineage = common::read_jsonl(&ran.out().join(format!("{export}.lineage.jsonl")));
-    lineage
-        .iter()
-        .chain(ran.dropped().iter())
-        .chain(ran.failed().iter())
-        .map(|row| {
-            let id = row["id"].as_str().unwrap();
-            let id = id.strip_prefix('r').and_then(|rest| rest.split_once('-').map(|(_, id)| id)).unwrap_or(id);
-            id.split('.').next().unwrap().to_string()
-        })
-        .collect()
-}
 
 const RULES: &str = r#"
 - {when: '(?s)^system: You are a client.*\nassistant: ', reply: 'Great, thank you, that is all I needed. [END]'}
@@ -86,7 +24,7 @@ const RULES: &str = r#"
 #[test]
 fn only_dialogues_that_complete_and_follow_the_workflow_are_kept() {
     let personas = "steps[1].sample={items: [Farmer, Nurse, Pilot], k: 3, into: personas, list: true}";
-    let ran = run_recipe("self-talk", RULES, ROLES, &[personas], Some(1));
+    let ran = common::run_recipe("self-talk", RULES, ROLES, &[personas], Some(1));
     // Three dialogues (one per persona); only the Farmer's completes enough steps and adheres.
     let records = ran.rows("records");
     assert_eq!(records.len(), 1, "{records:?}");
@@ -119,11 +57,11 @@ fn only_dialogues_that_complete_and_follow_the_workflow_are_kept() {
 
 #[test]
 fn nonsense_answers_are_accounted_for() {
-    let ran = run_recipe("self-talk", "- {when: '.', reply: 'qwerty'}\n", ROLES, &[], Some(2));
+    let ran = common::run_recipe("self-talk", "- {when: '.', reply: 'qwerty'}\n", ROLES, &[], Some(2));
     assert_eq!(ran.data().len(), 0);
     // The talk runs to the turn limit; the judge's answer has no count, so every dialogue fails with the reason.
     let failed = ran.failed();
     assert_eq!(failed.len(), 6);
     assert!(failed.iter().all(|row| row["reason"].as_str().unwrap().contains("expected a score")), "{failed:?}");
-    assert_eq!(accounted_seeds(&ran, "data").len(), 2);
+    assert_eq!(common::accounted_seeds(&ran, "data").len(), 2);
 }
