@@ -8,7 +8,16 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 need_packages=()
 command -v cmake >/dev/null 2>&1 || need_packages+=(cmake)
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+# bindgen needs libclang itself (libclang.so or libclang-N.so), not libclang-cpp, which some images carry alone.
+have_libclang() {
+    local f
+    for f in /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+             /usr/lib/*-linux-gnu/libclang.so* /usr/lib/*-linux-gnu/libclang-[0-9]*.so*; do
+        [ -e "$f" ] && return 0
+    done
+    return 1
+}
+if ! have_libclang; then
     need_packages+=(libclang-dev)
 fi
 command -v python3 >/dev/null 2>&1 || need_packages+=(python3 python3-pip)
