@@ -15,6 +15,7 @@ mod lmsi;
 mod matrix;
 mod meta_rewarding;
 mod metasynth;
+mod nonsense;
 mod self_guide;
 mod self_instruct;
 mod self_rewarding;
