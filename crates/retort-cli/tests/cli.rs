@@ -197,3 +197,42 @@ fn kill_9_loses_at_most_the_commit_window() {
 fn ctrl_c_stops_cleanly_and_resumes() {
     interrupt_and_resume("-INT");
 }
+
+#[test]
+fn dedup_can_embed_with_a_gguf_model() {
+    // `gguf:` embeds through llama.cpp's worker (this binary as `__llama-worker`) instead of MiniLM:
+    // a second copy of a sentence (cosine 1) is dropped;
+    // sentences that differ are kept at a threshold above what any two distinct texts reach.
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = r#"
+name: gguf-dedup
+steps:
+  - load:
+      records:
+        - {q: "How do tides form on the coast of Maine?"}
+        - {q: "How do tides form on the coast of Maine?"}
+        - {q: "What is the capital of France?"}
+        - {q: "Name three prime numbers below twenty."}
+  - dedup: {field: q, method: embedding, gguf: smollm2-135m, threshold: 0.9999, similarity_into: nearest}
+"#;
+    std::fs::write(dir.path().join("recipe.yaml"), recipe).unwrap();
+    let output = retort(dir.path(), &["run", "recipe.yaml", "--out", "out", "--quiet"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let kept: Vec<serde_json::Value> = lines(&dir.path().join("out/data.jsonl")).iter().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let questions: Vec<&str> = kept.iter().map(|row| row["q"].as_str().unwrap()).collect();
+    assert_eq!(questions, ["How do tides form on the coast of Maine?", "What is the capital of France?", "Name three prime numbers below twenty."]);
+    // Distinct sentences are similar (a language model's mean-pooled states), but not equal.
+    for row in &kept[1..] {
+        let nearest = row["nearest"].as_f64().unwrap();
+        assert!(nearest > 0.0 && nearest < 0.9999, "{row}");
+    }
+    let dropped = lines(&dir.path().join("out/dropped.jsonl"));
+    assert_eq!(dropped.len(), 1);
+    assert!(dropped[0].contains("same meaning as kept record #0"), "{}", dropped[0]);
+
+    // A `gguf` that names no model is a validation problem, not a failed run.
+    std::fs::write(dir.path().join("bad.yaml"), recipe.replace("gguf: smollm2-135m", "gguf: no-such-model.gguf")).unwrap();
+    let output = retort(dir.path(), &["validate", "bad.yaml"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("steps[1].dedup.gguf"), "{}", String::from_utf8_lossy(&output.stderr));
+}

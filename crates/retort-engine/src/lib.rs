@@ -11,6 +11,7 @@
 
 pub mod builtin;
 mod error;
+mod gguf_embedder;
 mod llm;
 mod output;
 mod parse;

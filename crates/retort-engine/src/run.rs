@@ -105,17 +105,7 @@ pub fn build_backend(name: &str, config: &LlmConfig, base_dir: &Path) -> Result<
             let backend = retort_backends::OpenAiBackend::new(config.clone()).map_err(|error| fail(error.to_string()))?;
             (Arc::new(backend), config.max_concurrency)
         }
-        LlmConfig::Local(config) => {
-            // The model runs in a worker process: this binary re-launched as `__llama-worker`
-            // (or the program named by RETORT_WORKER_EXE, for tests and embedders).
-            let command = match std::env::var_os("RETORT_WORKER_EXE") {
-                Some(program) => retort_llama::WorkerCommand::new(program, vec!["__llama-worker".to_string()]),
-                None => retort_llama::WorkerCommand::current_exe()
-                    .map_err(|error| fail(format!("finding the running binary to start the model worker: {error}")))?,
-            };
-            let backend = retort_llama::LocalBackend::with_worker(config.clone(), command).map_err(|error| fail(error.to_string()))?;
-            (Arc::new(backend), config.max_sequences)
-        }
+        LlmConfig::Local(config) => (Arc::new(local_backend(config).map_err(fail)?), config.max_sequences),
         LlmConfig::Scripted(config) => {
             let mut config = config.clone();
             if let Some(file) = &config.rules_file {
@@ -125,6 +115,16 @@ pub fn build_backend(name: &str, config: &LlmConfig, base_dir: &Path) -> Result<
             (Arc::new(backend), 64)
         }
     })
+}
+
+/// The in-process model for a config. It runs in a worker process: this binary re-launched as
+/// `__llama-worker` (or the program named by RETORT_WORKER_EXE, for tests and embedders).
+pub(crate) fn local_backend(config: &retort_llama::LocalConfig) -> Result<retort_llama::LocalBackend, String> {
+    let command = match std::env::var_os("RETORT_WORKER_EXE") {
+        Some(program) => retort_llama::WorkerCommand::new(program, vec!["__llama-worker".to_string()]),
+        None => retort_llama::WorkerCommand::current_exe().map_err(|error| format!("finding the running binary to start the model worker: {error}"))?,
+    };
+    retort_llama::LocalBackend::with_worker(config.clone(), command).map_err(|error| error.to_string())
 }
 
 /// Builds the runnable steps of a list of specs (used for the recipe and inside `repeat`).

@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::EngineError;
+use crate::gguf_embedder::GgufEmbedder;
 use crate::recipe::StepSpec;
 use crate::runtime::StageCx;
 use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
@@ -28,7 +29,7 @@ pub enum DedupMethod {
     Exact,
     /// Near-duplicates: estimated Jaccard similarity of shingles at or above `threshold` (MinHash + LSH).
     Minhash,
-    /// Same meaning: cosine similarity of MiniLM embeddings at or above `threshold`.
+    /// Same meaning: cosine similarity of embeddings (MiniLM, or a GGUF model) at or above `threshold`.
     Embedding,
 }
 
@@ -63,6 +64,10 @@ pub struct DedupConfig {
     /// `embedding`: the folder of the MiniLM model (default: the installed all-MiniLM-L6-v2).
     #[serde(default)]
     pub model_dir: Option<String>,
+    /// `embedding`: embed with this GGUF model through llama.cpp instead of MiniLM (a local
+    /// model's name, e.g. `smollm2-135m`, or a path to a GGUF file, relative to the recipe).
+    #[serde(default)]
+    pub gguf: Option<String>,
     /// Write the similarity to the nearest earlier record into this field (kept records too).
     #[serde(default)]
     pub similarity_into: Option<String>,
@@ -95,6 +100,17 @@ impl ShingleSpec {
 }
 
 impl DedupConfig {
+    /// The `gguf:` model as llama.cpp's loader takes it: a known name as it is, a path
+    /// resolved against the recipe's folder.
+    fn gguf_path(&self, base_dir: &std::path::Path) -> String {
+        let model = self.gguf.as_deref().unwrap_or_default();
+        if base_dir.join(model).is_file() {
+            base_dir.join(model).to_string_lossy().into_owned()
+        } else {
+            model.to_string()
+        }
+    }
+
     fn key_fields(&self) -> Vec<String> {
         self.field.iter().cloned().chain(self.fields.iter().cloned()).collect()
     }
@@ -123,6 +139,17 @@ impl StepDef for DedupConfig {
         if let Some(Err(message)) = self.shingle.map(ShingleSpec::to_shingle) {
             cx.error("shingle", message);
         }
+        if let Some(model) = &self.gguf {
+            if self.method != DedupMethod::Embedding {
+                cx.error("gguf", "`gguf` is a setting of `method: embedding`");
+            }
+            if self.model_dir.is_some() {
+                cx.error("gguf", "give either `gguf` (a llama.cpp model) or `model_dir` (a MiniLM folder), not both");
+            }
+            if let Err(error) = retort_llama::resolve_model(&self.gguf_path(cx.base_dir)) {
+                cx.error("gguf", format!("{model}: {error}"));
+            }
+        }
         if let Some(field) = &self.similarity_into {
             cx.write(field);
         }
@@ -150,7 +177,10 @@ impl StepDef for DedupConfig {
                 Index::Minhash(MinHashIndex::new(config).map_err(|error| fail(error.to_string()))?)
             }
             DedupMethod::Embedding => {
-                let embedder = shared_embedder(self.model_dir.as_ref().map(|dir| cx.base_dir.join(dir))).map_err(fail)?;
+                let embedder: Arc<dyn Embedder> = match &self.gguf {
+                    Some(_) => Arc::new(GgufEmbedder::new(&self.gguf_path(&cx.base_dir)).map_err(fail)?),
+                    None => shared_embedder(self.model_dir.as_ref().map(|dir| cx.base_dir.join(dir))).map_err(fail)?,
+                };
                 let threshold = self.threshold.unwrap_or(0.9) as f32;
                 Index::Embedding(CosineIndex::new(threshold).map_err(|error| fail(error.to_string()))?, embedder)
             }
