@@ -65,6 +65,11 @@ pub struct MockConfig {
     /// The answer when no rule matches, instead of the hash-derived default.
     #[serde(default)]
     pub default_reply: Option<String>,
+    /// Derive default answers from the conversation alone, ignoring the request's `seed`, so
+    /// clients that send different seeds (or none) get the same answers (benchmarks compare
+    /// engines this way).
+    #[serde(default)]
+    pub ignore_seed: bool,
     /// Injected faults.
     #[serde(default)]
     pub faults: Faults,
@@ -90,6 +95,7 @@ impl Default for MockConfig {
             latency_ms: 0,
             rules: Vec::new(),
             default_reply: None,
+            ignore_seed: false,
             faults: Faults::default(),
             logprobs: true,
             record: true,

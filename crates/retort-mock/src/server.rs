@@ -46,6 +46,8 @@ struct Shared {
     scripted: Option<ScriptedBackend>,
     logprobs: bool,
     record: bool,
+    /// Answers ignore the request's seed (see [`MockConfig::ignore_seed`]).
+    ignore_seed: bool,
     faults: RwLock<Faults>,
     fault_seq: AtomicU64,
     seq: AtomicU64,
@@ -106,6 +108,7 @@ impl MockServer {
             scripted,
             logprobs: config.logprobs,
             record: config.record,
+            ignore_seed: config.ignore_seed,
             faults: RwLock::new(config.faults),
             fault_seq: AtomicU64::new(0),
             seq: AtomicU64::new(0),
@@ -375,7 +378,11 @@ async fn chat(
             } else {
                 Some(parsed.model.clone())
             };
-            (parsed.into_chat_request(), model)
+            let mut request = parsed.into_chat_request();
+            if shared.ignore_seed {
+                request.params.seed = None;
+            }
+            (request, model)
         }
         Err(error) => {
             shared.log(seq, &body, 400, "", authorized);

@@ -33,6 +33,10 @@ struct Args {
     /// The answer when no rule matches (instead of the hash-derived default).
     #[arg(long)]
     default_reply: Option<String>,
+    /// Answer from the conversation alone, ignoring the request's seed (clients that send
+    /// different seeds, or none, get the same answers).
+    #[arg(long)]
+    ignore_seed: bool,
     /// Append one line per chat request to this file (seq, body hash, status, last user message).
     #[arg(long)]
     log: Option<PathBuf>,
@@ -105,6 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         latency_ms: args.latency_ms,
         rules,
         default_reply: args.default_reply.or(file_default),
+        ignore_seed: args.ignore_seed,
         faults: Faults {
             fail_first: args.fail_first,
             fail_every: args.fail_every,
