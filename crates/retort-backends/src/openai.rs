@@ -190,6 +190,9 @@ pub struct OpenAiBackend {
     authorization: Option<HeaderValue>,
     api_key: Option<ApiKey>,
     balancer: Balancer,
+    /// Each endpoint's `chat/completions` URL, parsed once (by the balancer's index), so a
+    /// request does not parse it again.
+    chat_urls: Vec<reqwest::Url>,
     limiter: Arc<AimdLimiter>,
     requests_per_minute: Option<TokenBucket>,
     tokens_per_minute: Option<TokenBucket>,
@@ -316,12 +319,24 @@ impl OpenAiBackend {
             .user_agent(concat!("retort/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| BackendBuildError::Client(error.to_string()))?;
+        let balancer = Balancer::new(&urls, failover_cooldown);
+        let chat_urls = balancer
+            .endpoints()
+            .iter()
+            .map(|endpoint| {
+                reqwest::Url::parse(&endpoint.chat_url).map_err(|error| BackendBuildError::InvalidBaseUrl {
+                    url: endpoint.base_url.clone(),
+                    reason: error.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(OpenAiBackend {
             client,
+            chat_urls,
             model: config.model,
             authorization,
             api_key: api_key.map(ApiKey),
-            balancer: Balancer::new(&urls, failover_cooldown),
+            balancer,
             limiter: Arc::new(AimdLimiter::new(config.max_concurrency, cooldown)),
             requests_per_minute: config.requests_per_minute.map(TokenBucket::per_minute),
             tokens_per_minute: config
@@ -386,7 +401,7 @@ impl OpenAiBackend {
         let url = endpoint.endpoint().chat_url.as_str();
         let mut builder = self
             .client
-            .post(url)
+            .post(self.chat_urls[endpoint.index()].clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .timeout(self.timeout)
             .body(body.clone());

@@ -14,6 +14,12 @@ use clap::{Parser, Subcommand};
 use retort_engine::{Overrides, PreparedRun, Recipe, RunOptions, RunOutcome};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of the system allocator: a run makes many small, short-lived allocations
+/// (records, requests, answers, JSON) on several threads, and the system allocator spent a
+/// quarter of the benchmark's CPU time on them (see bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// retort: generate training data for language models with language models.
 #[derive(Parser)]
 #[command(name = "retort", version, about, propagate_version = true)]

@@ -4,6 +4,11 @@
 //! - **memo**: values keyed by `(kind, key)`, above all every model answer, keyed by the hash
 //!   of the fully rendered request. Writes go through one writer thread that commits in
 //!   small batches (at most [`COMMIT_WINDOW`] apart), so a `kill -9` loses at most that window.
+//!   While a new store fills (a fresh run, which looks nothing up) the table is only appended
+//!   to; its unique index on `(kind, key)` is built when the run finishes or the store is next
+//!   opened. Inserting random hash keys into a B-tree one by one dirtied about one page per
+//!   answer, and the cost grew with the store; a sorted build at the end is several times
+//!   cheaper (see bench/RESULTS.md).
 //! - **runs**: one row per `retort run`, with the recipe fingerprint and how it ended.
 //! - **step statistics**: counts per step, read by `retort status`.
 //!
@@ -133,6 +138,9 @@ pub struct StepRow {
 /// A run directory's database. Cheap to share behind an `Arc`.
 pub struct RunStore {
     path: PathBuf,
+    /// The memo table is of the first layout (`WITHOUT ROWID`, its primary key the index):
+    /// nothing to build.
+    legacy: bool,
     /// Reads: a small pool of connections, each used by one caller at a time. WAL mode lets
     /// them read while the writer commits.
     readers: Vec<Mutex<Connection>>,
@@ -142,24 +150,50 @@ pub struct RunStore {
 impl RunStore {
     /// Opens (or creates) the store in `dir`, creating the directory if needed.
     pub fn open(dir: &Path) -> Result<RunStore, StoreError> {
+        RunStore::open_with(dir, true)
+    }
+
+    fn open_with(dir: &Path, indexed: bool) -> Result<RunStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
         let path = dir.join(DB_FILE);
         let conn = open_connection(&path)?;
         conn.execute_batch(SCHEMA).map_err(sql(&path, "create schema"))?;
+        let legacy = conn
+            .query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'memo'", [], |row| row.get::<_, String>(0))
+            .map_err(sql(&path, "read memo schema"))?
+            .to_ascii_uppercase()
+            .contains("WITHOUT ROWID");
+        // A store left unindexed (a run killed while it filled) is indexed before anything
+        // looks up in it; an empty one stays unindexed while it fills.
+        let has_rows = conn.query_row("SELECT EXISTS (SELECT 1 FROM memo)", [], |row| row.get::<_, bool>(0)).map_err(sql(&path, "look into memo"))?;
+        if indexed && !legacy && has_rows {
+            build_index(&conn, &path)?;
+        }
         let writer = StoreWriter::start(path.clone(), conn)?;
         let readers = (0..4)
             .map(|_| open_connection(&path).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(RunStore { path, readers, writer })
+        Ok(RunStore { path, legacy, readers, writer })
     }
 
-    /// Opens an existing store read-only (for `retort status`); `None` when there is none.
+    /// Commits what is queued and builds the memo's index if it is missing (a store that was
+    /// filled since it was opened empty). Lookups work without it, scanning the table.
+    pub fn index(&self) -> Result<(), StoreError> {
+        self.flush()?;
+        if self.legacy {
+            return Ok(());
+        }
+        build_index(&self.reader(), &self.path)
+    }
+
+    /// Opens an existing store to read it (for `retort status`, perhaps while a run fills it);
+    /// `None` when there is none. It builds no index.
     pub fn open_existing(dir: &Path) -> Result<Option<RunStore>, StoreError> {
         if !dir.join(DB_FILE).exists() {
             return Ok(None);
         }
-        RunStore::open(dir).map(Some)
+        RunStore::open_with(dir, false).map(Some)
     }
 
     /// The database file.
@@ -235,9 +269,9 @@ impl RunStore {
         Ok(conn.last_insert_rowid())
     }
 
-    /// Records how a run ended, with its summary.
+    /// Records how a run ended, with its summary; builds the memo's index if it is missing.
     pub fn finish_run(&self, run_id: i64, state: RunState, summary: &serde_json::Value) -> Result<(), StoreError> {
-        self.flush()?;
+        self.index()?;
         let conn = self.reader();
         conn.execute(
             "UPDATE runs SET state = ?1, finished_at = ?2, summary = ?3 WHERE id = ?4",
@@ -322,13 +356,14 @@ impl RunStore {
     }
 }
 
+// Stores made before the memo was appended to have `PRIMARY KEY (kind, key)` and are
+// `WITHOUT ROWID`; they keep that layout and work as they are.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS memo (
     kind TEXT NOT NULL,
     key BLOB NOT NULL,
-    value BLOB NOT NULL,
-    PRIMARY KEY (kind, key)
-) WITHOUT ROWID;
+    value BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     recipe TEXT NOT NULL,
@@ -346,6 +381,23 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (run_id, ordinal)
 );
 ";
+
+/// Builds the memo's unique index on `(kind, key)` if it is missing. A table filled without it
+/// may hold a key twice (two equal requests in one fresh run): the first committed is kept.
+fn build_index(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    const CREATE: &str = "CREATE UNIQUE INDEX IF NOT EXISTS memo_key ON memo (kind, key)";
+    match conn.execute_batch(CREATE) {
+        Err(rusqlite::Error::SqliteFailure(failure, _)) if failure.code == rusqlite::ErrorCode::ConstraintViolation => {
+            let transaction = conn.unchecked_transaction().map_err(sql(path, "begin removing repeated answers"))?;
+            transaction
+                .execute_batch("DELETE FROM memo WHERE rowid NOT IN (SELECT MIN(rowid) FROM memo GROUP BY kind, key)")
+                .map_err(sql(path, "remove repeated answers"))?;
+            transaction.execute_batch(CREATE).map_err(sql(path, "index answers"))?;
+            transaction.commit().map_err(sql(path, "commit the answer index"))
+        }
+        other => other.map_err(sql(path, "index answers")),
+    }
+}
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(sql(path, "open"))?;
@@ -391,6 +443,30 @@ mod tests {
         let store = RunStore::open(dir.path()).unwrap();
         assert_eq!(store.get("chat", b"k1").unwrap(), Some(b"v1".to_vec()));
         assert_eq!(store.count("chat").unwrap(), 1);
+        // Indexed now: a later put of a stored key is ignored at once.
+        store.put("chat", b"k1".to_vec(), b"third".to_vec()).unwrap();
+        store.flush().unwrap();
+        assert_eq!((store.get("chat", b"k1").unwrap(), store.count("chat").unwrap()), (Some(b"v1".to_vec()), 1));
+    }
+
+    #[test]
+    fn a_store_of_the_first_layout_still_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE memo (kind TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
+             INSERT INTO memo VALUES ('chat', x'6b31', x'7631');",
+        )
+        .unwrap();
+        drop(conn);
+        let store = RunStore::open(dir.path()).unwrap();
+        store.put("chat", b"k1".to_vec(), b"second".to_vec()).unwrap();
+        store.put("chat", b"k2".to_vec(), b"v2".to_vec()).unwrap();
+        store.finish_run(store.begin_run("r", "f").unwrap(), RunState::Completed, &serde_json::json!({})).unwrap();
+        assert_eq!(store.get("chat", b"k1").unwrap(), Some(b"v1".to_vec()));
+        assert_eq!(store.count("chat").unwrap(), 2);
+        let indexes: i64 = store.reader().query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'memo_key'", [], |row| row.get(0)).unwrap();
+        assert_eq!(indexes, 0, "the primary key is the index");
     }
 
     #[test]
@@ -403,6 +479,31 @@ mod tests {
         let other = Connection::open(dir.path().join(DB_FILE)).unwrap();
         let count: i64 = other.query_row("SELECT COUNT(*) FROM memo", [], |row| row.get(0)).unwrap();
         assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn bursts_from_many_threads_are_all_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(RunStore::open(dir.path()).unwrap());
+        let threads: Vec<_> = (0..4u32)
+            .map(|thread| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    // More than one full batch per thread, so early commits happen too.
+                    for index in 0..5000u32 {
+                        let key = [thread.to_le_bytes(), index.to_le_bytes()].concat();
+                        store.put("chat", key, b"v".to_vec()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|thread| thread.join().unwrap());
+        store.flush().unwrap();
+        assert_eq!(store.count("chat").unwrap(), 20_000);
+        // Dropping the store commits what is queued without a flush.
+        store.put("chat", b"last".to_vec(), b"v".to_vec()).unwrap();
+        drop(std::sync::Arc::into_inner(store).unwrap());
+        assert_eq!(RunStore::open(dir.path()).unwrap().count("chat").unwrap(), 20_001);
     }
 
     #[test]

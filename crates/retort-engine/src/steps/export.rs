@@ -270,6 +270,32 @@ impl RowShape {
     }
 }
 
+/// Why a row could not be written.
+enum RowError {
+    /// The record does not fit the shape (a field is missing): the record fails.
+    Shape(String),
+    /// Serialising failed: the export fails.
+    Json(serde_json::Error),
+}
+
+/// A line of the lineage file, serialised straight from the record.
+#[derive(serde::Serialize)]
+struct LineageLine<'a> {
+    id: &'a str,
+    lineage: &'a [retort_core::Lineage],
+}
+
+impl RowShape {
+    /// Appends the record's row as JSON to `line`; whole records are written without a copy.
+    fn write_row(&self, record: &Record, line: &mut Vec<u8>) -> Result<(), RowError> {
+        if let (Shape::Records, None) = (self.shape, &self.fields) {
+            return serde_json::to_writer(line, &record.fields).map_err(RowError::Json);
+        }
+        let row = self.row(record).map_err(RowError::Shape)?;
+        serde_json::to_writer(line, &row).map_err(RowError::Json)
+    }
+}
+
 impl ExportConfig {
     fn row_shape(&self) -> RowShape {
         RowShape {
@@ -308,20 +334,22 @@ impl StreamStep for Export {
         let result = async {
             while let Some(record) = input.recv().await {
                 cx.stats.record_in();
-                let row = match self.shape.row(&record) {
-                    Ok(row) => row,
-                    Err(reason) => {
+                line.clear();
+                match self.shape.write_row(&record, &mut line) {
+                    Ok(()) => {}
+                    Err(RowError::Shape(reason)) => {
                         cx.settle(Outcome::fail(record, reason)).await;
                         continue;
                     }
-                };
-                line.clear();
-                serde_json::to_writer(&mut line, &row).map_err(|error| EngineError::Export { path: self.target.jsonl.clone(), message: error.to_string() })?;
+                    Err(RowError::Json(error)) => {
+                        return Err(EngineError::Export { path: self.target.jsonl.clone(), message: error.to_string() })
+                    }
+                }
                 line.push(b'\n');
                 writers.data.write_all(&line).map_err(EngineError::io("write", &self.target.jsonl))?;
                 if let (Some(lineage), Some(path)) = (writers.lineage.as_mut(), self.target.lineage.as_ref()) {
                     line.clear();
-                    serde_json::to_writer(&mut line, &json!({"id": record.id, "lineage": record.lineage}))
+                    serde_json::to_writer(&mut line, &LineageLine { id: &record.id, lineage: &record.lineage })
                         .map_err(|error| EngineError::Export { path: path.clone(), message: error.to_string() })?;
                     line.push(b'\n');
                     lineage.write_all(&line).map_err(EngineError::io("write", path))?;

@@ -87,11 +87,18 @@ struct Load {
     path: Option<PathBuf>,
 }
 
+/// Records read per hand-off from the reading thread: the thread wakes once per chunk, not once
+/// per record, while the next step works through the chunk.
+const CHUNK: usize = 256;
+
 #[async_trait]
 impl StreamStep for Load {
     async fn run(self: Arc<Self>, _input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
         let this = self.clone();
+        let reader_cx = cx.clone();
+        let (chunks, mut received) = mpsc::channel::<Vec<Record>>(2);
         let reader = tokio::task::spawn_blocking(move || -> Result<(), EngineError> {
+            let cx = reader_cx;
             let records: source::Records = match (&this.path, &this.config.records) {
                 (Some(path), _) => {
                     let format = source::resolve_format(path, this.config.format)
@@ -102,8 +109,8 @@ impl StreamStep for Load {
                 (None, None) => Box::new(std::iter::empty()),
             };
             let limit = this.config.limit.unwrap_or(usize::MAX);
-            let mut index = 0usize;
-            for item in records.skip(this.config.skip).take(limit) {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for (index, item) in records.skip(this.config.skip).take(limit).enumerate() {
                 if cx.run.cancel.is_cancelled() {
                     break;
                 }
@@ -111,15 +118,29 @@ impl StreamStep for Load {
                     path: this.path.clone().unwrap_or_else(|| PathBuf::from("records")),
                     message,
                 })?;
-                cx.stats.record_in();
-                cx.stats.record_out();
-                if output.blocking_send(Record::new(index.to_string(), fields)).is_err() {
-                    break;
+                chunk.push(Record::new(index.to_string(), fields));
+                if chunk.len() == CHUNK && chunks.blocking_send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
+                    return Ok(());
                 }
-                index += 1;
+            }
+            if !chunk.is_empty() {
+                let _ = chunks.blocking_send(chunk);
             }
             Ok(())
         });
+        'forward: while let Some(chunk) = received.recv().await {
+            for record in chunk {
+                if cx.run.cancel.is_cancelled() {
+                    break 'forward;
+                }
+                cx.stats.record_in();
+                cx.stats.record_out();
+                if output.send(record).await.is_err() {
+                    break 'forward;
+                }
+            }
+        }
+        drop(received);
         reader.await.map_err(|error| EngineError::Step { step: "load".into(), message: error.to_string() })?
     }
 }
