@@ -27,7 +27,7 @@ fn the_method_is_optimized_by_failure_rate_and_then_evolves_the_set() {
     assert_eq!(history.len(), 3);
     let mut current = history[0]["method"].as_str().unwrap().to_string();
     assert!(current.starts_with("1. Read the instruction"));
-    let mut compared = false;
+    let (mut compared, mut kept) = (false, false);
     for (index, entry) in history.iter().enumerate() {
         assert_eq!(entry["round"], json!(index + 1));
         // Each round starts from the method the previous round chose.
@@ -38,12 +38,19 @@ fn the_method_is_optimized_by_failure_rate_and_then_evolves_the_set() {
         for (candidate, rate) in candidates.iter().zip(&rates) {
             assert_eq!(*rate, if candidate.contains("BAD") { 1.0 } else { 0.0 }, "{entry}");
         }
-        // The candidate with the lower failure rate wins (ties keep the first).
+        // The candidate with the lower failure rate wins (ties keep the first); when both failed
+        // on every dev rewrite, the current method stays.
+        if rates.iter().all(|rate| *rate >= 1.0) {
+            assert_eq!(entry["chosen"], json!("kept"), "{entry}");
+            kept = true;
+            continue;
+        }
         let chosen = if rates[0] <= rates[1] { 0 } else { 1 };
         assert_eq!(entry["chosen"], json!(["a", "b"][chosen]));
         compared |= candidates[0] != candidates[1];
         current = candidates[chosen].to_string();
     }
+    assert!(kept, "at least one round had two failing candidates: {history:?}");
     assert!(compared, "at least one round compared two different candidates: {history:?}");
     assert_eq!(method[0]["method"], json!(current));
     assert_eq!(current, "Method GOOD: add one constraint.");
@@ -59,9 +66,21 @@ fn the_method_is_optimized_by_failure_rate_and_then_evolves_the_set() {
 #[test]
 fn nonsense_answers_are_accounted_for() {
     let ran = common::run_builtin("auto-evol-instruct", r#"- {when: ".", reply: "qwerty"}"#, &[], None);
-    // The judge cannot read a failure count from "qwerty": the optimizer's record fails, with the reason.
+    // A judgment without a count reads as every rewrite failed: the optimizer's one record
+    // survives the rounds instead of failing the whole method search.
+    let method = ran.rows("method");
+    assert_eq!(method.len(), 1);
+    let history = method[0]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3);
+    assert!(history.iter().all(|entry| entry["failure_rates"] == json!([1.0, 1.0])), "{history:?}");
+    // Neither candidate showed anything, so the starting method stays.
+    assert!(history.iter().all(|entry| entry["chosen"] == json!("kept")), "{history:?}");
+    assert_eq!(method[0]["method"], history[0]["method"]);
+    assert!(method[0]["method"].as_str().unwrap().starts_with("1. Read the instruction"));
+    // Every evolved instruction is "qwerty", too short to keep: each dropped with the reason.
     assert!(ran.data().is_empty());
-    let failed = ran.failed();
-    assert_eq!(failed.len(), 1);
-    assert!(failed[0]["reason"].as_str().unwrap().contains("expected a score"), "{failed:?}");
+    assert!(ran.failed().is_empty());
+    let dropped = ran.dropped();
+    assert_eq!(dropped.len(), 40);
+    assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().starts_with("filter keep")), "{dropped:?}");
 }
