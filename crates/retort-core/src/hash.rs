@@ -13,6 +13,51 @@ pub fn stable_hash(parts: &[&[u8]]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// [`stable_hash`] fed one part at a time, so that a large part (an input file) can be read in
+/// pieces instead of being held in memory. Equal parts give the same digest as `stable_hash`.
+pub struct StableHasher(Sha256);
+
+impl Default for StableHasher {
+    fn default() -> StableHasher {
+        StableHasher(Sha256::new())
+    }
+}
+
+impl StableHasher {
+    /// Adds a part held in memory.
+    pub fn part(&mut self, bytes: &[u8]) {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    /// Adds the contents of a file as one part, read in pieces; a file that cannot be read
+    /// counts as an empty part.
+    pub fn file(&mut self, path: &std::path::Path) {
+        use std::io::Read;
+        let Ok(mut file) = std::fs::File::open(path) else { return self.part(&[]) };
+        let Ok(len) = file.metadata().map(|metadata| metadata.len()) else { return self.part(&[]) };
+        self.0.update(len.to_le_bytes());
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut left = len;
+        while left > 0 {
+            let want = buffer.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            match file.read(&mut buffer[..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => {
+                    self.0.update(&buffer[..read]);
+                    left -= read as u64;
+                }
+            }
+        }
+    }
+
+    /// The digest in hex.
+    pub fn finish_hex(self) -> String {
+        let digest: [u8; 32] = self.0.finalize().into();
+        hex::encode(digest)
+    }
+}
+
 /// The hex form of [`stable_hash`].
 pub fn stable_hash_hex(parts: &[&[u8]]) -> String {
     hex::encode(stable_hash(parts))
@@ -39,6 +84,21 @@ mod tests {
     fn parts_are_length_prefixed() {
         assert_ne!(stable_hash(&[b"ab", b"c"]), stable_hash(&[b"a", b"bc"]));
         assert_eq!(stable_hash(&[b"ab", b"c"]), stable_hash(&[b"ab", b"c"]));
+    }
+
+    #[test]
+    fn the_streaming_hasher_matches_stable_hash() {
+        let dir = std::env::temp_dir().join(format!("retort-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("big");
+        let contents: Vec<u8> = (0..200_000u32).map(|index| (index % 251) as u8).collect();
+        std::fs::write(&file, &contents).unwrap();
+        let mut hasher = StableHasher::default();
+        hasher.part(b"recipe");
+        hasher.file(&file);
+        hasher.file(&dir.join("missing"));
+        assert_eq!(hasher.finish_hex(), stable_hash_hex(&[b"recipe", &contents, b""]));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -12,5 +12,5 @@ pub use backend::{
     FinishReason, Message, Role, SamplingParams, ScoreRequest, ScoreResponse, TokenLogprob,
     ToolCall, ToolSpec, Usage,
 };
-pub use hash::{stable_hash, stable_hash_hex, derive_seed};
+pub use hash::{stable_hash, stable_hash_hex, derive_seed, StableHasher};
 pub use record::{Lineage, Outcome, Record, RecordStatus};

@@ -138,14 +138,16 @@ pub(crate) fn build_steps(specs: &[StepSpec], cx: &BuildCx) -> Result<Vec<Arc<Pi
     Ok(steps)
 }
 
+/// The hash of the resolved recipe and every file it reads. Files are read in pieces, so a
+/// million-record input costs no memory to fingerprint.
 fn fingerprint(recipe: &Recipe) -> String {
-    let mut parts: Vec<Vec<u8>> = vec![recipe.resolved.as_bytes().to_vec()];
+    let mut hasher = retort_core::StableHasher::default();
+    hasher.part(recipe.resolved.as_bytes());
     for file in recipe.files() {
-        parts.push(file.to_string_lossy().as_bytes().to_vec());
-        parts.push(std::fs::read(&file).unwrap_or_default());
+        hasher.part(file.to_string_lossy().as_bytes());
+        hasher.file(&file);
     }
-    let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-    retort_core::stable_hash_hex(&slices)
+    hasher.finish_hex()
 }
 
 impl PreparedRun {

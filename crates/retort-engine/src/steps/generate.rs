@@ -176,10 +176,10 @@ impl RecordStep for Generate {
 impl Generate {
     async fn sample(&self, record: &mut Record, request: ChatRequest, cx: &StageCx) -> Result<(), (String, Option<String>)> {
         let config = &self.config;
-        let (response, key) = ask(&self.llm, &request, cx).await.map_err(|reason| (reason, None))?;
-        let choice = &response.choices[0];
-        let mut text = choice.text.clone();
-        let mut lineage_request = request.clone();
+        let (mut response, key) = ask(&self.llm, &request, cx).await.map_err(|reason| (reason, None))?;
+        let mut text = std::mem::take(&mut response.choices[0].text);
+        // The request the kept answer came from: this one, or the repair.
+        let mut repaired: Option<ChatRequest> = None;
         let parsed = match config.parse.parse(&text) {
             Ok(parsed) => parsed,
             Err(reason) if config.repair => {
@@ -195,11 +195,12 @@ impl Generate {
                     .parse(&second_text)
                     .map_err(|again| (format!("{again} (after one repair attempt; first: {reason})"), Some(second_text.clone())))?;
                 text = second_text;
-                lineage_request = retry;
+                repaired = Some(retry);
                 parsed
             }
             Err(reason) => return Err((reason, Some(text))),
         };
+        let lineage_request = repaired.unwrap_or(request);
         match parsed {
             Parsed::Value(value) => record.set(config.into.clone(), value),
             Parsed::Fields(fields) => record.fields.extend(fields),

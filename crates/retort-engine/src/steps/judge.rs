@@ -241,14 +241,17 @@ impl Judge {
     }
 
     async fn score(&self, record: &mut Record, cx: &StageCx) -> Result<(), Failure> {
-        let messages = prompt::render(&self.config, record, cx, None).map_err(|reason| (reason, None))?;
-        let mut scores = Vec::with_capacity(self.config.samples);
-        let mut all = Vec::with_capacity(self.config.samples);
+        let mut messages = prompt::render(&self.config, record, cx, None).map_err(|reason| (reason, None))?;
+        let samples = self.config.samples;
+        let mut scores = Vec::with_capacity(samples);
+        let mut all = Vec::new();
         let mut first_text = None;
-        for sample in 0..self.config.samples {
-            let request = self.request(messages.clone(), cx.seed(&record.id, sample));
-            let (response, key) = ask(&self.llm, &request, cx).await.map_err(|reason| (reason, None))?;
-            let text = response.choices[0].text.clone();
+        for sample in 0..samples {
+            // The last judgment takes the messages; earlier ones copy them.
+            let sent = if sample + 1 == samples { std::mem::take(&mut messages) } else { messages.clone() };
+            let request = self.request(sent, cx.seed(&record.id, sample));
+            let (mut response, key) = ask(&self.llm, &request, cx).await.map_err(|reason| (reason, None))?;
+            let text = std::mem::take(&mut response.choices[0].text);
             let score = parse_score(&text, self.pattern.as_ref()).map_err(|reason| (reason, Some(text.clone())))?;
             if let Some([low, high]) = self.config.scale {
                 if score < low || score > high {
@@ -258,8 +261,12 @@ impl Judge {
             if sample == 0 {
                 record.lineage.push(lineage(&self.llm, cx, &self.config.into, request, key));
             }
-            all.push(serde_json::json!({"text": text, "score": score}));
-            first_text.get_or_insert(text);
+            if self.config.all_into.is_some() {
+                all.push(serde_json::json!({"text": &text, "score": score}));
+            }
+            if sample == 0 && self.config.reason_into.is_some() {
+                first_text = Some(text);
+            }
             scores.push(score);
         }
         if let Some(field) = &self.config.all_into {

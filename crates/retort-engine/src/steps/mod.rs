@@ -445,7 +445,10 @@ pub(crate) async fn drive_records(
                     }
                 }
             }
-            let record_for_panic = record.clone();
+            // Only the id is kept aside for a panic: a copy of every record at every step would
+            // cost more than the step itself on a fast server. A panicked record is failed under
+            // its id (which names its seed), without its fields.
+            let id_for_panic = record.id.clone();
             match std::panic::AssertUnwindSafe(step.apply(record, &cx)).catch_unwind().await {
                 Ok(outcomes) => outcomes
                     .into_iter()
@@ -457,7 +460,7 @@ pub(crate) async fn drive_records(
                         .cloned()
                         .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
                         .unwrap_or_else(|| "unknown panic".to_string());
-                    vec![Outcome::fail(record_for_panic, format!("internal error (panic): {message}"))]
+                    vec![Outcome::fail(Record::new(id_for_panic, serde_json::Map::new()), format!("internal error (panic): {message}"))]
                 }
             }
         }
