@@ -40,10 +40,35 @@ pub(crate) struct Answer<T> {
     pub key: String,
 }
 
+/// The local backends a run has built, by their settings: recipe models with the same local
+/// settings share one backend, so one worker process holds the model and batches every role's
+/// requests (GRA's five roles on the default model would otherwise load it six times and fight
+/// over the cores).
+#[derive(Default)]
+pub(crate) struct SharedLocal(Vec<(retort_llama::LocalConfig, Arc<dyn Backend>, usize)>);
+
 impl Llm {
-    /// Builds the backend of a recipe's llm block; `fresh` skips store lookups.
-    pub(crate) fn build(name: &str, config: &LlmConfig, base_dir: &std::path::Path, store: Arc<RunStore>, fresh: bool) -> Result<Llm, EngineError> {
-        let (backend, max_concurrency) = crate::run::build_backend(name, config, base_dir)?;
+    /// Builds the backend of a recipe's llm block (or reuses a local one with the same settings
+    /// from `shared`); `fresh` skips store lookups.
+    pub(crate) fn build(
+        name: &str,
+        config: &LlmConfig,
+        base_dir: &std::path::Path,
+        store: Arc<RunStore>,
+        fresh: bool,
+        shared: &mut SharedLocal,
+    ) -> Result<Llm, EngineError> {
+        let (backend, max_concurrency) = match config {
+            LlmConfig::Local(local) => match shared.0.iter().find(|(known, _, _)| known == local) {
+                Some((_, backend, max_concurrency)) => (backend.clone(), *max_concurrency),
+                None => {
+                    let (backend, max_concurrency) = crate::run::build_backend(name, config, base_dir)?;
+                    shared.0.push((local.clone(), backend.clone(), max_concurrency));
+                    (backend, max_concurrency)
+                }
+            },
+            _ => crate::run::build_backend(name, config, base_dir)?,
+        };
         Ok(Llm {
             name: name.to_string(),
             backend: RwLock::new(backend),
@@ -181,5 +206,30 @@ impl Backend for CachedBackend {
 
     async fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, BackendError> {
         self.llm.score(request, &self.stats).await.map(|answer| answer.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: each `llms:` entry on the default local model started its own worker, so GRA
+    /// loaded the model six times and its workers fought over the cores.
+    #[test]
+    fn local_models_with_the_same_settings_share_one_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model.gguf");
+        std::fs::write(&model, b"GGUF not really a model: no request is sent").unwrap();
+        let store = Arc::new(RunStore::open(&dir.path().join("out")).unwrap());
+        let local = |threads: Option<usize>| {
+            LlmConfig::Local(retort_llama::LocalConfig { threads, ..retort_llama::LocalConfig::for_model(model.to_string_lossy()) })
+        };
+        let mut shared = SharedLocal::default();
+        let mut build = |name: &str, config: LlmConfig| Llm::build(name, &config, dir.path(), store.clone(), true, &mut shared).unwrap();
+        let default = build("default", local(None));
+        let reviewer = build("reviewer", local(None));
+        let other = build("other", local(Some(1)));
+        assert!(Arc::ptr_eq(&default.current(), &reviewer.current()));
+        assert!(!Arc::ptr_eq(&default.current(), &other.current()));
     }
 }

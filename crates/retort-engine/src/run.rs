@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
-use crate::llm::Llm;
+use crate::llm::{Llm, SharedLocal};
 use crate::output::{self, CardFacts};
 use crate::recipe::{for_each_step, LlmConfig, Recipe, StepSpec};
 use crate::runtime::{empty_input, join_all, spawn_pipeline, PipelineStep, RunCx};
@@ -173,8 +173,9 @@ impl PreparedRun {
         let fresh = store.count("chat")? == 0 && store.count("score")? == 0;
         let mut llms = HashMap::new();
         let mut models = Vec::new();
+        let mut shared = SharedLocal::default();
         for (name, config) in &recipe.llms {
-            let llm = Llm::build(name, config, &recipe.base_dir, store.clone(), fresh)?;
+            let llm = Llm::build(name, config, &recipe.base_dir, store.clone(), fresh, &mut shared)?;
             models.push(format!("{} ({})", llm.model(), llm.kind()));
             llms.insert(name.clone(), Arc::new(llm));
         }
