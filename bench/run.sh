@@ -3,7 +3,7 @@
 # load generator), on the same local OpenAI-compatible server, side by side in one run.
 # Writes bench/RESULTS.md, which explains what each scenario measures.
 #
-#   bench/run.sh                      # every scenario with the sizes (about an hour)
+#   bench/run.sh                      # every scenario with the sizes (10-15 minutes on 2 CPUs)
 #   bench/run.sh --scenarios a,c      # some of them
 #   bench/run.sh --smoke              # tiny sizes, a minute: checks that everything works
 #
@@ -42,7 +42,7 @@ wrk_seconds=10
 distilabel=1
 results="bench/RESULTS.md"
 work="target/bench"
-command_line="bench/run.sh $*"
+command_line="bench/run.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scenarios) scenarios="$2"; shift 2 ;;
@@ -93,7 +93,8 @@ mock="$repo/target/release/retort-mock"
 cpus=$(nproc)
 if [ "$cpus" -ge 2 ]; then
   server_cpus="0"
-  client_cpus="1-$((cpus - 1))"
+  client_cpus="1"
+  [ "$cpus" -gt 2 ] && client_cpus="1-$((cpus - 1))"
   server_threads=1
 else
   server_cpus="0"
