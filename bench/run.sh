@@ -19,7 +19,7 @@
 #   --latency-b MS          the server's latency per request in (b) [200]
 #   --wrk-seconds S         how long the raw load generator runs [10]
 #   --no-distilabel         skip distilabel (no Python environment needed)
-#   --results FILE          where the report goes [bench/RESULTS.md]
+#   --results FILE          where the report goes [bench/RESULTS.md; with --smoke WORK/RESULTS-smoke.md]
 #   --work DIR              seeds, run directories, measurements [target/bench]
 #
 # CPU placement: on a machine with at least 2 cores the server runs on CPU 0 (one worker
@@ -40,8 +40,9 @@ c_b=256
 latency_b=200
 wrk_seconds=10
 distilabel=1
-results="bench/RESULTS.md"
+results=""
 work="target/bench"
+smoke=0
 command_line="bench/run.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -60,11 +61,15 @@ while [ $# -gt 0 ]; do
     --work) work="$2"; shift 2 ;;
     --smoke)
       n_a=2000; dn_a=300; n_b=500; dn_b=300; n_c=20000; latency_b=50; wrk_seconds=2
-      results="$work/RESULTS-smoke.md"; shift ;;
+      smoke=1; shift ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+# A smoke run's report goes beside its measurements, not over bench/RESULTS.md.
+if [ -z "$results" ]; then
+  if [ "$smoke" = 1 ]; then results="$work/RESULTS-smoke.md"; else results="bench/RESULTS.md"; fi
+fi
 has() { case ",$scenarios," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -73,15 +78,16 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if ! command -v wrk >/dev/null; then
   log "installing wrk (Debian package)"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq wrk
-fi
-if [ ! -x /usr/bin/time ]; then
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq time
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 fi
 venv="bench/.venv"
 if [ "$distilabel" = 1 ] && { [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import distilabel' 2>/dev/null; }; then
   log "installing distilabel into $venv"
-  python3 -m venv "$venv"
+  if ! python3 -m venv "$venv"; then
+    # Debian ships venv separately.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    python3 -m venv "$venv"
+  fi
   "$venv/bin/pip" install -q "distilabel[openai]==1.5.3" requests  # distilabel imports requests without declaring it
 fi
 log "building retort and retort-mock (release, native CPU)"
