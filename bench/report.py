@@ -164,8 +164,12 @@ def main() -> None:
     c_resume = Row(meas, "c_resume", "retort", args.n_c)
 
     retort_version = output(["target/release/retort", "--version"])
-    commit = output(["git", "rev-parse", "--short", "HEAD"])
-    dirty = output(["git", "status", "--porcelain", "--untracked-files=no"])
+    recorded = read(os.path.join(meas, "commit.txt"))
+    if isinstance(recorded, str) and recorded:
+        commit, _, dirty = recorded.partition("\n")
+    else:
+        commit = output(["git", "rev-parse", "--short", "HEAD"])
+        dirty = output(["git", "status", "--porcelain", "--untracked-files=no"])
     python = os.path.join(args.venv, "bin", "python")
     distilabel_version = output([python, "-c", "import distilabel, openai; print(distilabel.__version__, openai.__version__)"]).split()
     wrk_version = output(["sh", "-c", "wrk -v 2>&1 | head -1"])

@@ -190,6 +190,8 @@ expected_kept() { # expected_kept RETORT_DATA N: rows retort kept among its firs
 
 load_average() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "{\"scenario_load\": {}}" > /dev/null
+# The commit measured (the report may be written later, from these files).
+{ git rev-parse --short HEAD; git status --porcelain --untracked-files=no | head -1; } > "$meas/commit.txt" 2>/dev/null || true
 loads="$meas/loads.tsv"
 : > "$loads"
 note_load() { printf '%s\t%s\n' "$1" "$(load_average)" >> "$loads"; }
