@@ -16,10 +16,10 @@ const DOC_D: &str = "Gene expression is the process by which the information in 
 fn rules() -> String {
     format!(
         r#"
-- {{when: '(?s)^user: You coordinate.*finance.*- credit risk', reply: "Subtopic: currency hedging\nPlan: a how-to guide for treasurers"}}
-- {{when: '(?s)^user: You coordinate.*finance.*- bond ladders', reply: "Subtopic: credit risk\nPlan: a textbook section"}}
-- {{when: '(?s)^user: You coordinate.*finance', reply: "Subtopic: bond ladders\nPlan: a guide for savers"}}
-- {{when: '(?s)^user: You coordinate.*biomedicine', reply: "Subtopic: gene expression\nPlan: a textbook section"}}
+- {{when: '(?s)^user: You coordinate.*finance.*- credit risk', reply: '{{"subtopic": "currency hedging", "plan": "a how-to guide for treasurers"}}'}}
+- {{when: '(?s)^user: You coordinate.*finance.*- bond ladders', reply: '{{"subtopic": "credit risk", "plan": "a textbook section"}}'}}
+- {{when: '(?s)^user: You coordinate.*finance', reply: '{{"subtopic": "bond ladders", "plan": "a guide for savers"}}'}}
+- {{when: '(?s)^user: You coordinate.*biomedicine', reply: '{{"subtopic": "gene expression", "plan": "a textbook section"}}'}}
 - {{when: '^user: You are a keyword', reply: 'term one, term two, term three'}}
 - {{when: '^user: You are a content-analysis', reply: 'Explain the idea, then an example.'}}
 - {{when: '(?s)^user: Write a document.*Subtopic: bond ladders', reply: '{DOC_A}'}}
@@ -77,6 +77,6 @@ fn nonsense_answers_are_accounted_for() {
     assert_eq!(ran.data().len(), 0);
     let failed = ran.failed();
     assert_eq!(failed.len(), 3);
-    assert!(failed.iter().all(|row| row["reason"].as_str().unwrap().contains("expected a match")), "{failed:?}");
+    assert!(failed.iter().all(|row| row["reason"].as_str().unwrap().contains("expected JSON")), "{failed:?}");
     assert_eq!(common::accounted_seeds(&ran, "data").len(), 3);
 }
