@@ -282,6 +282,51 @@ steps:
     assert_eq!(row["messages"][2], json!({"role": "assistant", "content": "Solution: step 1"}));
 }
 
+/// Regression: a CAMEL dialogue on the local model (2,048 tokens of context) failed at its 8th
+/// turn and lost the seven turns before; a conversation that outgrows the context now ends there.
+#[test]
+fn converse_ends_where_the_dialogue_outgrows_the_context() {
+    let recipe = |require_stop: bool, first_too_long: bool| {
+        format!(
+            r#####"
+name: t
+llm:
+  backend: scripted
+  rules:
+    - {{when: "(?s)Solution: step 2", error: context_length}}
+    - {{when: "(?s)^system: You are the user.*Solution: step 1", reply: "Instruction: step 2"}}
+    - {{when: "(?s)^system: You are the user.*{long}", error: context_length}}
+    - {{when: "(?s)^system: You are the user", reply: "Instruction: step 1"}}
+    - {{when: "(?s)^system: You are the assistant.*Instruction: step (\\d)\\s*$", reply: "Solution: step $1"}}
+steps:
+  - load: {{records: [{{task: "build a kite"}}]}}
+  - converse:
+      roles:
+        - {{name: user, system: "You are the user. Task: {{{{ task }}}}"}}
+        - {{name: assistant, system: "You are the assistant. Task: {{{{ task }}}}"}}
+      stop: "<DONE>"
+      max_turns: 10
+      require_stop: {require_stop}
+"#####,
+            long = if first_too_long { "kite" } else { "no such text" }
+        )
+    };
+    // The fifth turn would not fit: the four before are kept.
+    let ran = run(&recipe(false, false), &[]);
+    let row = &ran.data()[0];
+    assert_eq!(row["turns"], 4);
+    assert_eq!(row["stopped_by"], "context_length");
+    assert_eq!(row["dialogue"][3], json!({"role": "assistant", "content": "Solution: step 2"}));
+    // Where a stop phrase is required, running out of context is no stop: dropped, saying why.
+    let ran = run(&recipe(true, false), &[]);
+    assert!(ran.data().is_empty());
+    assert!(ran.dropped()[0]["reason"].as_str().unwrap().contains("outgrew the model's context"), "{:?}", ran.dropped());
+    // A first turn that does not fit leaves nothing to keep: the record fails with the reason.
+    let ran = run(&recipe(false, true), &[]);
+    assert!(ran.data().is_empty());
+    assert!(ran.failed()[0]["reason"].as_str().unwrap().contains("context_length"), "{:?}", ran.failed());
+}
+
 #[test]
 fn repeat_feeds_rounds_and_stops_when_told() {
     let ran = run(

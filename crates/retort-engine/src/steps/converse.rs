@@ -1,12 +1,14 @@
 //! `converse`: several roles, each with its own system prompt and model, take turns until a stop phrase or a turn limit.
 //!
 //! Each role sees the conversation from its side: its own turns as `assistant`, everyone
-//! else's (and the opening) as `user`, consecutive turns of one side merged.
+//! else's (and the opening) as `user`, consecutive turns of one side merged. A conversation that
+//! outgrows a model's context ends there with the turns so far (`stopped_by: context_length`),
+//! as CAMEL ends a conversation at the model's token limit.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retort_core::{ChatRequest, Message, Outcome, Record, Role, SamplingParams};
+use retort_core::{BackendErrorKind, ChatRequest, Message, Outcome, Record, Role, SamplingParams};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -14,7 +16,7 @@ use crate::error::EngineError;
 use crate::llm::Llm;
 use crate::recipe::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::generate::{ask, lineage};
+use crate::steps::generate::{ask_with_kind, lineage};
 use crate::steps::prompt::one_or_many;
 use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
 
@@ -173,6 +175,7 @@ impl RecordStep for Converse {
             }
         }
         let mut stopped_by = Value::Null;
+        let mut out_of_context = false;
         for turn in 0..self.config.max_turns {
             let speaker = turn % self.config.roles.len();
             let role = &self.config.roles[speaker];
@@ -188,9 +191,13 @@ impl RecordStep for Converse {
                 json_schema: None,
                 tools: Vec::new(),
             };
-            let (response, key) = match ask(&self.llms[speaker], &request, cx).await {
+            let (response, key) = match ask_with_kind(&self.llms[speaker], &request, cx).await {
                 Ok(answer) => answer,
-                Err(reason) => return vec![Outcome::fail(record, format!("turn {turn} ({}): {reason}", role.name))],
+                Err((Some(BackendErrorKind::ContextLength), _)) if turn > 0 => {
+                    out_of_context = true;
+                    break;
+                }
+                Err((_, reason)) => return vec![Outcome::fail(record, format!("turn {turn} ({}): {reason}", role.name))],
             };
             let text = response.choices[0].text.trim().to_string();
             if turn == 0 {
@@ -204,8 +211,14 @@ impl RecordStep for Converse {
             }
         }
         if self.config.require_stop && stopped_by.is_null() {
-            let reason = format!("converse: no stop phrase within {} turns", self.config.max_turns);
+            let reason = match out_of_context {
+                true => "converse: no stop phrase before the dialogue outgrew the model's context".to_string(),
+                false => format!("converse: no stop phrase within {} turns", self.config.max_turns),
+            };
             return vec![Outcome::Drop(record, reason)];
+        }
+        if out_of_context {
+            stopped_by = json!("context_length");
         }
         let dialogue: Vec<Value> = transcript
             .iter()

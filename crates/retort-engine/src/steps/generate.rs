@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retort_core::{ChatRequest, ChatResponse, Lineage, Message, Outcome, Record, SamplingParams};
+use retort_core::{BackendErrorKind, ChatRequest, ChatResponse, Lineage, Message, Outcome, Record, SamplingParams};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -227,12 +227,22 @@ impl Generate {
 
 /// Sends a request through the cache; a failure becomes the record's reason.
 pub(crate) async fn ask(llm: &Llm, request: &ChatRequest, cx: &StageCx) -> Result<(ChatResponse, String), String> {
+    ask_with_kind(llm, request, cx).await.map_err(|(_, reason)| reason)
+}
+
+/// As `ask`, with the backend's error kind when the request itself failed (a step that can
+/// carry on after some failures, like `converse` at the context limit, looks at it).
+pub(crate) async fn ask_with_kind(
+    llm: &Llm,
+    request: &ChatRequest,
+    cx: &StageCx,
+) -> Result<(ChatResponse, String), (Option<BackendErrorKind>, String)> {
     if cx.run.cancel.is_cancelled() {
-        return Err(crate::steps::INTERRUPTED.to_string());
+        return Err((None, crate::steps::INTERRUPTED.to_string()));
     }
-    let answer = llm.chat(request, &cx.stats).await.map_err(|error| format!("model request failed: {error}"))?;
+    let answer = llm.chat(request, &cx.stats).await.map_err(|error| (Some(error.kind), format!("model request failed: {error}")))?;
     if answer.value.choices.is_empty() {
-        return Err("model answered with no choices".to_string());
+        return Err((None, "model answered with no choices".to_string()));
     }
     Ok((answer.value, answer.key))
 }
