@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use crate::balance::Balancer;
 use crate::limiter::{AimdLimiter, TokenBucket};
 use crate::retry::{parse_retry_after, RetryPolicy};
-use crate::wire::{OutgoingRequest, WireChoice, WireResponse, STANDARD_FIELDS};
+use crate::wire::{GrammarField, OutgoingRequest, WireChoice, WireResponse, STANDARD_FIELDS};
 use crate::BackendBuildError;
 
 /// The base URL used when the config names none.
@@ -114,6 +114,11 @@ pub struct OpenAiConfig {
     /// `chat_template_kwargs`); may not repeat a field retort sets itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_body: Option<Map<String, Value>>,
+    /// The body field the server reads a GBNF grammar from: `grammar` (llama.cpp's server) or
+    /// `guided_grammar` (vLLM). Set, requests with a grammar send it there (and `judge` holds
+    /// its verdicts to one); unset, grammars are not sent.
+    #[serde(default)]
+    pub grammar_field: Option<GrammarField>,
 }
 
 impl OpenAiConfig {
@@ -178,6 +183,7 @@ impl Default for OpenAiConfig {
             rate_limit_cooldown_s: default_rate_limit_cooldown_s(),
             failover_cooldown_s: default_failover_cooldown_s(),
             extra_body: None,
+            grammar_field: None,
         }
     }
 }
@@ -199,6 +205,7 @@ pub struct OpenAiBackend {
     policy: RetryPolicy,
     timeout: Duration,
     extra_body: Option<Map<String, Value>>,
+    grammar_field: Option<GrammarField>,
 }
 
 /// An API key that never shows itself in `Debug` output.
@@ -345,6 +352,7 @@ impl OpenAiBackend {
             policy,
             timeout,
             extra_body: config.extra_body,
+            grammar_field: config.grammar_field,
         })
     }
 
@@ -626,15 +634,17 @@ impl Backend for OpenAiBackend {
             logprobs: true,
             score: false,
             json_schema: true,
+            grammar: self.grammar_field.is_some(),
             tools: true,
         }
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
-        let body = serde_json::to_vec(&OutgoingRequest::new(
+        let body = serde_json::to_vec(&OutgoingRequest::with_grammar(
             &self.model,
             request,
             self.extra_body.as_ref(),
+            self.grammar_field,
         ))
         .map(Bytes::from)
         .map_err(|error| {

@@ -463,6 +463,7 @@ impl Backend for ScriptedBackend {
             logprobs: true,
             score: true,
             json_schema: true,
+            grammar: false,
             tools: true,
         }
     }

@@ -50,6 +50,12 @@ pub struct OutgoingRequest<'a> {
     /// Function tools.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<OutgoingTool<'a>>,
+    /// A GBNF grammar, as llama.cpp's server takes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<&'a str>,
+    /// A GBNF grammar, as vLLM takes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guided_grammar: Option<&'a str>,
     /// Extra fields from the config, merged into the body.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub extra: Option<&'a Map<String, Value>>,
@@ -69,7 +75,19 @@ pub const STANDARD_FIELDS: &[&str] = &[
     "top_logprobs",
     "response_format",
     "tools",
+    "grammar",
+    "guided_grammar",
 ];
+
+/// The body field a server reads a GBNF grammar from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrammarField {
+    /// `grammar` (llama.cpp's server).
+    Grammar,
+    /// `guided_grammar` (vLLM).
+    GuidedGrammar,
+}
 
 impl<'a> OutgoingRequest<'a> {
     /// The wire body for `request` sent to `model`.
@@ -78,7 +96,19 @@ impl<'a> OutgoingRequest<'a> {
         request: &'a ChatRequest,
         extra: Option<&'a Map<String, Value>>,
     ) -> Self {
+        OutgoingRequest::with_grammar(model, request, extra, None)
+    }
+
+    /// The wire body, with the request's grammar (if any) in `field`; without a field the
+    /// grammar is not sent.
+    pub fn with_grammar(
+        model: &'a str,
+        request: &'a ChatRequest,
+        extra: Option<&'a Map<String, Value>>,
+        field: Option<GrammarField>,
+    ) -> Self {
         let params = &request.params;
+        let grammar = request.grammar.as_deref();
         OutgoingRequest {
             model,
             messages: request.messages.iter().map(OutgoingMessage::from).collect(),
@@ -106,6 +136,8 @@ impl<'a> OutgoingRequest<'a> {
                     function: tool,
                 })
                 .collect(),
+            grammar: grammar.filter(|_| field == Some(GrammarField::Grammar)),
+            guided_grammar: grammar.filter(|_| field == Some(GrammarField::GuidedGrammar)),
             extra,
         }
     }
@@ -452,6 +484,12 @@ pub struct IncomingRequest {
     /// Function tools.
     #[serde(default)]
     pub tools: Vec<Value>,
+    /// A GBNF grammar (llama.cpp's server's field).
+    #[serde(default)]
+    pub grammar: Option<String>,
+    /// A GBNF grammar (vLLM's field).
+    #[serde(default)]
+    pub guided_grammar: Option<String>,
 }
 
 /// `stop`: a single string or a list of them.
@@ -580,6 +618,7 @@ impl IncomingRequest {
                 },
             },
             json_schema,
+            grammar: self.grammar.or(self.guided_grammar),
             tools,
         }
     }
@@ -655,6 +694,28 @@ mod tests {
             minimal,
             json!({"model": "m", "messages": [{"role": "user", "content": "x"}]})
         );
+    }
+
+    #[test]
+    fn a_grammar_goes_to_the_field_the_server_reads_or_nowhere() {
+        let mut request = ChatRequest::from_prompt("x");
+        request.grammar = Some("root ::= \"A\" | \"B\"".into());
+        let cases = [
+            (None, None),
+            (Some(GrammarField::Grammar), Some("grammar")),
+            (Some(GrammarField::GuidedGrammar), Some("guided_grammar")),
+        ];
+        for (field, expected) in cases {
+            let body = serde_json::to_value(OutgoingRequest::with_grammar("m", &request, None, field)).unwrap();
+            let sent: Vec<&str> = ["grammar", "guided_grammar"].into_iter().filter(|key| body.get(*key).is_some()).collect();
+            assert_eq!(sent, expected.into_iter().collect::<Vec<_>>(), "{field:?}: {body}");
+            if let Some(key) = expected {
+                assert_eq!(body[key], "root ::= \"A\" | \"B\"");
+                // A server (the mock) reads it back.
+                let incoming: IncomingRequest = serde_json::from_value(body.clone()).unwrap();
+                assert_eq!(incoming.into_chat_request().grammar, request.grammar);
+            }
+        }
     }
 
     #[test]

@@ -236,3 +236,62 @@ steps:
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("steps[1].dedup.gguf"), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+#[test]
+fn a_judge_and_a_grammar_hold_the_local_models_answers_to_their_shape() {
+    // SmolLM2-135M rarely ends a judgment with `Score: N` on its own; on the local backend the
+    // judge samples under a grammar of its verdict's shape, so every judgment parses and lies
+    // within `scale`, and a `generate` with `grammar:` gives text its regex reads.
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = r#"
+name: local-judge
+llm: {backend: local, model: smollm2-135m, max_sequences: 4}
+steps:
+  - load:
+      records:
+        - {q: "What makes the sky blue?", a: "Sunlight scatters off air molecules; blue light scatters most.", b: "Because it is."}
+        - {q: "Name a prime number.", a: "7", b: "Seven is a prime number: its only divisors are 1 and 7."}
+        - {q: "How do bees make honey?", a: "They eat flowers.", b: "Bees collect nectar, break it down with enzymes and evaporate it in the comb."}
+  - judge:
+      prompt: "Rate the answer from 1 to 5.\nQuestion: {{ q }}\nAnswer: {{ a }}\nExplain briefly, then write `Score: N`."
+      scale: [1, 5]
+      temperature: 0.8
+      max_tokens: 120
+      reason_into: why
+  - judge:
+      mode: pairwise
+      a: a
+      b: b
+      swap: true
+      prompt: "Which answer to `{{ q }}` is better?\nA: {{ a }}\nB: {{ b }}"
+      into: better
+      temperature: 0.8
+      max_tokens: 120
+  - generate:
+      prompt: "Write one new instruction about {{ q }} and its response."
+      grammar: |
+        root ::= "Instruction: " line "\nResponse: " line
+        line ::= [^\n]{5,120}
+      parse: {regex: '(?s)^Instruction: (?P<instruction>[^\n]+)\nResponse: (?P<response>.+)$'}
+      into: pair
+      max_tokens: 100
+"#;
+    std::fs::write(dir.path().join("recipe.yaml"), recipe).unwrap();
+    let output = retort(dir.path(), &["run", "recipe.yaml", "--out", "out", "--quiet"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let failed = dir.path().join("out/failed.jsonl");
+    let failed = if failed.exists() { lines(&failed) } else { Vec::new() };
+    assert!(failed.is_empty(), "{failed:?}");
+    let kept: Vec<serde_json::Value> = lines(&dir.path().join("out/data.jsonl")).iter().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(kept.len(), 3);
+    for row in &kept {
+        let score = row["score"].as_f64().unwrap();
+        assert!((1.0..=5.0).contains(&score) && score.fract() == 0.0, "{row}");
+        let why = row["why"].as_str().unwrap();
+        assert!(why.ends_with(&format!("Score: {score}")), "{why:?}");
+        assert!(["a", "b", "tie"].contains(&row["better"].as_str().unwrap()), "{row}");
+        let pair = &row["pair"];
+        assert!(pair["instruction"].as_str().unwrap().trim().len() >= 5, "{row}");
+        assert!(pair["response"].as_str().unwrap().trim().len() >= 5, "{row}");
+    }
+}

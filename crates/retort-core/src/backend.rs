@@ -164,6 +164,10 @@ pub struct ChatRequest {
     /// A JSON schema the answer must follow (structured output).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_schema: Option<Value>,
+    /// A GBNF grammar (root rule `root`) the answer must follow, where the backend can hold
+    /// sampling to one ([`Capabilities::grammar`]); a backend that cannot ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<String>,
     /// Tools the model may call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
@@ -281,6 +285,8 @@ pub struct Capabilities {
     pub score: bool,
     /// Structured output by JSON schema.
     pub json_schema: bool,
+    /// Sampling held to a GBNF grammar ([`ChatRequest::grammar`]).
+    pub grammar: bool,
     /// Native function calling.
     pub tools: bool,
 }

@@ -64,7 +64,7 @@ steps:
   - export: {formats: [jsonl, csv]}
 "#,
         expect![[r#"
-            llm.modle: unknown key `modle`; did you mean `model`? expected one of: backend, base_url, base_urls, model, api_key_env, max_concurrency, requests_per_minute, tokens_per_minute, timeout_s, connect_timeout_s, max_retries, retry_base_s, retry_max_s, rate_limit_cooldown_s, failover_cooldown_s, extra_body
+            llm.modle: unknown key `modle`; did you mean `model`? expected one of: backend, base_url, base_urls, model, api_key_env, max_concurrency, requests_per_minute, tokens_per_minute, timeout_s, connect_timeout_s, max_retries, retry_base_s, retry_max_s, rate_limit_cooldown_s, failover_cooldown_s, extra_body, grammar_field
             steps[0].load.limt: unknown key `limt`; did you mean `limit`? expected one of: path, records, format, limit, skip, text_field, when, concurrency
             steps[1]: unknown step kind `generat`; did you mean `generate`? kinds: load, generate, judge, score, verify, filter, map, dedup, vote, pair, converse, act, play, repeat, sample, explode, fit, train, export
             steps[2].generate.n: invalid type: string "many", expected usize
@@ -117,5 +117,31 @@ steps:
             steps[2].judge: pairwise judging needs `a` and `b`: the fields holding the two answers
             steps[3].filter: give exactly one of `keep` and `drop`
             steps[5].converse.roles: expected at least 2 roles, found 1"#]],
+    );
+}
+
+#[test]
+fn a_grammar_needs_its_root_rule_and_no_schema_beside_it() {
+    check(
+        r#"
+name: t
+llm: {backend: scripted}
+steps:
+  - load: {path: topics.jsonl}
+  - generate:
+      prompt: "{{ topic }}"
+      into: q
+      grammar: 'answer ::= "yes" | "no"'
+  - generate:
+      prompt: "{{ topic }}"
+      into: r
+      grammar: 'root ::= "{}"'
+      parse: {json: {schema: {type: object}}}
+  - judge: {prompt: "{{ q }}", grammar: "root = [0-9]"}
+"#,
+        expect![[r#"
+            steps[1].generate.grammar: expected a GBNF grammar with a `root ::= ...` rule, found none
+            steps[2].generate.grammar: expected a grammar or a JSON schema in `parse`, found both
+            steps[3].judge.grammar: expected a GBNF grammar with a `root ::= ...` rule, found none"#]],
     );
 }

@@ -211,6 +211,12 @@ impl LocalBackend {
             })?),
             None => None,
         };
+        if json_schema.is_some() && request.grammar.is_some() {
+            return Err(BackendError::new(
+                BackendErrorKind::BadRequest,
+                "a request holds its answer to a JSON schema or to a grammar, not both",
+            ));
+        }
         let base_seed = params.seed.unwrap_or(DEFAULT_SEED);
         let n = params.n.max(1);
         let jobs = (0..n).map(|index| {
@@ -224,6 +230,7 @@ impl LocalBackend {
                 seed: (seed ^ (seed >> 32)) as u32,
                 logprobs: params.logprobs,
                 json_schema: json_schema.clone(),
+                grammar: request.grammar.clone(),
             })
         });
         let answers = futures::future::join_all(jobs).await;
@@ -356,6 +363,7 @@ impl Backend for LocalBackend {
             logprobs: true,
             score: true,
             json_schema: true,
+            grammar: true,
             tools: false,
         }
     }

@@ -50,6 +50,9 @@ pub(crate) struct Generate {
     pub(crate) seed: u32,
     pub(crate) logprobs: Option<u8>,
     pub(crate) json_schema: Option<String>,
+    /// A GBNF grammar (root rule `root`); never together with `json_schema`.
+    #[serde(default)]
+    pub(crate) grammar: Option<String>,
 }
 
 /// Why a job failed, as the worker says it.

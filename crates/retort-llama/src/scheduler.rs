@@ -345,17 +345,28 @@ impl<'m> Scheduler<'m> {
             ));
         }
         let mut chain = Vec::new();
-        if let Some(schema) = &job.json_schema {
-            let grammar = llama_cpp_2::json_schema_to_grammar(schema).map_err(|error| {
-                (
-                    FailKind::BadRequest,
-                    format!("turning the JSON schema into a grammar: {error}"),
-                )
-            })?;
+        let grammar = match (&job.json_schema, &job.grammar) {
+            (Some(schema), _) => Some((
+                llama_cpp_2::json_schema_to_grammar(schema).map_err(|error| {
+                    (
+                        FailKind::BadRequest,
+                        format!("turning the JSON schema into a grammar: {error}"),
+                    )
+                })?,
+                "the grammar of the JSON schema",
+            )),
+            (None, Some(grammar)) => Some((grammar.clone(), "the request's grammar")),
+            (None, None) => None,
+        };
+        if let Some((grammar, what)) = grammar {
             let sampler = LlamaSampler::grammar(self.model, &grammar, "root").map_err(|error| {
                 (
                     FailKind::BadRequest,
-                    format!("compiling the grammar of the JSON schema: {error}"),
+                    format!(
+                        "compiling {what}: {error} (llama.cpp rejects a GBNF syntax error, a rule \
+                         without a definition, and repetitions nested past its limit, such as \
+                         `(x{{1,120}}){{1,30}}`: write the inner one as `x+`)"
+                    ),
                 )
             })?;
             chain.push(sampler);

@@ -79,6 +79,7 @@ pub async fn run_episode(backend: &dyn Backend, env: &mut dyn Environment, confi
                 ..SamplingParams::default()
             },
             json_schema: None,
+            grammar: None,
             tools: Vec::new(),
         };
         model_calls += 1;

@@ -275,7 +275,7 @@ pub(crate) async fn sample(
         }
         AgentFormat::React => params.stop = vec!["\nObservation:".into()],
     }
-    let request = ChatRequest { messages, params, json_schema: None, tools: specs };
+    let request = ChatRequest { messages, params, json_schema: None, grammar: None, tools: specs };
     state.model_calls += 1;
     let response = backend.chat(&request).await.map_err(|e| e.to_string())?;
     response.choices.into_iter().next().ok_or_else(|| "the backend answered with no choices".to_string())

@@ -258,6 +258,7 @@ pub async fn play_taboo(
                 messages,
                 params: SamplingParams { seed: Some(derive_seed(seed, &[turns.len() as u64])), ..SamplingParams::default() },
                 json_schema: None,
+                grammar: None,
                 tools: Vec::new(),
             };
             let response = backend.chat(&request).await?;

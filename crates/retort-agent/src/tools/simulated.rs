@@ -154,6 +154,7 @@ impl Tool for SimulatedTool {
             messages: vec![Message::system(self.system_prompt()), Message::user(format!("Call: {call}"))],
             params: SamplingParams { temperature: self.config.temperature, seed: Some(seed), ..SamplingParams::default() },
             json_schema: None,
+            grammar: None,
             tools: Vec::new(),
         };
         let response = self

@@ -189,6 +189,7 @@ impl RecordStep for Converse {
                     ..SamplingParams::default()
                 },
                 json_schema: None,
+                grammar: None,
                 tools: Vec::new(),
             };
             let (response, key) = match ask_with_kind(&self.llms[speaker], &request, cx).await {

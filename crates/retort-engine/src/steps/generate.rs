@@ -72,9 +72,14 @@ pub struct GenerateConfig {
     /// On a parse failure, ask once more with the error, before failing the record.
     #[serde(default)]
     pub repair: bool,
-    /// Send the JSON schema as structured output (default: yes, when `parse` has a schema).
+    /// Send the JSON schema as structured output (default: yes, when `parse` has a schema), and
+    /// the `grammar` where the backend takes one.
     #[serde(default)]
     pub constrain: Option<bool>,
+    /// A GBNF grammar (root rule `root`) that sampling is held to where the backend can (the
+    /// local one); elsewhere the prompt alone asks for the shape, and `parse` reads it.
+    #[serde(default)]
+    pub grammar: Option<String>,
     /// The model, by name in `llms:`; the `llm:` block by default.
     #[serde(default)]
     pub llm: Option<String>,
@@ -96,6 +101,12 @@ impl StepDef for GenerateConfig {
         cx.llm("llm", self.llm.as_deref());
         if self.n == 0 {
             cx.error("n", "expected at least 1 sample, found 0");
+        }
+        if let Some(grammar) = &self.grammar {
+            if self.parse.schema().is_some() {
+                cx.error("grammar", "expected a grammar or a JSON schema in `parse`, found both");
+            }
+            prompt::check_grammar(cx, grammar);
         }
         for problem in self.parse.problems() {
             cx.error("parse", problem);
@@ -149,6 +160,7 @@ impl RecordStep for Generate {
                 logprobs: config.logprob_into.as_ref().map(|_| 0),
             },
             json_schema: if constrain { config.parse.schema().cloned() } else { None },
+            grammar: if constrain && self.llm.current().capabilities().grammar { config.grammar.clone() } else { None },
             tools: Vec::new(),
         };
         let samples = (0..config.n).map(|index| {

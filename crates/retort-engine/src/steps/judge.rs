@@ -85,6 +85,16 @@ pub struct JudgeConfig {
     /// The judging model, by name in `llms:`; the `llm:` block by default.
     #[serde(default)]
     pub llm: Option<String>,
+    /// Where the backend can hold sampling to a grammar (the local one), hold the judge to its
+    /// verdict's shape: a reason of one line, then `Score: N` (N within `scale`) or
+    /// `Verdict: [[A]]`, so a small model's judgment always parses. On by default; off where
+    /// `pattern` is set without a `grammar`, since the default grammar writes the default shape.
+    #[serde(default)]
+    pub constrain: Option<bool>,
+    /// A GBNF grammar (root rule `root`) of the judgment, instead of the default one: for a
+    /// judge with its own `pattern`.
+    #[serde(default)]
+    pub grammar: Option<String>,
 }
 
 fn default_into() -> String {
@@ -108,6 +118,9 @@ impl StepDef for JudgeConfig {
         cx.llm("llm", self.llm.as_deref());
         if let Some(pattern) = &self.pattern {
             cx.regex("pattern", pattern);
+        }
+        if let Some(grammar) = &self.grammar {
+            prompt::check_grammar(cx, grammar);
         }
         if self.samples == 0 {
             cx.error("samples", "expected at least 1 judgment, found 0");
@@ -142,7 +155,10 @@ impl StepDef for JudgeConfig {
             None => None,
         };
         let concurrency = cx.concurrency(spec, Some(&llm));
-        Ok(Built::Record(Arc::new(Judge { config: self.clone(), llm, pattern, concurrency })))
+        let constrain = self.constrain.unwrap_or(self.pattern.is_none() || self.grammar.is_some())
+            && llm.current().capabilities().grammar;
+        let grammar = constrain.then(|| self.grammar.clone().unwrap_or_else(|| verdict_grammar(self.mode, self.scale)));
+        Ok(Built::Record(Arc::new(Judge { config: self.clone(), llm, pattern, grammar, concurrency })))
     }
 }
 
@@ -150,7 +166,32 @@ struct Judge {
     config: JudgeConfig,
     llm: Arc<Llm>,
     pattern: Option<Regex>,
+    /// The grammar the verdict is held to, where the backend can.
+    grammar: Option<String>,
     concurrency: usize,
+}
+
+/// The longest reason, in characters, that a constrained judge writes before its verdict.
+const REASON_CHARS: usize = 300;
+
+/// The GBNF grammar a constrained judge answers in: one line of reason, then the verdict in the
+/// shape the default patterns read.
+pub(crate) fn verdict_grammar(mode: JudgeMode, scale: Option<[f64; 2]>) -> String {
+    let reason = format!("reason ::= [^\\n]{{1,{REASON_CHARS}}}\n");
+    match mode {
+        JudgeMode::Pairwise => format!("root ::= reason \"\\nVerdict: [[\" [AB] \"]]\"\n{reason}"),
+        JudgeMode::Score => {
+            let whole = |value: f64| value.fract() == 0.0 && value.abs() < 1e6;
+            let value = match scale {
+                Some([low, high]) if whole(low) && whole(high) && high - low <= 20.0 => {
+                    let choices: Vec<String> = (low as i64..=high as i64).map(|n| format!("\"{n}\"")).collect();
+                    format!("value ::= {}\n", choices.join(" | "))
+                }
+                _ => "value ::= \"-\"? [0-9] [0-9]? [0-9]? (\".\" [0-9])?\n".to_string(),
+            };
+            format!("root ::= reason \"\\nScore: \" value\n{reason}{value}")
+        }
+    }
 }
 
 fn score_pattern() -> &'static Regex {
@@ -236,6 +277,7 @@ impl Judge {
                 ..SamplingParams::default()
             },
             json_schema: None,
+            grammar: self.grammar.clone(),
             tools: Vec::new(),
         }
     }
@@ -361,5 +403,22 @@ mod tests {
                 (found, expected) => panic!("{text}: expected {expected:?}, found {found:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_verdict_grammar_writes_what_the_default_patterns_read() {
+        let cases = [
+            (JudgeMode::Score, Some([1.0, 5.0]), "root ::= reason \"\\nScore: \" value\nreason ::= [^\\n]{1,300}\nvalue ::= \"1\" | \"2\" | \"3\" | \"4\" | \"5\"\n"),
+            (JudgeMode::Score, Some([0.0, 0.5]), "value ::= \"-\"? [0-9] [0-9]? [0-9]? (\".\" [0-9])?\n"),
+            (JudgeMode::Score, None, "value ::= \"-\"? [0-9]"),
+            (JudgeMode::Pairwise, None, "root ::= reason \"\\nVerdict: [[\" [AB] \"]]\"\n"),
+        ];
+        for (mode, scale, expected) in cases {
+            let grammar = verdict_grammar(mode, scale);
+            assert!(grammar.contains(expected), "{mode:?} {scale:?}:\n{grammar}");
+        }
+        // What the grammar lets through parses.
+        assert_eq!(parse_score("Clear and correct.\nScore: 4", None), Ok(4.0));
+        assert_eq!(parse_verdict("B explains more.\nVerdict: [[B]]", None), Ok("b"));
     }
 }

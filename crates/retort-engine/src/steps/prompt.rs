@@ -44,6 +44,17 @@ pub(crate) fn templates(settings: &dyn PromptSettings) -> Vec<(String, TemplateS
 }
 
 /// Checks that exactly one way of giving the prompt is used and its templates are sound.
+/// Checks a step's `grammar`: a GBNF grammar needs its `root` rule (llama.cpp checks the rest
+/// when it compiles it).
+pub(crate) fn check_grammar(cx: &mut CheckCx<'_>, grammar: &str) {
+    let has_root = grammar.lines().any(|line| {
+        line.trim_start().strip_prefix("root").is_some_and(|rest| rest.trim_start().starts_with("::="))
+    });
+    if !has_root {
+        cx.error("grammar", "expected a GBNF grammar with a `root ::= ...` rule, found none");
+    }
+}
+
 pub(crate) fn check(settings: &dyn PromptSettings, cx: &mut CheckCx<'_>, extra: &[&str]) {
     let given = [settings.prompt().is_some(), settings.template_file().is_some(), !settings.messages().is_empty()];
     match given.iter().filter(|given| **given).count() {
