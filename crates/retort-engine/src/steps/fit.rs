@@ -1,7 +1,8 @@
 //! `fit`: train a small classifier on the stream's records and score it on a real labelled set (ZeroGen).
 //!
-//! The model is multinomial logistic regression over hashed word unigrams and bigrams, trained
-//! with SGD, all in Rust and deterministic. The accuracy on the evaluation file, beside the
+//! The model is multinomial logistic regression, trained with SGD, all in Rust and deterministic,
+//! over hashed word unigrams and bigrams (`features: ngrams`, the default) or over MiniLM sentence
+//! embeddings (`features: minilm`). The accuracy on the evaluation file, beside the
 //! majority-class baseline, goes to `NAME.json` in the run directory and to the run's notes.
 
 use std::collections::BTreeMap;
@@ -45,6 +46,24 @@ pub struct FitConfig {
     /// The metrics file's stem in the run directory.
     #[serde(default = "default_name")]
     pub name: String,
+    /// What the classifier sees: `ngrams` (hashed word unigrams and bigrams, the default) or
+    /// `minilm` (all-MiniLM-L6-v2 sentence embeddings).
+    #[serde(default)]
+    pub features: FeatureKind,
+    /// `minilm`: the folder of the MiniLM model (default: the installed all-MiniLM-L6-v2).
+    #[serde(default)]
+    pub model_dir: Option<String>,
+}
+
+/// The classifier's input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// Hashed word unigrams and bigrams.
+    #[default]
+    Ngrams,
+    /// MiniLM sentence embeddings.
+    Minilm,
 }
 
 fn default_text() -> String {
@@ -71,20 +90,46 @@ impl StepDef for FitConfig {
         if self.epochs == 0 {
             cx.error("epochs", "expected at least 1 pass, found 0");
         }
+        if self.model_dir.is_some() && self.features != FeatureKind::Minilm {
+            cx.error("model_dir", "`model_dir` is a setting of `features: minilm`");
+        }
     }
 
     fn build(&self, _spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
-        Ok(Built::Stream(Arc::new(Fit { config: self.clone(), eval_path: cx.base_dir.join(&self.eval) })))
+        let model_dir = self.model_dir.as_ref().map(|dir| cx.base_dir.join(dir));
+        Ok(Built::Stream(Arc::new(Fit { config: self.clone(), eval_path: cx.base_dir.join(&self.eval), model_dir })))
     }
 }
 
 struct Fit {
     config: FitConfig,
     eval_path: std::path::PathBuf,
+    model_dir: Option<std::path::PathBuf>,
 }
 
 /// Hashed features: 2^18 buckets of word unigrams and bigrams.
 const BUCKETS: usize = 1 << 18;
+
+/// One example's features: (index, value) pairs, and the step size's scale for them.
+struct Features {
+    values: Vec<(usize, f32)>,
+    scale: f32,
+}
+
+impl Features {
+    /// Binary n-gram features; updates scaled by 1/sqrt(count).
+    fn ngrams(text: &str) -> Features {
+        let buckets = features(text);
+        let scale = 1.0 / (buckets.len().max(1) as f32).sqrt();
+        Features { values: buckets.into_iter().map(|bucket| (bucket, 1.0)).collect(), scale }
+    }
+
+    /// A unit embedding stretched to unit variance per dimension; updates scaled by 1/sqrt(dim).
+    fn dense(vector: &[f32]) -> Features {
+        let stretch = (vector.len().max(1) as f32).sqrt();
+        Features { values: vector.iter().enumerate().map(|(index, value)| (index, value * stretch)).collect(), scale: 1.0 / stretch }
+    }
+}
 
 fn features(text: &str) -> Vec<usize> {
     let words: Vec<String> = text
@@ -116,18 +161,20 @@ struct Model {
 }
 
 impl Model {
-    fn scores(&self, feats: &[usize]) -> Vec<f32> {
-        (0..self.labels.len()).map(|class| self.bias[class] + feats.iter().map(|&f| self.weights[class][f]).sum::<f32>()).collect()
+    fn scores(&self, feats: &Features) -> Vec<f32> {
+        (0..self.labels.len())
+            .map(|class| self.bias[class] + feats.values.iter().map(|&(f, value)| self.weights[class][f] * value).sum::<f32>())
+            .collect()
     }
 
-    fn predict(&self, feats: &[usize]) -> usize {
+    fn predict(&self, feats: &Features) -> usize {
         let scores = self.scores(feats);
         (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0)
     }
 
-    fn train(examples: &[(Vec<usize>, usize)], labels: Vec<String>, epochs: usize, seed: u64) -> Model {
+    fn train(examples: &[(Features, usize)], width: usize, labels: Vec<String>, epochs: usize, seed: u64) -> Model {
         let classes = labels.len();
-        let mut model = Model { labels, weights: vec![vec![0.0; BUCKETS]; classes], bias: vec![0.0; classes] };
+        let mut model = Model { labels, weights: vec![vec![0.0; width]; classes], bias: vec![0.0; classes] };
         let mut order: Vec<usize> = (0..examples.len()).collect();
         let mut random = SplitMix(seed);
         for epoch in 0..epochs {
@@ -144,15 +191,46 @@ impl Model {
                 let total: f32 = exps.iter().sum();
                 for class in 0..classes {
                     let gradient = exps[class] / total - if class == *gold { 1.0 } else { 0.0 };
-                    let step = rate * gradient / (feats.len().max(1) as f32).sqrt();
+                    let step = rate * gradient * feats.scale;
                     model.bias[class] -= rate * gradient * 0.1;
-                    for &f in feats {
-                        model.weights[class][f] -= step;
+                    for &(f, value) in &feats.values {
+                        model.weights[class][f] -= step * value;
                     }
                 }
             }
         }
         model
+    }
+}
+
+impl Fit {
+    /// The features of the training and evaluation texts, and how many weights a class needs.
+    async fn featurize(&self, training: &[(String, String)], evaluation: &[(String, String)]) -> Result<(Vec<Features>, Vec<Features>, usize), String> {
+        match self.config.features {
+            FeatureKind::Ngrams => Ok((
+                training.iter().map(|(text, _)| Features::ngrams(text)).collect(),
+                evaluation.iter().map(|(text, _)| Features::ngrams(text)).collect(),
+                BUCKETS,
+            )),
+            FeatureKind::Minilm => {
+                let embedder = crate::steps::dedup::shared_embedder(self.model_dir.clone())?;
+                let texts: Vec<String> = training.iter().chain(evaluation).map(|(text, _)| text.clone()).collect();
+                let width = embedder.dim();
+                let vectors = tokio::task::spawn_blocking(move || {
+                    let mut vectors = Vec::with_capacity(texts.len());
+                    for chunk in texts.chunks(64) {
+                        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                        vectors.extend(embedder.embed(&chunk).map_err(|error| format!("embedding with MiniLM: {error}"))?);
+                    }
+                    Ok::<_, String>(vectors)
+                })
+                .await
+                .map_err(|error| error.to_string())??;
+                let mut features: Vec<Features> = vectors.iter().map(|vector| Features::dense(vector)).collect();
+                let eval = features.split_off(training.len());
+                Ok((features, eval, width))
+            }
+        }
     }
 }
 
@@ -192,20 +270,26 @@ impl StreamStep for Fit {
         let accuracy = if labels.len() < 2 || evaluation.is_empty() {
             None
         } else {
-            let examples: Vec<(Vec<usize>, usize)> = training
-                .iter()
-                .map(|(text, label)| (features(text), labels.iter().position(|known| known == label).unwrap_or(0)))
+            let (train_features, eval_features, width) = self.featurize(&training, &evaluation).await.map_err(fail)?;
+            let examples: Vec<(Features, usize)> = train_features
+                .into_iter()
+                .zip(&training)
+                .map(|(features, (_, label))| (features, labels.iter().position(|known| known == label).unwrap_or(0)))
                 .collect();
             let (epochs, seed) = (self.config.epochs, cx.seed("fit", 0));
             let labels_for_model = labels.clone();
-            let model = tokio::task::spawn_blocking(move || Model::train(&examples, labels_for_model, epochs, seed))
+            let model = tokio::task::spawn_blocking(move || Model::train(&examples, width, labels_for_model, epochs, seed))
                 .await
                 .map_err(|error| fail(error.to_string()))?;
-            let correct = evaluation.iter().filter(|(text, label)| model.labels[model.predict(&features(text))] == *label).count();
+            let correct =
+                eval_features.iter().zip(&evaluation).filter(|(features, (_, label))| model.labels[model.predict(features)] == *label).count();
             Some(correct as f64 / evaluation.len() as f64)
         };
         let metrics = json!({
-            "model": "logistic regression over hashed word unigrams and bigrams",
+            "model": match self.config.features {
+                FeatureKind::Ngrams => "logistic regression over hashed word unigrams and bigrams",
+                FeatureKind::Minilm => "logistic regression over all-MiniLM-L6-v2 sentence embeddings",
+            },
             "train_examples": training.len(),
             "train_labels": labels,
             "eval_file": self.eval_path.file_name().map(|name| name.to_string_lossy().to_string()),
@@ -240,10 +324,25 @@ mod tests {
     fn a_separable_toy_set_is_learned() {
         let texts = [("great wonderful film", "pos"), ("awful boring mess", "neg"), ("wonderful acting great story", "pos"), ("boring awful plot", "neg")];
         let labels = vec!["neg".to_string(), "pos".to_string()];
-        let examples: Vec<(Vec<usize>, usize)> =
-            texts.iter().map(|(text, label)| (features(text), labels.iter().position(|known| known == label).unwrap())).collect();
-        let model = Model::train(&examples, labels, 8, 1);
-        assert_eq!(model.labels[model.predict(&features("a great story"))], "pos");
-        assert_eq!(model.labels[model.predict(&features("so boring"))], "neg");
+        let examples: Vec<(Features, usize)> =
+            texts.iter().map(|(text, label)| (Features::ngrams(text), labels.iter().position(|known| known == label).unwrap())).collect();
+        let model = Model::train(&examples, BUCKETS, labels, 8, 1);
+        assert_eq!(model.labels[model.predict(&Features::ngrams("a great story"))], "pos");
+        assert_eq!(model.labels[model.predict(&Features::ngrams("so boring"))], "neg");
+    }
+
+    #[test]
+    fn dense_features_are_learned_too() {
+        // Two clusters of unit vectors, one per label.
+        let unit = |x: f32, y: f32| {
+            let norm = (x * x + y * y + 1.0).sqrt();
+            vec![x / norm, y / norm, 1.0 / norm]
+        };
+        let labels = vec!["neg".to_string(), "pos".to_string()];
+        let examples: Vec<(Features, usize)> =
+            [(unit(1.0, 0.1), 1), (unit(0.9, -0.1), 1), (unit(-1.0, 0.1), 0), (unit(-0.8, 0.0), 0)].iter().map(|(v, l)| (Features::dense(v), *l)).collect();
+        let model = Model::train(&examples, 3, labels, 8, 1);
+        assert_eq!(model.labels[model.predict(&Features::dense(&unit(0.7, 0.3)))], "pos");
+        assert_eq!(model.labels[model.predict(&Features::dense(&unit(-0.6, -0.2)))], "neg");
     }
 }

@@ -54,6 +54,17 @@ fn a_tiny_model_trained_on_synthetic_data_beats_the_majority_class() {
 }
 
 #[test]
+fn the_tiny_model_can_read_minilm_embeddings_instead_of_ngrams() {
+    let ran = common::run_recipe("zerogen", RULES, &[], &["steps[6].fit.features=minilm"], None);
+    let metrics: Value = serde_json::from_str(&std::fs::read_to_string(ran.out().join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics["model"].as_str().unwrap().contains("MiniLM"), "{metrics}");
+    assert_eq!(metrics["eval_examples"], 872);
+    let accuracy = metrics["accuracy"].as_f64().unwrap();
+    let baseline = metrics["majority_baseline"].as_f64().unwrap();
+    assert!(accuracy > baseline, "accuracy {accuracy} vs majority {baseline}");
+}
+
+#[test]
 fn nonsense_answers_are_accounted_for() {
     let ran = common::run_recipe("zerogen", "- {when: '.', reply: 'qwerty'}\n", &[], &[], None);
     assert_eq!(ran.data().len(), 0);
