@@ -85,3 +85,25 @@ async fn an_attacker_saying_the_word_loses() {
     assert_eq!(episode.rewards, [-1.0]);
     assert!(episode.reason.contains("attacker said"), "{}", episode.reason);
 }
+
+#[tokio::test]
+async fn a_game_that_outgrows_the_context_ends_as_a_draw_with_its_turns() {
+    // The defender's second turn no longer fits: the game ends there, a draw, nothing lost.
+    let attacker = scripted(vec![say(r"(?s)target word is `apple`", "What grows in orchards?")]);
+    let mut too_long = say(r"(?s)orchards\?.*orchards\?", "");
+    too_long.reply = None;
+    too_long.error = Some("context_length".into());
+    let defender = scripted(vec![too_long, say(r"orchards\?", "Trees, mostly.")]);
+    let episode = play_taboo(&attacker, &defender, &game(5), &TabooPrompts::default(), 1).await.unwrap();
+    assert_eq!(episode.outcome, TabooOutcome::Draw, "{episode:#?}");
+    assert_eq!(episode.turns.len(), 3);
+    assert!(episode.reason.contains("outgrew the defender model's context after 3 turns"), "{}", episode.reason);
+    assert_eq!(episode.rewards, [0.0, 0.0, 0.0]);
+
+    // A first turn that does not fit is still the game's error.
+    let mut never = say(r".", "");
+    never.reply = None;
+    never.error = Some("context_length".into());
+    let error = play_taboo(&scripted(vec![never]), &defender, &game(5), &TabooPrompts::default(), 1).await.unwrap_err();
+    assert_eq!(error.kind, retort_core::BackendErrorKind::ContextLength);
+}

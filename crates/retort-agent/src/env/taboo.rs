@@ -3,7 +3,7 @@
 //! rule-based referee decides each turn.
 
 use regex::Regex;
-use retort_core::{Backend, BackendError, ChatRequest, Message, SamplingParams};
+use retort_core::{Backend, BackendError, BackendErrorKind, ChatRequest, Message, SamplingParams};
 use serde::{Deserialize, Serialize};
 
 use crate::seed::derive_seed;
@@ -237,7 +237,9 @@ fn view(system: String, opening: Option<&str>, turns: &[TabooTurn], me: TabooRol
 }
 
 /// Plays one game: the attacker opens, players alternate, the referee judges every turn.
-/// Turn `t` is requested with `derive_seed(seed, [t])`.
+/// Turn `t` is requested with `derive_seed(seed, [t])`. A game that outgrows a player's context
+/// after its first turn ends there as a draw, with the turns so far; any other failure (or a
+/// first turn that does not fit) is the game's error.
 pub async fn play_taboo(
     attacker: &dyn Backend,
     defender: &dyn Backend,
@@ -261,7 +263,25 @@ pub async fn play_taboo(
                 grammar: None,
                 tools: Vec::new(),
             };
-            let response = backend.chat(&request).await?;
+            let response = match backend.chat(&request).await {
+                Ok(response) => response,
+                Err(error) if error.kind == BackendErrorKind::ContextLength && !turns.is_empty() => {
+                    ending = Some((
+                        TabooOutcome::Draw,
+                        format!(
+                            "the game outgrew the {} model's context after {} turns: {}",
+                            match role {
+                                TabooRole::Attacker => "attacker",
+                                TabooRole::Defender => "defender",
+                            },
+                            turns.len(),
+                            error.message
+                        ),
+                    ));
+                    break 'game;
+                }
+                Err(error) => return Err(error),
+            };
             let content = response.choices.into_iter().next().map(|c| c.text.trim().to_string()).unwrap_or_default();
             let verdict = referee.judge(role, &content);
             turns.push(TabooTurn { role, content });
