@@ -119,23 +119,22 @@ pub(crate) fn run(
         batch: LlamaBatch::new(load.batch_size as usize, n_seq as i32),
         hooks,
     };
-    let mut open = true;
+    // Jobs end when stdin closes, which happens only when the backend is gone (dropped, or its
+    // process killed): nobody is left to read the answers, so the work in hand is abandoned at
+    // once rather than decoded for minutes by an orphan.
     loop {
         // Take new jobs: wait for one when idle, else only those already there.
         if scheduler.slots.is_empty() && scheduler.waiting.is_empty() {
-            if !open {
-                return Ok(());
-            }
             match jobs.recv() {
                 Ok(job) => scheduler.accept(job, sink),
                 Err(_) => return Ok(()),
             }
         }
-        while open {
+        loop {
             match jobs.try_recv() {
                 Ok(job) => scheduler.accept(job, sink),
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => open = false,
+                Err(TryRecvError::Disconnected) => return Ok(()),
             }
         }
         scheduler.fill_slots(&mut ctx);
