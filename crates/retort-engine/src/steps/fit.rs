@@ -216,13 +216,10 @@ impl Fit {
                 let embedder = crate::steps::dedup::shared_embedder(self.model_dir.clone())?;
                 let texts: Vec<String> = training.iter().chain(evaluation).map(|(text, _)| text.clone()).collect();
                 let width = embedder.dim();
+                // The embedder batches by length itself.
                 let vectors = tokio::task::spawn_blocking(move || {
-                    let mut vectors = Vec::with_capacity(texts.len());
-                    for chunk in texts.chunks(64) {
-                        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-                        vectors.extend(embedder.embed(&chunk).map_err(|error| format!("embedding with MiniLM: {error}"))?);
-                    }
-                    Ok::<_, String>(vectors)
+                    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    embedder.embed(&texts).map_err(|error| format!("embedding with MiniLM: {error}"))
                 })
                 .await
                 .map_err(|error| error.to_string())??;

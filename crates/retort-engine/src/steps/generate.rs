@@ -129,13 +129,17 @@ impl StepDef for GenerateConfig {
     fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
         let llm = cx.llm(&spec.path, self.llm.as_deref())?;
         let concurrency = cx.concurrency(spec, Some(&llm));
-        Ok(Built::Record(Arc::new(Generate { config: self.clone(), llm, concurrency })))
+        let constrain = self.constrain.unwrap_or(true);
+        let grammar = self.grammar.clone().filter(|_| constrain && llm.current().capabilities().grammar);
+        Ok(Built::Record(Arc::new(Generate { config: self.clone(), llm, grammar, concurrency })))
     }
 }
 
 struct Generate {
     config: GenerateConfig,
     llm: Arc<Llm>,
+    /// The grammar sent with every request: set, constrained, and the backend holds to it.
+    grammar: Option<String>,
     concurrency: usize,
 }
 
@@ -160,7 +164,7 @@ impl RecordStep for Generate {
                 logprobs: config.logprob_into.as_ref().map(|_| 0),
             },
             json_schema: if constrain { config.parse.schema().cloned() } else { None },
-            grammar: if constrain && self.llm.current().capabilities().grammar { config.grammar.clone() } else { None },
+            grammar: self.grammar.clone(),
             tools: Vec::new(),
         };
         let samples = (0..config.n).map(|index| {

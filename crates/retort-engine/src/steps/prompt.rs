@@ -43,7 +43,6 @@ pub(crate) fn templates(settings: &dyn PromptSettings) -> Vec<(String, TemplateS
     templates
 }
 
-/// Checks that exactly one way of giving the prompt is used and its templates are sound.
 /// Checks a step's `grammar`: a GBNF grammar needs its `root` rule (llama.cpp checks the rest
 /// when it compiles it).
 pub(crate) fn check_grammar(cx: &mut CheckCx<'_>, grammar: &str) {
@@ -55,6 +54,7 @@ pub(crate) fn check_grammar(cx: &mut CheckCx<'_>, grammar: &str) {
     }
 }
 
+/// Checks that exactly one way of giving the prompt is used and its templates are sound.
 pub(crate) fn check(settings: &dyn PromptSettings, cx: &mut CheckCx<'_>, extra: &[&str]) {
     let given = [settings.prompt().is_some(), settings.template_file().is_some(), !settings.messages().is_empty()];
     match given.iter().filter(|given| **given).count() {
