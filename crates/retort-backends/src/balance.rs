@@ -17,6 +17,8 @@ pub struct Endpoint {
     pub base_url: String,
     /// `{base_url}/chat/completions`, computed once.
     pub chat_url: String,
+    /// `chat_url` with any credentials in it redacted: the form messages show.
+    pub shown_url: String,
     in_flight: AtomicUsize,
     /// Milliseconds since the balancer's epoch until which the endpoint is down (0: up).
     down_until_ms: AtomicU64,
@@ -71,8 +73,10 @@ impl Balancer {
             .iter()
             .map(|url| {
                 let base_url = url.trim_end_matches('/').to_owned();
+                let chat_url = format!("{base_url}/chat/completions");
                 Endpoint {
-                    chat_url: format!("{base_url}/chat/completions"),
+                    shown_url: retort_core::redact_url(&chat_url),
+                    chat_url,
                     base_url,
                     in_flight: AtomicUsize::new(0),
                     down_until_ms: AtomicU64::new(0),

@@ -16,6 +16,7 @@
 
 pub mod balance;
 pub mod compliance;
+pub mod hedge;
 pub mod limiter;
 pub mod openai;
 pub mod retry;

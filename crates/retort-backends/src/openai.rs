@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::balance::Balancer;
+use crate::hedge::{HedgePolicy, LatencyWindow};
 use crate::limiter::{AimdLimiter, TokenBucket};
 use crate::retry::{parse_retry_after, RetryPolicy};
 use crate::wire::{GrammarField, OutgoingRequest, WireChoice, WireResponse, STANDARD_FIELDS};
@@ -119,6 +120,17 @@ pub struct OpenAiConfig {
     /// its verdicts to one); unset, grammars are not sent.
     #[serde(default)]
     pub grammar_field: Option<GrammarField>,
+    /// Send an attempt again on another connection when it is far slower than its peers (four
+    /// times the 95th percentile of recent latencies, at least 0.5 s); the first answer wins.
+    #[serde(default = "default_true")]
+    pub hedge: bool,
+    /// Seconds after which to hedge, instead of the delay derived from latencies.
+    #[serde(default)]
+    pub hedge_after_s: Option<f64>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl OpenAiConfig {
@@ -148,6 +160,69 @@ impl OpenAiConfig {
         if let Some(api_key_env) = api_key_env {
             self.api_key_env = api_key_env;
         }
+    }
+
+    /// Every problem of these settings, found without building the backend (no network):
+    /// what `retort validate` reports and what building would refuse.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, found: String, message: String| problems.push(Problem { key: key.to_string(), found, message });
+        if self.model.trim().is_empty() {
+            problem("model", String::new(), "model must name the model to request, found an empty name; give `model:` or --model NAME".to_owned());
+        }
+        let urls: Vec<(&str, &String)> = self
+            .base_url
+            .iter()
+            .map(|url| ("base_url", url))
+            .chain(self.base_urls.iter().map(|url| ("base_urls", url)))
+            .collect();
+        for (key, url) in urls {
+            let shown = retort_core::redact_url(url);
+            match reqwest::Url::parse(url) {
+                Err(error) => problem(key, shown.clone(), format!("expected an http(s) base URL such as http://127.0.0.1:8000/v1, found {shown:?}: {error}")),
+                Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => {
+                    problem(key, shown.clone(), format!("expected an http(s) base URL, found {shown:?}: the scheme is {:?}", parsed.scheme()))
+                }
+                Ok(parsed) if parsed.cannot_be_a_base() || parsed.host_str().is_none_or(str::is_empty) => {
+                    problem(key, shown.clone(), format!("expected an http(s) base URL with a host, found {shown:?}"))
+                }
+                Ok(_) => {}
+            }
+        }
+        if self.max_concurrency == 0 {
+            problem("max_concurrency", "0".into(), "max_concurrency must be at least 1, found 0".to_owned());
+        }
+        for (key, value) in [("requests_per_minute", self.requests_per_minute), ("tokens_per_minute", self.tokens_per_minute)] {
+            if value == Some(0) {
+                problem(key, "0".into(), format!("{key} must be at least 1 when set, found 0"));
+            }
+        }
+        let positive = [("timeout_s", self.timeout_s), ("connect_timeout_s", self.connect_timeout_s)];
+        for (key, value) in positive {
+            if !(value.is_finite() && value > 0.0) {
+                problem(key, value.to_string(), format!("{key} must be a positive number of seconds, found {value}"));
+            }
+        }
+        let non_negative = [
+            ("retry_base_s", self.retry_base_s),
+            ("retry_max_s", self.retry_max_s),
+            ("rate_limit_cooldown_s", self.rate_limit_cooldown_s),
+            ("failover_cooldown_s", self.failover_cooldown_s),
+        ];
+        for (key, value) in non_negative.into_iter().chain(self.hedge_after_s.map(|value| ("hedge_after_s", value))) {
+            if !(value.is_finite() && value >= 0.0) {
+                problem(key, value.to_string(), format!("{key} must be a non-negative number of seconds, found {value}"));
+            }
+        }
+        if self.max_retries > 100 {
+            problem("max_retries", self.max_retries.to_string(), format!("max_retries must be at most 100, found {}", self.max_retries));
+        }
+        if let Some(extra) = &self.extra_body {
+            if let Some(clash) = extra.keys().find(|key| STANDARD_FIELDS.contains(&key.as_str())) {
+                problem("extra_body", clash.clone(), format!("extra_body may not set {clash:?}, which retort sets from the request"));
+            }
+        }
+        problems
     }
 
     /// Every base URL, `base_url` first, or OpenAI's when none is configured.
@@ -184,6 +259,8 @@ impl Default for OpenAiConfig {
             failover_cooldown_s: default_failover_cooldown_s(),
             extra_body: None,
             grammar_field: None,
+            hedge: true,
+            hedge_after_s: None,
         }
     }
 }
@@ -206,6 +283,29 @@ pub struct OpenAiBackend {
     timeout: Duration,
     extra_body: Option<Map<String, Value>>,
     grammar_field: Option<GrammarField>,
+    hedge: HedgePolicy,
+    latencies: LatencyWindow,
+    /// Attempts sent again because the first was slow.
+    hedges: std::sync::atomic::AtomicU64,
+}
+
+/// A problem of an [`OpenAiConfig`]: the key, the value found (credentials redacted), and
+/// what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The settings key.
+    pub key: String,
+    /// The value found, as it may be shown.
+    pub found: String,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+impl Problem {
+    /// As the shared vocabulary's problem.
+    pub fn into_config_problem(self) -> retort_core::ConfigProblem {
+        retort_core::ConfigProblem::new(self.key, self.message)
+    }
 }
 
 /// An API key that never shows itself in `Debug` output.
@@ -214,6 +314,14 @@ struct ApiKey(String);
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("[redacted]")
+    }
+}
+
+fn seconds_or_zero(value: f64) -> Duration {
+    if value.is_finite() && value > 0.0 {
+        Duration::from_secs_f64(value)
+    } else {
+        Duration::ZERO
     }
 }
 
@@ -242,56 +350,10 @@ impl OpenAiBackend {
         config: OpenAiConfig,
         api_key: Option<String>,
     ) -> Result<OpenAiBackend, BackendBuildError> {
-        if config.model.trim().is_empty() {
-            return Err(BackendBuildError::InvalidConfig {
-                backend: "openai",
-                message: "model must name the model to request, found an empty name".to_owned(),
-            });
-        }
-        if config.max_concurrency == 0 {
-            return Err(BackendBuildError::InvalidConfig {
-                backend: "openai",
-                message: "max_concurrency must be at least 1, found 0".to_owned(),
-            });
-        }
-        for (field, value) in [
-            ("requests_per_minute", config.requests_per_minute),
-            ("tokens_per_minute", config.tokens_per_minute),
-        ] {
-            if value == Some(0) {
-                return Err(BackendBuildError::InvalidConfig {
-                    backend: "openai",
-                    message: format!("{field} must be at least 1 when set, found 0"),
-                });
-            }
-        }
-        if let Some(extra) = &config.extra_body {
-            if let Some(clash) = extra
-                .keys()
-                .find(|key| STANDARD_FIELDS.contains(&key.as_str()))
-            {
-                return Err(BackendBuildError::InvalidConfig {
-                    backend: "openai",
-                    message: format!(
-                        "extra_body may not set {clash:?}, which retort sets from the request"
-                    ),
-                });
-            }
+        if let Some(problem) = config.problems().into_iter().next() {
+            return Err(BackendBuildError::InvalidConfig { backend: "openai", message: format!("{}: {}", problem.key, problem.message) });
         }
         let urls = config.all_base_urls();
-        for url in &urls {
-            let parsed =
-                reqwest::Url::parse(url).map_err(|error| BackendBuildError::InvalidBaseUrl {
-                    url: url.clone(),
-                    reason: error.to_string(),
-                })?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(BackendBuildError::InvalidBaseUrl {
-                    url: url.clone(),
-                    reason: format!("the scheme is {:?}", parsed.scheme()),
-                });
-            }
-        }
         let timeout = seconds("timeout_s", config.timeout_s)?;
         let connect_timeout = seconds("connect_timeout_s", config.connect_timeout_s)?;
         let policy = RetryPolicy {
@@ -332,7 +394,7 @@ impl OpenAiBackend {
             .iter()
             .map(|endpoint| {
                 reqwest::Url::parse(&endpoint.chat_url).map_err(|error| BackendBuildError::InvalidBaseUrl {
-                    url: endpoint.base_url.clone(),
+                    url: retort_core::redact_url(&endpoint.base_url),
                     reason: error.to_string(),
                 })
             })
@@ -353,7 +415,73 @@ impl OpenAiBackend {
             timeout,
             extra_body: config.extra_body,
             grammar_field: config.grammar_field,
+            hedge: HedgePolicy {
+                enabled: config.hedge,
+                fixed: config.hedge_after_s.map(|seconds| seconds_or_zero(seconds)),
+                ..HedgePolicy::default()
+            },
+            latencies: LatencyWindow::default(),
+            hedges: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Attempts sent again because the first one was far slower than its peers.
+    pub fn hedged(&self) -> u64 {
+        self.hedges.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// One attempt, hedged: when it runs far longer than recent attempts took and there is
+    /// room under the concurrency limit, the same request goes out again on another
+    /// connection; the first answer wins and the other is dropped. The engine commits only
+    /// the answer returned, so the run store holds one.
+    async fn hedged_attempt(
+        &self,
+        body: &Bytes,
+        request: &ChatRequest,
+        estimate: f64,
+    ) -> Result<ChatResponse, (BackendError, bool)> {
+        let started = std::time::Instant::now();
+        let first = self.attempt(body, request, estimate);
+        tokio::pin!(first);
+        let Some(delay) = self.hedge.delay(&self.latencies, self.timeout) else {
+            let result = first.await;
+            if result.is_ok() {
+                self.latencies.observe(started.elapsed());
+            }
+            return result;
+        };
+        loop {
+            match tokio::time::timeout(delay, &mut first).await {
+                Ok(result) => {
+                    if result.is_ok() {
+                        self.latencies.observe(started.elapsed());
+                    }
+                    return result;
+                }
+                // Hedge only where it adds no queueing: with every slot busy, keep waiting.
+                Err(_) if self.limiter.in_flight() < self.limiter.limit() => break,
+                Err(_) if started.elapsed() >= self.timeout => break,
+                Err(_) => continue,
+            }
+        }
+        self.hedges.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(after_s = started.elapsed().as_secs_f64(), "hedging a slow chat request");
+        let hedge_started = std::time::Instant::now();
+        let second = self.attempt(body, request, estimate);
+        tokio::pin!(second);
+        tokio::select! {
+            result = &mut first => match result {
+                Ok(answer) => Ok(answer),
+                Err(error) => second.await.map_err(|_| error),
+            },
+            result = &mut second => match result {
+                Ok(answer) => {
+                    self.latencies.observe(hedge_started.elapsed());
+                    Ok(answer)
+                }
+                Err(error) => first.await.map_err(|_| error),
+            },
+        }
     }
 
     /// The adaptive concurrency limit now (halved by 429s, grown back by successes).
@@ -370,14 +498,26 @@ impl OpenAiBackend {
             .collect()
     }
 
-    /// Removes the API key from a text that is about to become an error message.
+    /// Removes the API key, and any credentials in the base URLs, from a text that is about
+    /// to become an error message.
     fn scrub(&self, text: String) -> String {
-        match &self.api_key {
+        let mut text = match &self.api_key {
             Some(ApiKey(key)) if key.len() >= 4 && text.contains(key.as_str()) => {
                 text.replace(key.as_str(), "[redacted]")
             }
             _ => text,
+        };
+        for endpoint in self.balancer.endpoints() {
+            if endpoint.shown_url != endpoint.chat_url {
+                text = retort_core::scrub_url_secrets(&text, &endpoint.chat_url);
+            }
         }
+        text
+    }
+
+    /// The base URLs as messages may show them, credentials redacted.
+    pub fn shown_base_urls(&self) -> Vec<String> {
+        self.balancer.endpoints().iter().map(|endpoint| retort_core::redact_url(&endpoint.base_url)).collect()
     }
 
     fn estimate_tokens(request: &ChatRequest) -> f64 {
@@ -406,7 +546,7 @@ impl OpenAiBackend {
         }
         let _permit = self.limiter.acquire().await;
         let endpoint = self.balancer.pick();
-        let url = endpoint.endpoint().chat_url.as_str();
+        let url = endpoint.endpoint().shown_url.as_str();
         let mut builder = self
             .client
             .post(self.chat_urls[endpoint.index()].clone())
@@ -465,7 +605,7 @@ impl OpenAiBackend {
     ) -> Result<ChatResponse, BackendError> {
         let wire: WireResponse<'_> = serde_json::from_slice(bytes).map_err(|error| {
             BackendError::new(
-                BackendErrorKind::Protocol,
+                BackendErrorKind::Malformed,
                 self.scrub(format!(
                     "POST {url}: expected a chat completion, the body did not parse ({error}); it starts {:?}",
                     snippet(bytes)
@@ -474,7 +614,7 @@ impl OpenAiBackend {
         })?;
         if wire.choices.is_empty() {
             return Err(BackendError::new(
-                BackendErrorKind::Protocol,
+                BackendErrorKind::Malformed,
                 format!("POST {url}: expected at least one choice, found none"),
             ));
         }
@@ -586,6 +726,11 @@ impl OpenAiBackend {
     }
 }
 
+/// Whether every choice of an answer has no text and no tool calls.
+fn is_empty(answer: &ChatResponse) -> bool {
+    answer.choices.iter().all(|choice| choice.text.trim().is_empty() && choice.tool_calls.is_empty())
+}
+
 /// The server's own error message: `error.message` of an OpenAI error body, else the text.
 fn server_message(body: &[u8]) -> String {
     if let Ok(value) = serde_json::from_slice::<Value>(body) {
@@ -659,9 +804,16 @@ impl Backend for OpenAiBackend {
             0.0
         };
         let mut attempts: u32 = 0;
+        let mut empty_retried = false;
         loop {
             attempts += 1;
-            match self.attempt(&body, request, estimate).await {
+            match self.hedged_attempt(&body, request, estimate).await {
+                // An empty answer is asked once more (a server's hiccup more often than the
+                // model's word); a second one is returned, and the step decides.
+                Ok(answer) if !empty_retried && is_empty(&answer) => {
+                    empty_retried = true;
+                    tracing::debug!("the server answered an empty text; asking once more");
+                }
                 Ok(answer) => return Ok(answer),
                 Err((mut error, failover)) => {
                     if !error.is_retryable() || attempts > self.policy.max_retries {

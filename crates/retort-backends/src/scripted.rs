@@ -154,6 +154,7 @@ pub fn parse_error_kind(name: &str) -> Option<BackendErrorKind> {
         "context_length" => BackendErrorKind::ContextLength,
         "auth" => BackendErrorKind::Auth,
         "protocol" => BackendErrorKind::Protocol,
+        "malformed" => BackendErrorKind::Malformed,
         "unsupported" => BackendErrorKind::Unsupported,
         "worker_died" => BackendErrorKind::WorkerDied,
         _ => return None,
@@ -263,6 +264,28 @@ pub fn shape_choice(
         tool_calls,
         finish_reason,
         logprobs,
+    }
+}
+
+impl ScriptedConfig {
+    /// Every problem of the inline rules (a `when` that is not a regex, an unknown error
+    /// kind), found without building the backend. The rules file is read at build time.
+    pub fn problems(&self) -> Vec<retort_core::ConfigProblem> {
+        let mut problems = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            if let Err(error) = Regex::new(&rule.when) {
+                problems.push(retort_core::ConfigProblem::new(format!("rules[{index}].when"), format!("invalid regex {:?}: {error}", rule.when)));
+            }
+            if let Some(name) = &rule.error {
+                if parse_error_kind(name).is_none() {
+                    problems.push(retort_core::ConfigProblem::new(
+                        format!("rules[{index}].error"),
+                        format!("unknown error kind {name:?}; expected one of rate_limited, server, timeout, connection, bad_request, context_length, auth, protocol, malformed, unsupported, worker_died"),
+                    ));
+                }
+            }
+        }
+        problems
     }
 }
 

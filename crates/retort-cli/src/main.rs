@@ -94,6 +94,14 @@ struct RunArgs {
     /// Print the run report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Run again although this recipe already completed here, when records failed: their
+    /// requests are sent again; every answer that arrived before is reused.
+    #[arg(long)]
+    retry_failed: bool,
+    /// Exit with status 3 when a step's share of failed records is above this (0 to 1).
+    /// Default: exit 3 only when every record that reached some step failed there.
+    #[arg(long, value_name = "FRACTION")]
+    max_failed: Option<f64>,
 }
 
 #[derive(clap::Args, Default)]
@@ -280,24 +288,16 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let mut options = RunOptions::new(&out_dir);
         options.grace = Duration::from_secs_f64(args.grace.max(0.0));
+        options.retry_failed = args.retry_failed;
+        let stop_now = options.stop_now.clone();
         let prepared = PreparedRun::prepare(recipe, options)?;
         if prepared.up_to_date()? {
-            eprintln!("retort: {} is up to date: the same recipe already completed there; nothing to do", out_dir.display());
+            let failed = prepared.failed_last_time()?;
+            let hint = if failed > 0 { format!(" ({failed} records failed there; --retry-failed sends their requests again)") } else { String::new() };
+            eprintln!("retort: {} is up to date: the same recipe already completed there; nothing to do{hint}", out_dir.display());
         }
         let cancel = CancellationToken::new();
-        {
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("\nretort: stopping: finishing requests in flight (Ctrl-C again to quit now)");
-                    cancel.cancel();
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        eprintln!("retort: quit; answers received so far are kept");
-                        std::process::exit(130);
-                    }
-                }
-            });
-        }
+        tokio::spawn(handle_signals(cancel.clone(), stop_now));
         let show_progress = !args.quiet && !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
         let progress = show_progress.then(|| progress::Progress::start(prepared.stats().clone()));
         let report = prepared.execute(cancel).await;
@@ -310,9 +310,49 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             eprint!("{}", summary::report(&report, &out_dir));
         }
-        Ok(match report.outcome {
-            RunOutcome::Interrupted => ExitCode::from(130),
-            RunOutcome::Completed | RunOutcome::UpToDate => ExitCode::SUCCESS,
-        })
+        if report.outcome == RunOutcome::Interrupted {
+            return Ok(ExitCode::from(130));
+        }
+        let failing = report.failures_above(args.max_failed);
+        if !failing.is_empty() {
+            let rule = match args.max_failed {
+                Some(threshold) => format!("more than {:.0}% of records failed", threshold * 100.0),
+                None => "every record failed".to_string(),
+            };
+            eprintln!("retort: {rule} in {} (see {}); exit status 3", failing.join("; "), out_dir.join("failed.jsonl").display());
+            return Ok(ExitCode::from(3));
+        }
+        Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP stop the run cleanly (work in flight finishes within the grace
+/// period, outputs and the card are written); a second signal stops it at once, still
+/// committing every answer that arrived and writing the files; a third quits outright.
+async fn handle_signals(cancel: CancellationToken, stop_now: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut terminate), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        return;
+    };
+    let mut next = async || {
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.is_ok(),
+            received = terminate.recv() => received.is_some(),
+            received = hangup.recv() => received.is_some(),
+        }
+    };
+    if !next().await {
+        return;
+    }
+    eprintln!("\nretort: stopping: finishing requests in flight (Ctrl-C again to stop at once)");
+    cancel.cancel();
+    if !next().await {
+        return;
+    }
+    eprintln!("retort: stopping now; answers received so far are kept");
+    stop_now.cancel();
+    if next().await {
+        eprintln!("retort: quit without writing the outputs; answers committed so far are kept");
+        std::process::exit(130);
+    }
 }

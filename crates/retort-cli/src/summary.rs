@@ -52,6 +52,9 @@ pub(crate) fn report(report: &RunReport, out_dir: &Path) -> String {
         RunOutcome::UpToDate => "up to date: nothing to do",
     };
     let _ = writeln!(text, "\nretort: {headline} in {:.1}s", report.elapsed_s);
+    for model in &report.answered_by {
+        let _ = writeln!(text, "  answered by {model}");
+    }
     if report.outcome != RunOutcome::UpToDate {
         text.push_str(&steps_table(&report.steps));
         let _ = writeln!(

@@ -311,6 +311,9 @@ pub enum BackendErrorKind {
     Auth,
     /// The server answered something that is not the wire format.
     Protocol,
+    /// The server said 200 but its body was not a usable answer (not JSON, cut off, no
+    /// choices): a fault of the moment, retried like a 5xx.
+    Malformed,
     /// The backend cannot do what was asked (for example logprobs on a server without them).
     Unsupported,
     /// The model's worker died while answering.
@@ -343,6 +346,7 @@ impl BackendError {
                 | BackendErrorKind::Timeout
                 | BackendErrorKind::Connection
                 | BackendErrorKind::WorkerDied
+                | BackendErrorKind::Malformed
         )
     }
 }
@@ -390,5 +394,32 @@ pub trait Backend: Send + Sync + 'static {
     /// Requests in flight right now, for progress display.
     fn in_flight(&self) -> usize {
         0
+    }
+}
+
+/// One problem with a backend's settings, found without building it: the key and what is
+/// wrong (what was expected, what was found). `retort validate` reports them all at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The settings key, such as `base_url` or `max_concurrency` (empty for the whole block).
+    pub key: String,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+impl ConfigProblem {
+    /// A problem at `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> ConfigProblem {
+        ConfigProblem { key: key.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
     }
 }

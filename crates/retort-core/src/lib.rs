@@ -6,11 +6,13 @@
 mod backend;
 mod hash;
 mod record;
+mod redact;
 
 pub use backend::{
-    Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, Choice,
+    Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, Choice, ConfigProblem,
     FinishReason, Message, Role, SamplingParams, ScoreRequest, ScoreResponse, TokenLogprob,
     ToolCall, ToolSpec, Usage,
 };
 pub use hash::{stable_hash, stable_hash_hex, derive_seed, StableHasher};
 pub use record::{Lineage, Outcome, Record, RecordStatus};
+pub use redact::{redact_url, scrub_url_secrets, url_secrets};

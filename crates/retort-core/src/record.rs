@@ -62,6 +62,9 @@ pub struct Lineage {
     pub params: SamplingParams,
     /// The key of the answer in the run store.
     pub request_key: String,
+    /// Why the answer ended (`stop`, `length`, `tool_calls`), as the backend said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<crate::backend::FinishReason>,
 }
 
 /// Where a record stands when it leaves a step.

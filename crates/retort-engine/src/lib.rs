@@ -11,7 +11,9 @@
 
 pub mod builtin;
 mod error;
+mod flow;
 mod gguf_embedder;
+mod limits;
 mod llm;
 mod output;
 mod parse;

@@ -92,6 +92,20 @@ impl Llm {
         Ok(())
     }
 
+    /// Which backend and model answer, for the run's summary and card: `openai `m` at URL`
+    /// (credentials redacted), `local `model` (in-process)`, `scripted `name``.
+    pub(crate) fn describe(&self) -> String {
+        let model = self.model();
+        match &self.config {
+            LlmConfig::Openai(openai) => {
+                let urls: Vec<String> = openai.all_base_urls().iter().map(|url| retort_core::redact_url(url)).collect();
+                format!("openai `{model}` at {}", urls.join(", "))
+            }
+            LlmConfig::Local(_) => format!("local `{model}` (in-process)"),
+            LlmConfig::Scripted(_) => format!("scripted `{model}`"),
+        }
+    }
+
     /// The backend's kind.
     pub(crate) fn kind(&self) -> String {
         self.current().kind().to_string()
@@ -126,7 +140,12 @@ impl Llm {
         match result {
             Ok(response) => {
                 stats.request_ended(true, true, Some(response.usage));
-                self.commit(CHAT, &key, &response)?;
+                // An empty answer is not kept: it is more often a server's fault than the
+                // model's word, and a later run (`--retry-failed`) asks again.
+                let empty = response.choices.iter().all(|choice| choice.text.trim().is_empty() && choice.tool_calls.is_empty());
+                if !empty {
+                    self.commit(CHAT, &key, &response)?;
+                }
                 Ok(Answer { value: response, key: hex::encode(key) })
             }
             Err(error) => {

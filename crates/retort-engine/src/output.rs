@@ -10,23 +10,24 @@ use parquet::arrow::ArrowWriter;
 
 use crate::error::EngineError;
 use crate::stats::StepSnapshot;
-use crate::steps::export::{ExportTarget, OutputFormat};
+use crate::steps::export::{partial, ExportTarget, OutputFormat};
 
-/// Writes `NAME.parquet` from `NAME.jsonl`: two passes (schema inference, then batches), flat memory.
-pub(crate) fn jsonl_to_parquet(jsonl: &Path) -> Result<PathBuf, EngineError> {
-    let parquet_path = jsonl.with_extension("parquet");
+/// Writes `parquet_path` from the rows of `jsonl`: two passes (schema inference, then
+/// batches), flat memory. With no rows it writes `empty_schema` and no rows, so readers still
+/// see the columns.
+pub(crate) fn jsonl_to_parquet(jsonl: &Path, parquet_path: &Path, empty_schema: &Arc<arrow_schema::Schema>) -> Result<(), EngineError> {
+    let parquet_path = parquet_path.to_path_buf();
     let error = |message: String| EngineError::Export { path: parquet_path.clone(), message };
     let file = File::open(jsonl).map_err(EngineError::io("open", jsonl))?;
     let mut reader = BufReader::new(file);
     let empty = reader.fill_buf().map(|buffer| buffer.is_empty()).unwrap_or(true);
-    if empty {
-        // No rows: an empty file with no columns would confuse readers, so write none.
-        let _ = std::fs::remove_file(&parquet_path);
-        return Ok(parquet_path);
-    }
-    let (schema, _) = infer_json_schema_from_seekable(&mut reader, None).map_err(|e| error(format!("inferring columns: {e}")))?;
-    reader.rewind().map_err(EngineError::io("read", jsonl))?;
-    let schema = Arc::new(schema);
+    let schema = if empty {
+        empty_schema.clone()
+    } else {
+        let (schema, _) = infer_json_schema_from_seekable(&mut reader, None).map_err(|e| error(format!("inferring columns: {e}")))?;
+        reader.rewind().map_err(EngineError::io("read", jsonl))?;
+        Arc::new(schema)
+    };
     let json_reader = ReaderBuilder::new(schema.clone())
         .with_batch_size(4096)
         .build(reader)
@@ -41,7 +42,7 @@ pub(crate) fn jsonl_to_parquet(jsonl: &Path) -> Result<PathBuf, EngineError> {
         writer.write(&batch).map_err(|e| error(e.to_string()))?;
     }
     writer.close().map_err(|e| error(e.to_string()))?;
-    Ok(parquet_path)
+    Ok(())
 }
 
 /// Counts the lines of a JSONL file.
@@ -64,25 +65,102 @@ pub(crate) fn count_rows(path: &Path) -> u64 {
     rows + u64::from(last != b'\n')
 }
 
-/// Finishes every export: Parquet where asked. Returns the files written.
+/// Finishes every export: Parquet where asked, then each file renamed from its partial name
+/// to its final one. Returns the files written.
+///
+/// The Parquet file is made from the partial JSONL before anything is renamed, and a stale
+/// Parquet file of an earlier run is removed before the new JSONL takes its name, so a full
+/// disk or a kill at any point never leaves a Parquet file that disagrees with the JSONL.
 pub(crate) fn finish_exports(targets: &[ExportTarget]) -> Result<Vec<PathBuf>, EngineError> {
     let mut files = Vec::new();
     for target in targets {
-        if !target.jsonl.exists() {
+        let data = partial(&target.jsonl);
+        if !data.exists() {
             continue;
         }
+        let parquet = target.jsonl.with_extension("parquet");
+        if target.formats.contains(&OutputFormat::Parquet) {
+            jsonl_to_parquet(&data, &partial(&parquet), &target.empty_schema)?;
+        }
+        remove_if_present(&parquet)?;
+        rename(&data, &target.jsonl)?;
         files.push(target.jsonl.clone());
         if target.formats.contains(&OutputFormat::Parquet) {
-            let parquet = jsonl_to_parquet(&target.jsonl)?;
-            if parquet.exists() {
-                files.push(parquet);
-            }
+            rename(&partial(&parquet), &parquet)?;
+            files.push(parquet);
         }
         if let Some(lineage) = &target.lineage {
+            if partial(lineage).exists() {
+                rename(&partial(lineage), lineage)?;
+            }
             files.push(lineage.clone());
         }
     }
     Ok(files)
+}
+
+/// Renames a finished file over its final name (atomic on one file system).
+pub(crate) fn rename(from: &Path, to: &Path) -> Result<(), EngineError> {
+    std::fs::rename(from, to).map_err(EngineError::io("rename", from))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), EngineError> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(EngineError::Io { op: "remove", path: path.to_path_buf(), source: error }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a whole small file under a partial name, then renames it over `path`.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    let temporary = partial(path);
+    std::fs::write(&temporary, bytes).map_err(EngineError::io("write", &temporary))?;
+    rename(&temporary, path)
+}
+
+/// A JSON object written with chat messages in one field order: any object with `role` and
+/// `content` is written `role`, `content`, then its other keys, at any depth. Hugging Face
+/// `datasets` cannot concatenate two struct columns whose fields come in different orders,
+/// and a message built as a struct and one built as a map would otherwise differ.
+pub(crate) struct CanonicalMap<'a>(pub &'a serde_json::Map<String, serde_json::Value>);
+
+struct Canonical<'a>(&'a serde_json::Value);
+
+impl serde::Serialize for CanonicalMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let map = self.0;
+        let mut out = serializer.serialize_map(Some(map.len()))?;
+        let is_message = map.contains_key("role") && map.contains_key("content");
+        if is_message {
+            out.serialize_entry("role", &Canonical(&map["role"]))?;
+            out.serialize_entry("content", &Canonical(&map["content"]))?;
+        }
+        for (key, value) in map {
+            if is_message && (key == "role" || key == "content") {
+                continue;
+            }
+            out.serialize_entry(key, &Canonical(value))?;
+        }
+        out.end()
+    }
+}
+
+impl serde::Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self.0 {
+            serde_json::Value::Object(map) => CanonicalMap(map).serialize(serializer),
+            serde_json::Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&Canonical(item))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
 }
 
 /// What the dataset card says.
@@ -100,10 +178,17 @@ pub(crate) struct CardFacts<'a> {
 /// Writes `README.md`, a Hugging Face-style dataset card, into the run directory.
 pub(crate) fn write_card(dir: &Path, facts: &CardFacts<'_>) -> Result<PathBuf, EngineError> {
     let mut card = String::new();
+    // The main data is the default config, so `datasets.load_dataset(RUN_DIR)` loads it: the
+    // export named `data`, else the first.
+    let default = facts.targets.iter().position(|target| target.name == "data").unwrap_or(0);
     let configs: Vec<String> = facts
         .targets
         .iter()
-        .map(|target| format!("- config_name: {}\n  data_files: {}.jsonl", target.name, target.name))
+        .enumerate()
+        .map(|(index, target)| {
+            let mark = if index == default { "\n  default: true" } else { "" };
+            format!("- config_name: {}\n  data_files: {}.jsonl{mark}", target.name, target.name)
+        })
         .collect();
     card.push_str(&format!("---\nconfigs:\n{}\ntags:\n- synthetic\n- retort\n---\n\n", configs.join("\n")));
     card.push_str(&format!("# {}\n\n", facts.name));
@@ -145,6 +230,6 @@ pub(crate) fn write_card(dir: &Path, facts: &CardFacts<'_>) -> Result<PathBuf, E
         card.push_str(&format!("\n## Why records were dropped or failed\n\n{}\n", reasons.join("\n")));
     }
     let path = dir.join("README.md");
-    std::fs::write(&path, card).map_err(EngineError::io("write", &path))?;
+    write_atomically(&path, card.as_bytes())?;
     Ok(path)
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use retort_core::Backend;
-use retort_store::{RunState, RunStore, StepRow};
+use retort_store::{RunLock, RunState, RunStore, StepRow};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -28,12 +28,18 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     /// How long in-flight work may finish after a Ctrl-C before it is abandoned.
     pub grace: Duration,
+    /// Cancelled to stop at once (a second Ctrl-C): work in flight is abandoned without the
+    /// grace period, and the run still commits every answer that arrived and writes its files.
+    pub stop_now: CancellationToken,
+    /// Run again although the same recipe completed here, when records failed in that run:
+    /// their requests are sent again, every answer that arrived is reused.
+    pub retry_failed: bool,
 }
 
 impl RunOptions {
     /// Options with the default grace period (10 s).
     pub fn new(out_dir: impl Into<PathBuf>) -> RunOptions {
-        RunOptions { out_dir: out_dir.into(), grace: Duration::from_secs(10) }
+        RunOptions { out_dir: out_dir.into(), grace: Duration::from_secs(10), stop_now: CancellationToken::new(), retry_failed: false }
     }
 }
 
@@ -66,6 +72,8 @@ pub struct RunReport {
     pub steps: Vec<StepSnapshot>,
     /// What the user should know: a round loop cut short, the models trainers produced.
     pub notes: Vec<String>,
+    /// Which backend and model answered, per llm of the recipe (`default: openai `m` at URL`).
+    pub answered_by: Vec<String>,
     /// Wall-clock seconds.
     pub elapsed_s: f64,
 }
@@ -80,22 +88,36 @@ impl RunReport {
     pub fn cached(&self) -> u64 {
         self.steps.iter().map(|step| step.cached).sum()
     }
+
+    /// The steps whose share of failed records is above `threshold` (0 to 1), or, with no
+    /// threshold, where every record that came in failed; each as a sentence.
+    pub fn failures_above(&self, threshold: Option<f64>) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|step| step.records_in > 0 && step.failed > 0)
+            .filter(|step| match threshold {
+                Some(threshold) => step.failed as f64 / step.records_in as f64 > threshold,
+                None => step.failed >= step.records_in,
+            })
+            .map(|step| format!("{}: {} of {} records failed", step.step, step.failed, step.records_in))
+            .collect()
+    }
 }
 
 /// A run, built and ready to execute.
 pub struct PreparedRun {
     recipe: Recipe,
     options: RunOptions,
-    store: Arc<RetortStore>,
+    store: Arc<RunStore>,
     stats: RunStats,
     steps: Vec<Arc<PipelineStep>>,
     templates: Templates,
     exports: Vec<ExportTarget>,
     fingerprint: String,
     models: Vec<String>,
+    /// Held from `prepare` to the end of `execute`: one run per directory.
+    _lock: RunLock,
 }
-
-type RetortStore = RunStore;
 
 /// Builds a backend from its config.
 pub fn build_backend(name: &str, config: &LlmConfig, base_dir: &Path) -> Result<(Arc<dyn Backend>, usize), EngineError> {
@@ -169,6 +191,7 @@ impl PreparedRun {
             return Err(EngineError::Recipe(crate::error::Diagnostics { file: recipe.file.clone(), items: diagnostics }));
         }
         let templates = Templates::new(env, recipe.vars.clone());
+        let lock = RunLock::acquire(&options.out_dir)?;
         let store = Arc::new(RunStore::open(&options.out_dir)?);
         let fresh = store.count("chat")? == 0 && store.count("score")? == 0;
         let mut llms = HashMap::new();
@@ -176,11 +199,13 @@ impl PreparedRun {
         let mut shared = SharedLocal::default();
         for (name, config) in &recipe.llms {
             let llm = Llm::build(name, config, &recipe.base_dir, store.clone(), fresh, &mut shared)?;
-            models.push(format!("{} ({})", llm.model(), llm.kind()));
+            models.push(format!("{name}: {}", llm.describe()));
             llms.insert(name.clone(), Arc::new(llm));
         }
         let exports = Arc::new(Mutex::new(Vec::new()));
+        let fields_at = recipe.context_facts(&mut Vec::new()).fields_at;
         let cx = BuildCx {
+            fields_at,
             base_dir: recipe.base_dir.clone(),
             llms,
             out_dir: options.out_dir.clone(),
@@ -192,7 +217,7 @@ impl PreparedRun {
         let stats = cx.stats.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let exports = exports.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
         let fingerprint = fingerprint(&recipe);
-        Ok(PreparedRun { recipe, options, store, stats, steps, templates, exports, fingerprint, models })
+        Ok(PreparedRun { recipe, options, store, stats, steps, templates, exports, fingerprint, models, _lock: lock })
     }
 
     /// The live counters, for progress display.
@@ -205,12 +230,19 @@ impl PreparedRun {
         &self.recipe
     }
 
-    /// Whether the same recipe already completed in this directory with its outputs in place.
+    /// Whether the same recipe already completed in this directory with its outputs in place
+    /// (and, with `retry_failed`, without failed records).
     pub fn up_to_date(&self) -> Result<bool, EngineError> {
         let Some(last) = self.store.last_run()? else { return Ok(false) };
-        Ok(last.state == RunState::Completed
+        let done = last.state == RunState::Completed
             && last.fingerprint == self.fingerprint
-            && self.exports.iter().all(|target| target.jsonl.exists()))
+            && self.exports.iter().all(|target| target.jsonl.exists());
+        Ok(done && !(self.options.retry_failed && self.failed_last_time()? > 0))
+    }
+
+    /// Records that failed in the last run here, from its summary.
+    pub fn failed_last_time(&self) -> Result<u64, EngineError> {
+        Ok(self.store.last_run()?.and_then(|last| last.summary.get("failed").and_then(serde_json::Value::as_u64)).unwrap_or(0))
     }
 
     /// Runs the pipeline to its end, or until `cancel` fires and the grace period passes.
@@ -227,6 +259,7 @@ impl PreparedRun {
                 files: Vec::new(),
                 steps,
                 notes: Vec::new(),
+                answered_by: self.models.clone(),
                 elapsed_s: started.elapsed().as_secs_f64(),
             });
         }
@@ -247,7 +280,7 @@ impl PreparedRun {
         let notes_from = run.clone();
         drop(run);
         let abort_handles: Vec<_> = tasks.iter().map(|task| task.abort_handle()).collect();
-        let drain = tokio::spawn(async move { while results.recv().await.is_some() {} });
+        let drain = tokio::spawn(async move { results.drain().await });
         // Statistics are saved every few seconds, so `retort status` can follow a run.
         let ticker = {
             let store = self.store.clone();
@@ -263,9 +296,16 @@ impl PreparedRun {
         let grace = self.options.grace;
         let watchdog = {
             let cancel = cancel.clone();
+            let stop_now = self.options.stop_now.clone();
             tokio::spawn(async move {
-                cancel.cancelled().await;
-                tokio::time::sleep(grace).await;
+                let graceful = async {
+                    cancel.cancelled().await;
+                    tokio::time::sleep(grace).await;
+                };
+                tokio::select! {
+                    () = graceful => {}
+                    () = stop_now.cancelled() => cancel.cancel(),
+                }
                 for handle in abort_handles {
                     handle.abort();
                 }
@@ -310,7 +350,17 @@ impl PreparedRun {
             },
         )?);
         let rows: Vec<(String, u64)> = self.exports.iter().map(|target| (target.name.clone(), output::count_rows(&target.jsonl))).collect();
-        let report = RunReport { outcome, rows, failed, dropped, files, steps, notes, elapsed_s: started.elapsed().as_secs_f64() };
+        let report = RunReport {
+            outcome,
+            rows,
+            failed,
+            dropped,
+            files,
+            steps,
+            notes,
+            answered_by: self.models.clone(),
+            elapsed_s: started.elapsed().as_secs_f64(),
+        };
         let state = if interrupted { RunState::Interrupted } else { RunState::Completed };
         self.store.finish_run(run_id, state, &serde_json::to_value(&report).unwrap_or_default())?;
         Ok(report)
@@ -334,8 +384,10 @@ fn step_rows(steps: &[StepSnapshot]) -> Vec<StepRow> {
 pub struct Status {
     /// The recipe's name.
     pub recipe: String,
-    /// `running` (or killed), `completed`, `interrupted` or `failed`.
+    /// `running (pid N, ...)`, `dead: ...` (a run that was killed), `completed`, `interrupted` or `failed`.
     pub state: String,
+    /// Whether a live `retort run` holds the directory now.
+    pub alive: bool,
     /// Seconds the run took, or has taken so far.
     pub elapsed_s: f64,
     /// Answers stored in the run store.
@@ -350,11 +402,21 @@ pub fn status(dir: &Path) -> Result<Option<Status>, EngineError> {
     let Some(last) = store.last_run()? else { return Ok(None) };
     let steps = store.steps(last.id)?.into_iter().filter_map(|row| serde_json::from_value(row.stats).ok()).collect();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    let state = serde_json::to_value(last.state).ok().and_then(|value| value.as_str().map(str::to_string)).unwrap_or_default();
+    let mut state = serde_json::to_value(last.state).ok().and_then(|value| value.as_str().map(str::to_string)).unwrap_or_default();
+    // A run marked running is alive only while it holds the directory's lock; otherwise it was
+    // killed (kill -9, a crash, a full disk, a second Ctrl-C) before it could say how it ended.
+    let holder = RunLock::holder(dir);
+    if last.state == RunState::Running {
+        state = match &holder {
+            Some(holder) => format!("running ({holder})"),
+            None => "dead: stopped without finishing (killed or crashed); run the same command again to resume".to_string(),
+        };
+    }
     Ok(Some(Status {
         recipe: last.recipe,
         state,
-        elapsed_s: last.finished_at.unwrap_or(now) - last.started_at,
+        elapsed_s: last.finished_at.unwrap_or(if holder.is_some() || last.state != RunState::Running { now } else { last.started_at }) - last.started_at,
+        alive: holder.is_some(),
         answers: store.count("chat")? + store.count("score")?,
         steps,
     }))

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
 use crate::stats::StepStats;
+use crate::flow::{Inbox, Outbox};
 use crate::steps::{drive_records, Built};
 use crate::template::Templates;
 
@@ -114,7 +115,7 @@ pub(crate) fn spawn_reject_writer(
         let failed_path = out_dir.join("failed.jsonl");
         let dropped_path = out_dir.join("dropped.jsonl");
         let open = |path: &PathBuf| {
-            std::fs::File::create(path)
+            std::fs::File::create(crate::steps::export::partial(path))
                 .map(|file| std::io::BufWriter::with_capacity(1 << 16, file))
                 .map_err(EngineError::io("create", path.clone()))
         };
@@ -138,8 +139,12 @@ pub(crate) fn spawn_reject_writer(
                 .and_then(|()| writer.write_all(b"\n"))
                 .map_err(EngineError::io("write", path.clone()))?;
         }
-        failed.flush().map_err(EngineError::io("write", failed_path))?;
-        dropped.flush().map_err(EngineError::io("write", dropped_path))?;
+        failed.flush().map_err(EngineError::io("write", failed_path.clone()))?;
+        dropped.flush().map_err(EngineError::io("write", dropped_path.clone()))?;
+        drop((failed, dropped));
+        for path in [&failed_path, &dropped_path] {
+            crate::output::rename(&crate::steps::export::partial(path), path)?;
+        }
         Ok((failed_count, dropped_count))
     })
 }
@@ -155,20 +160,30 @@ pub(crate) struct PipelineStep {
 /// Starts every step of a pipeline as a task; returns the last step's output and the tasks.
 pub(crate) fn spawn_pipeline(
     steps: &[Arc<PipelineStep>],
-    input: mpsc::Receiver<Record>,
+    input: Inbox,
     run: Arc<RunCx>,
     round: Option<u32>,
-) -> (mpsc::Receiver<Record>, Vec<JoinHandle<Result<(), EngineError>>>) {
+) -> (Inbox, Vec<JoinHandle<Result<(), EngineError>>>) {
     let mut tasks = Vec::with_capacity(steps.len());
     let mut current = input;
     for step in steps {
-        let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+        let (sender, receiver): (Outbox, Inbox) = crate::flow::channel(CHANNEL_CAPACITY);
         let cx = StageCx { run: run.clone(), step: Arc::from(step.path.as_str()), round, stats: step.stats.clone() };
         let task = match &step.built {
             Built::Record(record_step) => {
                 tokio::spawn(drive_records(record_step.clone(), step.when.clone(), current, sender, cx))
             }
-            Built::Stream(stream_step) => tokio::spawn(stream_step.clone().run(current, sender, cx)),
+            Built::Stream(stream_step) => {
+                let notes = run.clone();
+                let path = step.path.clone();
+                let current = current.on_disorder(Arc::new(move || {
+                    notes.note(format!(
+                        "{path}: more than {} records waited behind a slow one, so some reached it out of order",
+                        crate::flow::REORDER_LIMIT
+                    ))
+                }));
+                tokio::spawn(stream_step.clone().run(current, sender, cx))
+            }
         };
         tasks.push(task);
         current = receiver;
@@ -195,7 +210,6 @@ pub(crate) async fn join_all(tasks: Vec<JoinHandle<Result<(), EngineError>>>) ->
 }
 
 /// An empty, closed input, for sources.
-pub(crate) fn empty_input() -> mpsc::Receiver<Record> {
-    let (_, receiver) = mpsc::channel(1);
-    receiver
+pub(crate) fn empty_input() -> Inbox {
+    Inbox::empty()
 }

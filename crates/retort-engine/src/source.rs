@@ -126,6 +126,14 @@ fn parquet_rows(path: &Path, file: File) -> Result<impl Iterator<Item = Result<M
     }))
 }
 
+/// Whether the first non-empty line of a JSONL file holds a JSON object (and not a string,
+/// a number or a list, which `open` wraps into the text field).
+pub(crate) fn first_line_is_object(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else { return true };
+    let first = BufReader::new(file).lines().map_while(Result::ok).find(|line| !line.trim().is_empty());
+    first.is_none_or(|line| line.trim_start().starts_with('{'))
+}
+
 /// The format to read `path` in: the one given, else the one its extension names.
 pub(crate) fn resolve_format(path: &Path, given: Option<Format>) -> Result<Format, String> {
     given.or_else(|| Format::from_path(path)).ok_or_else(|| {

@@ -83,7 +83,9 @@ impl StepStats {
     }
 
     fn reason(&self, reason: &str) {
-        let key: String = reason.chars().take(80).collect();
+        // Reasons are grouped by their text up to 400 characters: long enough to keep the
+        // cause, which often comes last ("model request failed: POST URL: ...: 503 ...").
+        let key: String = reason.chars().take(400).collect();
         let mut reasons = self.reasons.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if reasons.len() < 1000 || reasons.contains_key(&key) {
             *reasons.entry(key).or_insert(0) += 1;

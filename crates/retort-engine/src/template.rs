@@ -105,6 +105,42 @@ pub(crate) fn expression_variables(env: &Environment<'static>, expression: &str)
     Ok(compiled.undeclared_variables(false).into_iter().collect())
 }
 
+/// The filters, tests and functions a compiled template calls that its environment does not
+/// have, as sentences (`unknown filter `lenght``). minijinja resolves these names only when it
+/// renders, so without this a misspelt filter passes validation and fails every record.
+pub(crate) fn unknown_callables(env: &Environment<'static>, name: &str) -> Result<Vec<String>, Error> {
+    use minijinja::machinery::{get_compiled_template, Instruction};
+    let template = env.get_template(name)?;
+    let compiled = get_compiled_template(&template);
+    let mut wanted = BTreeSet::new();
+    for instructions in std::iter::once(&compiled.instructions).chain(compiled.blocks.values()) {
+        for index in 0..instructions.len() {
+            match instructions.get(index as u32) {
+                Some(Instruction::ApplyFilter(name, ..)) => wanted.insert(("filter", name.to_string())),
+                Some(Instruction::PerformTest(name, ..)) => wanted.insert(("test", name.to_string())),
+                Some(Instruction::CallFunction(name, ..)) => wanted.insert(("function", name.to_string())),
+                _ => false,
+            };
+        }
+    }
+    let mut unknown = Vec::new();
+    for (kind, name) in wanted {
+        // Probe the environment itself: an existing one fails otherwise (arguments) or not at all.
+        let (probe, missing) = match kind {
+            "filter" => (format!("{{{{ x | {name} }}}}"), ErrorKind::UnknownFilter),
+            "test" => (format!("{{{{ x is {name} }}}}"), ErrorKind::UnknownTest),
+            _ => (format!("{{{{ {name}() }}}}"), ErrorKind::UnknownFunction),
+        };
+        if let Err(error) = env.render_str(&probe, minijinja::context! { x => "" }) {
+            // A function may also be a variable the record provides (then it is not "unknown").
+            if error.kind() == missing {
+                unknown.push(format!("unknown {kind} `{name}`"));
+            }
+        }
+    }
+    Ok(unknown)
+}
+
 /// Whether a template value counts as true (Jinja truthiness).
 pub(crate) fn truthy(value: &Value) -> bool {
     value.is_true()

@@ -91,6 +91,24 @@ impl LocalConfig {
         }
     }
 
+    /// Every problem of these settings, the model file included, found without loading it:
+    /// what `retort validate` reports and what building the backend would refuse.
+    pub fn problems(&self) -> Vec<retort_core::ConfigProblem> {
+        use retort_core::ConfigProblem;
+        let mut problems = Vec::new();
+        if let Err(LocalError::Config(message)) = self.validate() {
+            let key = ["context_size", "max_sequences", "batch_size", "threads"].into_iter().find(|key| message.starts_with(key)).unwrap_or("");
+            problems.push(ConfigProblem::new(key, message));
+        }
+        if self.default_max_tokens == 0 {
+            problems.push(ConfigProblem::new("default_max_tokens", "default_max_tokens must be at least 1, found 0"));
+        }
+        if let Err(error) = resolve_model(&self.model) {
+            problems.push(ConfigProblem::new("model", error.to_string()));
+        }
+        problems
+    }
+
     pub(crate) fn validate(&self) -> Result<(), LocalError> {
         if self.context_size < 16 {
             return Err(LocalError::Config(format!(

@@ -134,6 +134,63 @@ pub struct Faults {
     /// Also drop every request whose number is a multiple of this.
     #[serde(default)]
     pub drop_every: Option<u32>,
+    /// A share (0 to 1) of chat requests that meet a fault drawn evenly from [`MixedFault`]:
+    /// resets, hangs (`hang_s`, or an hour when it is 0), 429/500/503 with `Retry-After`,
+    /// malformed and truncated bodies, 200 without `choices`, empty content, answers cut by
+    /// `finish_reason: length`, and bodies dripped a byte at a time. The draw hashes the
+    /// request body, how many times that body came before, and `mixed_seed`, so the same
+    /// requests meet the same faults in every run whatever the arrival order, and a retry
+    /// of a request draws again.
+    #[serde(default)]
+    pub mixed_rate: f64,
+    /// The seed of the mixed-fault draw.
+    #[serde(default)]
+    pub mixed_seed: u64,
+}
+
+/// The faults of [`Faults::mixed_rate`], drawn with equal weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MixedFault {
+    /// The connection is dropped without an answer.
+    Reset,
+    /// The answer comes after `hang_s` (an hour when 0): past any sensible timeout.
+    Hang,
+    /// 429 with `Retry-After: 0.2`.
+    RateLimited,
+    /// 500.
+    ServerError,
+    /// 503 with `Retry-After: 0.1`.
+    Unavailable,
+    /// 200 with a body that is not JSON.
+    Malformed,
+    /// 200 whose body stops half-way (the connection breaks).
+    Truncated,
+    /// 200 with no `choices`.
+    NoChoices,
+    /// 200 with an empty answer.
+    Empty,
+    /// 200 with half the answer and `finish_reason: length`.
+    Length,
+    /// 200 with the answer sent a byte every 2 ms.
+    Drip,
+}
+
+impl MixedFault {
+    /// Every kind, in draw order.
+    pub const ALL: [MixedFault; 11] = [
+        MixedFault::Reset,
+        MixedFault::Hang,
+        MixedFault::RateLimited,
+        MixedFault::ServerError,
+        MixedFault::Unavailable,
+        MixedFault::Malformed,
+        MixedFault::Truncated,
+        MixedFault::NoChoices,
+        MixedFault::Empty,
+        MixedFault::Length,
+        MixedFault::Drip,
+    ];
 }
 
 impl Default for Faults {
@@ -147,6 +204,8 @@ impl Default for Faults {
             hang_s: 0.0,
             drop_first: 0,
             drop_every: None,
+            mixed_rate: 0.0,
+            mixed_seed: 0,
         }
     }
 }
@@ -164,6 +223,8 @@ pub struct LoggedRequest {
     pub last_user: String,
     /// Whether the request carried an `Authorization` header.
     pub authorized: bool,
+    /// The mixed fault it met, if any.
+    pub fault: Option<MixedFault>,
 }
 
 /// The mock could not start.

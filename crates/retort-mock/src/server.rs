@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
-use crate::{responder, Faults, LoggedRequest, MockConfig, MockError};
+use crate::{responder, Faults, LoggedRequest, MixedFault, MockConfig, MockError};
 
 /// A running mock server; it stops when shut down or dropped.
 #[derive(Debug)]
@@ -50,6 +50,8 @@ struct Shared {
     ignore_seed: bool,
     faults: RwLock<Faults>,
     fault_seq: AtomicU64,
+    /// How many times each request body has come, for the mixed-fault draw.
+    seen: Mutex<std::collections::HashMap<u64, u32>>,
     seq: AtomicU64,
     log: Mutex<Vec<LoggedRequest>>,
     log_file: Option<Mutex<File>>,
@@ -64,6 +66,7 @@ enum Plan {
     Hang(Duration),
     Fail(StatusCode),
     Answer,
+    Mixed(MixedFault),
 }
 
 impl MockServer {
@@ -111,6 +114,7 @@ impl MockServer {
             ignore_seed: config.ignore_seed,
             faults: RwLock::new(config.faults),
             fault_seq: AtomicU64::new(0),
+            seen: Mutex::new(std::collections::HashMap::new()),
             seq: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             log_file,
@@ -243,6 +247,40 @@ fn json_response(status: StatusCode, body: Vec<u8>, retry_after: Option<f64>) ->
     response
 }
 
+/// SplitMix64's finaliser: every input bit reaches every output bit, so draws from related
+/// inputs (one body's successive attempts) are independent.
+fn mix(mut value: u64) -> u64 {
+    value = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    value ^ (value >> 31)
+}
+
+/// A 200 whose body breaks off half-way: the first half, then an error that makes hyper
+/// close the connection mid-body.
+fn broken_body(bytes: Vec<u8>) -> Response<Body> {
+    let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
+    let parts: Vec<Result<Bytes, std::io::Error>> =
+        vec![Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected truncation"))];
+    let mut response = Response::new(Body::from_stream(futures::stream::iter(parts)));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A 200 whose body arrives one byte every 2 ms.
+fn dripped_body(bytes: Vec<u8>) -> Response<Body> {
+    let stream = futures::stream::unfold((Bytes::from(bytes), 0usize), |(bytes, at)| async move {
+        if at >= bytes.len() {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        Some((Ok::<Bytes, std::io::Error>(bytes.slice(at..at + 1)), (bytes, at + 1)))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 fn error_body(status: StatusCode, message: &str) -> Vec<u8> {
     let kind = if status == StatusCode::TOO_MANY_REQUESTS {
         "rate_limit_error"
@@ -255,12 +293,27 @@ fn error_body(status: StatusCode, message: &str) -> Vec<u8> {
 }
 
 impl Shared {
-    fn plan(&self) -> (Plan, Option<f64>) {
+    fn plan(&self, body: &[u8]) -> (Plan, Option<f64>) {
         let faults = *self
             .faults
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let number = self.fault_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        if faults.mixed_rate > 0.0 {
+            let body_hash = fnv1a(body);
+            let attempt = {
+                let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let count = seen.entry(body_hash).or_insert(0);
+                *count += 1;
+                *count
+            };
+            let draw = mix(body_hash ^ mix(u64::from(attempt) ^ mix(faults.mixed_seed)));
+            let uniform = (draw >> 11) as f64 / (1u64 << 53) as f64;
+            if uniform < faults.mixed_rate {
+                let kind = MixedFault::ALL[(draw % MixedFault::ALL.len() as u64) as usize];
+                return (Plan::Mixed(kind), None);
+            }
+        }
         let hits = |first: u32, every: Option<u32>| {
             number <= u64::from(first)
                 || every.is_some_and(|every| every > 0 && number % u64::from(every) == 0)
@@ -281,6 +334,14 @@ impl Shared {
     }
 
     fn log(&self, seq: u64, body: &[u8], status: u16, last_user: &str, authorized: bool) {
+        self.log_entry(seq, body, status, last_user, authorized, None);
+    }
+
+    fn log_fault(&self, seq: u64, body: &[u8], status: u16, last_user: &str, authorized: bool, fault: MixedFault) {
+        self.log_entry(seq, body, status, last_user, authorized, Some(fault));
+    }
+
+    fn log_entry(&self, seq: u64, body: &[u8], status: u16, last_user: &str, authorized: bool, fault: Option<MixedFault>) {
         if !self.record && self.log_file.is_none() {
             return;
         }
@@ -301,6 +362,7 @@ impl Shared {
                 status,
                 last_user: last_user.to_owned(),
                 authorized,
+                fault,
             };
             self.log
                 .lock()
@@ -358,7 +420,7 @@ fn status_for(kind: BackendErrorKind) -> Option<StatusCode> {
         | BackendErrorKind::ContextLength
         | BackendErrorKind::Unsupported => StatusCode::BAD_REQUEST,
         BackendErrorKind::Auth => StatusCode::UNAUTHORIZED,
-        BackendErrorKind::Connection | BackendErrorKind::Protocol => return None,
+        BackendErrorKind::Connection | BackendErrorKind::Protocol | BackendErrorKind::Malformed => return None,
     })
 }
 
@@ -402,7 +464,8 @@ async fn chat(
         .rev()
         .find(|message| message.role == Role::User)
         .map_or("", |message| message.content.as_str());
-    let (plan, retry_after) = shared.plan();
+    let (plan, retry_after) = shared.plan(&body);
+    let mut fault = None;
     match plan {
         Plan::Drop => {
             shared.log(seq, &body, 0, last_user, authorized);
@@ -417,12 +480,60 @@ async fn chat(
         }
         Plan::Hang(duration) => tokio::time::sleep(duration).await,
         Plan::Answer => {}
+        Plan::Mixed(kind) => {
+            fault = Some(kind);
+            let hang_s = shared.faults.read().unwrap_or_else(|poisoned| poisoned.into_inner()).hang_s;
+            let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let early = match kind {
+                MixedFault::Reset => {
+                    shared.log_fault(seq, &body, 0, last_user, authorized, kind);
+                    connection.0.notify_one();
+                    std::future::pending::<()>().await;
+                    unreachable!("the connection task drops this handler")
+                }
+                MixedFault::Hang => {
+                    let seconds = if hang_s > 0.0 { hang_s } else { 3600.0 };
+                    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+                    None
+                }
+                MixedFault::RateLimited => Some((status(429), Some(0.2))),
+                MixedFault::ServerError => Some((status(500), None)),
+                MixedFault::Unavailable => Some((status(503), Some(0.1))),
+                MixedFault::Malformed => {
+                    shared.log_fault(seq, &body, 200, last_user, authorized, kind);
+                    return json_response(StatusCode::OK, b"{\"id\": \"chatcmpl-mock\", \"choices\": [{\"index\": 0, \"mess".to_vec(), None);
+                }
+                MixedFault::NoChoices => {
+                    shared.log_fault(seq, &body, 200, last_user, authorized, kind);
+                    let bytes = serde_json::json!({"id": format!("chatcmpl-mock-{seq}"), "object": "chat.completion", "created": 0, "model": shared.model, "choices": []});
+                    return json_response(StatusCode::OK, bytes.to_string().into_bytes(), None);
+                }
+                MixedFault::Truncated | MixedFault::Empty | MixedFault::Length | MixedFault::Drip => None,
+            };
+            if let Some((status, retry_after)) = early {
+                shared.log_fault(seq, &body, status.as_u16(), last_user, authorized, kind);
+                let message = format!("injected {kind:?} fault on request {seq}");
+                return json_response(status, error_body(status, &message), retry_after);
+            }
+        }
     }
     let model = model.as_deref().unwrap_or(&shared.model);
     let result = shared.answer(&request, model);
     let response = match result {
-        Ok(answer) => {
-            shared.log(seq, &body, 200, last_user, authorized);
+        Ok(mut answer) => {
+            match fault {
+                Some(MixedFault::Empty) => answer.choices.iter_mut().for_each(|choice| choice.text.clear()),
+                Some(MixedFault::Length) => answer.choices.iter_mut().for_each(|choice| {
+                    let words: Vec<&str> = choice.text.split_whitespace().collect();
+                    choice.text = words[..words.len() / 2].join(" ");
+                    choice.finish_reason = retort_core::FinishReason::Length;
+                }),
+                _ => {}
+            }
+            match fault {
+                Some(kind) => shared.log_fault(seq, &body, 200, last_user, authorized, kind),
+                None => shared.log(seq, &body, 200, last_user, authorized),
+            }
             let wire = WireResponse {
                 id: format!("chatcmpl-mock-{seq}").into(),
                 object: "chat.completion".into(),
@@ -441,6 +552,8 @@ async fn chat(
                 }),
             };
             match serde_json::to_vec(&wire) {
+                Ok(bytes) if fault == Some(MixedFault::Truncated) => broken_body(bytes),
+                Ok(bytes) if fault == Some(MixedFault::Drip) => dripped_body(bytes),
                 Ok(bytes) => json_response(StatusCode::OK, bytes, None),
                 Err(error) => {
                     let message = format!("serializing the answer: {error}");
@@ -467,7 +580,7 @@ async fn chat(
                 };
                 json_response(status, error_body(status, &message), retry_after)
             }
-            None if kind == BackendErrorKind::Protocol => {
+            None if matches!(kind, BackendErrorKind::Protocol | BackendErrorKind::Malformed) => {
                 shared.log(seq, &body, 200, last_user, authorized);
                 let mut response = Response::new(Body::from("this is not a chat completion"));
                 response

@@ -2,8 +2,9 @@
 //!
 //! It keeps three things:
 //! - **memo**: values keyed by `(kind, key)`, above all every model answer, keyed by the hash
-//!   of the fully rendered request. Writes go through one writer thread that commits in
-//!   small batches (at most [`COMMIT_WINDOW`] apart), so a `kill -9` loses at most that window.
+//!   of the fully rendered request. Writes go through one writer thread that commits what is
+//!   queued as soon as it is free (group commit), so a `kill -9` loses at most the commit in
+//!   progress.
 //!   While a new store fills (a fresh run, which looks nothing up) the table is only appended
 //!   to; its unique index on `(kind, key)` is built when the run finishes or the store is next
 //!   opened. Inserting random hash keys into a B-tree one by one dirtied about one page per
@@ -15,6 +16,7 @@
 //! Architecture Invariant: only this crate knows SQLite. Nothing secret is ever written here:
 //! callers store answers and hashes, never keys or request headers.
 
+mod lock;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -24,9 +26,12 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+pub use lock::{LockHolder, RunLock, LOCK_FILE};
 pub use writer::StoreWriter;
 
-/// The longest an answer waits in memory before it is committed.
+/// An upper bound, on a working disk, on how long an answer waits in memory before it is
+/// committed: the writer commits as soon as it is free (group commit), so in practice the
+/// wait is one commit's time.
 pub const COMMIT_WINDOW: Duration = Duration::from_millis(50);
 
 /// The database file inside a run directory.
@@ -62,6 +67,30 @@ pub enum StoreError {
         what: String,
         /// The parse error.
         source: serde_json::Error,
+    },
+    /// Another live `retort run` holds the run directory.
+    #[error("{} is in use by another retort run ({}); wait for it to end, or choose another --out", dir.display(), holder.as_ref().map(|holder| holder.to_string()).unwrap_or_else(|| "its lock file does not say which process".to_string()))]
+    Busy {
+        /// The run directory.
+        dir: PathBuf,
+        /// Who holds it, when the lock file says.
+        holder: Option<LockHolder>,
+    },
+    /// The lock file could not be opened or locked: the directory is not writable.
+    #[error("cannot write in {}: {source}; choose another --out", path.parent().unwrap_or(path).display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A commit of answers failed (a full disk, an I/O error): the run cannot keep answers.
+    #[error("run store {path}: answers could not be committed: {message}")]
+    CommitFailed {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        message: String,
     },
     /// The writer thread has stopped (the store was closed or the thread panicked).
     #[error("run store {path}: the writer thread has stopped")]
@@ -224,7 +253,7 @@ impl RunStore {
             .map_err(sql(&self.path, "look up memo"))
     }
 
-    /// Queues `(kind, key) → value` for the next commit (at most [`COMMIT_WINDOW`] away).
+    /// Queues `(kind, key) → value` for the next commit (the writer's next one, as soon as it is free).
     /// A value already stored under the key is kept: answers are committed once.
     pub fn put(&self, kind: &str, key: Vec<u8>, value: Vec<u8>) -> Result<(), StoreError> {
         self.writer.put(kind, key, value)
@@ -411,7 +440,7 @@ fn sql<'a>(path: &'a Path, op: &'static str) -> impl Fn(rusqlite::Error) -> Stor
     move |source| StoreError::Sqlite { path: path.to_path_buf(), op, source }
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs_f64())

@@ -1,22 +1,21 @@
-//! The store's single writer thread: batches puts into transactions a few milliseconds apart.
+//! The store's single writer thread: group commit, as databases do.
 //!
-//! Puts go into a shared queue under a mutex. Only the first put of a batch wakes the writer
-//! (to start the window), so a busy run costs one thread wake-up per commit rather than one
-//! per answer; the writer sleeps out the window and takes the whole queue at once. A flush, a
-//! full batch or closing the store wakes it early.
+//! Puts go into a shared queue under a mutex. The writer commits whatever is queued as soon
+//! as it is free: while one transaction commits, the next answers gather, and the writer
+//! takes them all at once when it is done. There is no sleeping window, so a `kill -9` loses
+//! at most the commit in progress and what arrived during it. Only a put into an empty queue
+//! wakes the writer, so a busy run costs one wake-up per commit rather than one per answer.
+//! A failed commit (a full disk) is kept and returned to every later caller, so the run ends
+//! with the error instead of losing answers silently.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use rusqlite::{params, Connection};
 
-use crate::{sql, StoreError, COMMIT_WINDOW};
-
-/// Rows that make the writer commit before the window ends.
-const MAX_BATCH: usize = 4096;
+use crate::{sql, StoreError};
 
 /// One queued answer: kind, key, value.
 type Row = (String, Vec<u8>, Vec<u8>);
@@ -27,8 +26,8 @@ struct Queue {
     puts: Vec<Row>,
     /// Callers of `flush` waiting for the next commit.
     flushes: Vec<Sender<Result<(), String>>>,
-    /// When the oldest queued put arrived: the window ends `COMMIT_WINDOW` later.
-    first_queued: Option<Instant>,
+    /// The first commit that failed: returned to every later put and flush.
+    failed: Option<String>,
     /// Set by `Drop`: commit what is queued and stop.
     closed: bool,
     /// Cleared when the writer thread ends (also by a panic): puts then fail.
@@ -67,17 +66,15 @@ impl StoreWriter {
 
     pub(crate) fn put(&self, kind: &str, key: Vec<u8>, value: Vec<u8>) -> Result<(), StoreError> {
         let mut queue = self.shared.lock();
+        if let Some(message) = &queue.failed {
+            return Err(StoreError::CommitFailed { path: self.path.clone(), message: message.clone() });
+        }
         if queue.stopped || queue.closed {
             return Err(StoreError::WriterGone { path: self.path.clone() });
         }
         queue.puts.push((kind.to_string(), key, value));
-        let wake = match queue.first_queued {
-            None => {
-                queue.first_queued = Some(Instant::now());
-                true
-            }
-            Some(_) => queue.puts.len() == MAX_BATCH,
-        };
+        // Only a put into an empty queue wakes the writer; later ones join its next commit.
+        let wake = queue.puts.len() == 1;
         drop(queue);
         if wake {
             self.shared.wake.notify_one();
@@ -89,6 +86,9 @@ impl StoreWriter {
         let (done, wait) = mpsc::channel();
         {
             let mut queue = self.shared.lock();
+            if let Some(message) = &queue.failed {
+                return Err(StoreError::CommitFailed { path: self.path.clone(), message: message.clone() });
+            }
             if queue.stopped {
                 return Err(StoreError::WriterGone { path: self.path.clone() });
             }
@@ -97,7 +97,8 @@ impl StoreWriter {
         self.shared.wake.notify_one();
         match wait.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) | Err(_) => Err(StoreError::WriterGone { path: self.path.clone() }),
+            Ok(Err(message)) => Err(StoreError::CommitFailed { path: self.path.clone(), message }),
+            Err(_) => Err(StoreError::WriterGone { path: self.path.clone() }),
         }
     }
 }
@@ -128,35 +129,23 @@ fn write_loop(path: PathBuf, mut conn: Connection, shared: &Shared) {
     let mut batch: Vec<Row> = Vec::new();
     let mut queue = shared.lock();
     loop {
-        // Sleep until there is work, then until it is due: the window ends, the batch is full,
-        // someone flushes or the store closes. Puts in between do not wake this thread.
-        loop {
-            let urgent = !queue.flushes.is_empty() || queue.closed || queue.puts.len() >= MAX_BATCH;
-            match queue.first_queued {
-                _ if urgent => break,
-                Some(since) if since.elapsed() >= COMMIT_WINDOW => break,
-                Some(since) => {
-                    let remaining = COMMIT_WINDOW.saturating_sub(since.elapsed());
-                    queue = shared.wake.wait_timeout(queue, remaining).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
-                }
-                None => queue = shared.wake.wait(queue).unwrap_or_else(|poisoned| poisoned.into_inner()),
-            }
+        while queue.puts.is_empty() && queue.flushes.is_empty() && !queue.closed {
+            queue = shared.wake.wait(queue).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         std::mem::swap(&mut batch, &mut queue.puts);
         let waiting = std::mem::take(&mut queue.flushes);
-        queue.first_queued = None;
         let closed = queue.closed;
         drop(queue);
         let result = commit(&path, &mut conn, &mut batch).map_err(|error| error.to_string());
-        if let Err(message) = &result {
-            eprintln!("retort: {message}");
-        }
-        // A failed commit has been reported (to stderr and to any flush); its rows are not retried.
         batch.clear();
         for done in waiting {
             let _ = done.send(result.clone());
         }
         queue = shared.lock();
+        if let Err(message) = result {
+            tracing::error!("run store: {message}");
+            queue.failed.get_or_insert(message);
+        }
         if closed && queue.puts.is_empty() && queue.flushes.is_empty() {
             return;
         }

@@ -84,6 +84,20 @@ impl LlmConfig {
             "local" => read(body, path, diagnostics).map(LlmConfig::Local),
             _ => read(body, path, diagnostics).map(LlmConfig::Scripted),
         };
+        if diagnostics.len() != before {
+            return None;
+        }
+        // What building the backend would refuse, all of it, now: `validate` knows what `run` refuses.
+        let problems = match &parsed {
+            Some(LlmConfig::Openai(config)) => config.problems().into_iter().map(|problem| problem.into_config_problem()).collect(),
+            Some(LlmConfig::Local(config)) => config.problems(),
+            Some(LlmConfig::Scripted(config)) => config.problems(),
+            None => Vec::new(),
+        };
+        for problem in problems {
+            let at = if problem.key.is_empty() { path.to_string() } else { format!("{path}.{}", problem.key) };
+            diagnostics.push(Diagnostic::new(at, problem.message));
+        }
         if diagnostics.len() == before {
             parsed
         } else {
@@ -98,7 +112,7 @@ fn read<T: serde::de::DeserializeOwned>(value: Value, path: &str, diagnostics: &
         Err(error) => {
             let field = error.path().to_string();
             let at = if field == "." { path.to_string() } else { format!("{path}.{field}") };
-            diagnostics.push(Diagnostic::new(at, error.into_inner().to_string()));
+            diagnostics.push(Diagnostic::new(at, crate::limits::friendly(&error.into_inner().to_string())));
             None
         }
     }

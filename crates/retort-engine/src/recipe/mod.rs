@@ -105,6 +105,9 @@ impl Recipe {
 
     /// Reads a recipe from text; relative paths start at `base_dir`. Checks structure and context.
     pub fn parse(text: &str, base_dir: &Path, overrides: &Overrides) -> Result<Recipe, Vec<Diagnostic>> {
+        // Editors on some systems start UTF-8 files with a byte-order mark; YAML would read it
+        // as a second document.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut document: Value =
             serde_yaml::from_str(text).map_err(|error| vec![Diagnostic::new("", format!("not valid YAML: {error}"))])?;
         apply_overrides(&mut document, overrides)?;
@@ -113,8 +116,7 @@ impl Recipe {
         let Some(recipe) = recipe else { return Err(diagnostics) };
         // The context is checked even after structural problems, so every problem is listed
         // at once; fields after a step that could not be read count as unknown, not missing.
-        let mut files = Vec::new();
-        recipe.check_context(&mut diagnostics, &mut files);
+        recipe.context_facts(&mut diagnostics);
         if diagnostics.is_empty() {
             Ok(recipe)
         } else {
@@ -150,9 +152,11 @@ impl Recipe {
     }
 
     /// The context phase: templates compile, fields exist upstream, models and files resolve.
-    fn check_context(&self, diagnostics: &mut Vec<Diagnostic>, files: &mut Vec<PathBuf>) {
+    /// Returns what the checks learn on the way.
+    pub(crate) fn context_facts(&self, diagnostics: &mut Vec<Diagnostic>) -> ContextFacts {
         let env = self.environment(diagnostics);
         let llm_names = &self.declared_llms;
+        let mut facts = ContextFacts::default();
         let mut cx = CheckCx {
             path: String::new(),
             env: &env,
@@ -160,19 +164,27 @@ impl Recipe {
             diagnostics,
             base_dir: &self.base_dir,
             llm_names,
-            files,
+            files: &mut facts.files,
+            fields_at: &mut facts.fields_at,
             extra_globals: BTreeSet::new(),
         };
         check_steps(&self.steps, &mut cx);
+        facts
     }
 
     /// The files the recipe reads (templates and inputs), for the run's fingerprint.
     pub(crate) fn files(&self) -> Vec<PathBuf> {
-        let mut diagnostics = Vec::new();
-        let mut files = Vec::new();
-        self.check_context(&mut diagnostics, &mut files);
-        files
+        self.context_facts(&mut Vec::new()).files
     }
+}
+
+/// What the context checks learn besides the problems.
+#[derive(Debug, Default)]
+pub(crate) struct ContextFacts {
+    /// Files the recipe reads (templates, inputs): part of the run's fingerprint.
+    pub files: Vec<PathBuf>,
+    /// The fields known at each export, by step path.
+    pub fields_at: BTreeMap<String, Vec<String>>,
 }
 
 /// Runs the context checks of a list of steps, threading the known fields through.
@@ -210,27 +222,11 @@ fn describe_jinja(error: &minijinja::Error) -> String {
 
 fn apply_overrides(document: &mut Value, overrides: &Overrides) -> Result<(), Vec<Diagnostic>> {
     // The backend flags first, then `--set`, so a `--set llm.KEY=...` refines the chosen backend.
+    let mut problems = Vec::new();
     if let Some(map) = document.as_mapping_mut() {
-        let llm_key = Value::from("llm");
-        if let Some(backend) = &overrides.backend {
-            let current = map.get(&llm_key).and_then(|llm| llm.get("backend")).and_then(Value::as_str).map(str::to_string);
-            if current.as_deref() != Some(backend.as_str()) {
-                let mut llm = Mapping::new();
-                llm.insert("backend".into(), backend.clone().into());
-                map.insert(llm_key.clone(), Value::Mapping(llm));
-            }
+        if let Err(problem) = apply_backend_flags(map, overrides) {
+            problems.push(problem);
         }
-        let mut set_llm = |key: &str, value: &Option<String>| {
-            if let Some(value) = value {
-                let llm = map.entry(llm_key.clone()).or_insert_with(|| Value::Mapping(Mapping::new()));
-                if let Some(llm) = llm.as_mapping_mut() {
-                    llm.insert(key.into(), value.clone().into());
-                }
-            }
-        };
-        set_llm("base_url", &overrides.base_url);
-        set_llm("model", &overrides.model);
-        set_llm("api_key_env", &overrides.api_key_env);
         if let Some(limit) = overrides.limit {
             let first_load = map
                 .get_mut("steps")
@@ -241,7 +237,6 @@ fn apply_overrides(document: &mut Value, overrides: &Overrides) -> Result<(), Ve
             }
         }
     }
-    let mut problems = Vec::new();
     for assignment in &overrides.set {
         if let Err(problem) = overrides::apply(document, assignment) {
             problems.push(problem);
@@ -252,6 +247,78 @@ fn apply_overrides(document: &mut Value, overrides: &Overrides) -> Result<(), Ve
     } else {
         Err(problems)
     }
+}
+
+/// Applies `--backend`, `--base-url`, `--model` and `--api-key-env`.
+///
+/// They change the `llm:` block and every `llms:` entry of the same backend as `llm:` (all of
+/// them when there is no `llm:` block), so one flag points a whole recipe at a server. A
+/// `--base-url` means the OpenAI-compatible backend; `--backend` with another kind than a
+/// block has replaces the block, so settings of the old kind do not linger.
+fn apply_backend_flags(map: &mut Mapping, overrides: &Overrides) -> Result<(), Diagnostic> {
+    let backend = match (&overrides.backend, &overrides.base_url) {
+        (Some(backend), Some(_)) if backend != "openai" => {
+            return Err(Diagnostic::new(
+                "--base-url",
+                format!("a base URL is for the openai backend, found `--backend {backend}`; drop one of the two"),
+            ))
+        }
+        (Some(backend), _) => Some(backend.clone()),
+        (None, Some(_)) => Some("openai".to_string()),
+        (None, None) => None,
+    };
+    if backend.is_none() && overrides.model.is_none() && overrides.api_key_env.is_none() {
+        return Ok(());
+    }
+    let backend_of = |block: Option<&Value>| block.and_then(|block| block.get("backend")).and_then(Value::as_str).map(str::to_string);
+    let llm_key = Value::from("llm");
+    let default_backend = backend_of(map.get(&llm_key));
+    let has_default = map.contains_key(&llm_key);
+    let mut blocks: Vec<&mut Value> = Vec::new();
+    let named_follow = |block: &Value| !has_default || backend_of(Some(block)) == default_backend;
+    let mut llms_taken = map.remove("llms");
+    if !has_default && llms_taken.as_ref().and_then(Value::as_mapping).is_none_or(|named| named.is_empty()) {
+        map.insert(llm_key.clone(), Value::Mapping(Mapping::new()));
+    }
+    let mut default_block = map.remove(&llm_key);
+    if let Some(block) = default_block.as_mut() {
+        blocks.push(block);
+    }
+    if let Some(Value::Mapping(named)) = llms_taken.as_mut() {
+        for (_, block) in named.iter_mut() {
+            if named_follow(block) {
+                blocks.push(block);
+            }
+        }
+    }
+    for block in blocks {
+        if !block.is_mapping() {
+            continue;
+        }
+        if let Some(backend) = &backend {
+            if backend_of(Some(block)).as_deref() != Some(backend.as_str()) {
+                let mut fresh = Mapping::new();
+                fresh.insert("backend".into(), backend.clone().into());
+                *block = Value::Mapping(fresh);
+            }
+        }
+        let block = block.as_mapping_mut().expect("checked above");
+        for (key, value) in [("base_url", &overrides.base_url), ("model", &overrides.model), ("api_key_env", &overrides.api_key_env)] {
+            if let Some(value) = value {
+                block.insert(key.into(), value.clone().into());
+                if key == "base_url" {
+                    block.remove("base_urls");
+                }
+            }
+        }
+    }
+    if let Some(block) = default_block {
+        map.insert(llm_key, block);
+    }
+    if let Some(named) = llms_taken {
+        map.insert("llms".into(), named);
+    }
+    Ok(())
 }
 
 fn parse_document(document: &Value, base_dir: &Path, diagnostics: &mut Vec<Diagnostic>) -> Option<Recipe> {

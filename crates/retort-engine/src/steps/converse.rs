@@ -99,7 +99,11 @@ impl StepDef for ConverseConfig {
         if self.roles.len() < 2 {
             cx.error("roles", format!("expected at least 2 roles, found {}", self.roles.len()));
         }
+        crate::limits::check(cx, "max_turns", self.max_turns as u64, 1, crate::limits::MAX_ITERATIONS);
         for (index, role) in self.roles.iter().enumerate() {
+            if let Some(max_tokens) = role.max_tokens {
+                crate::limits::check(cx, &format!("roles[{index}].max_tokens"), u64::from(max_tokens), 1, crate::limits::MAX_TOKENS);
+            }
             if role.system.is_some() {
                 cx.template(&format!("roles[{index}].system"), &[]);
             }
@@ -107,9 +111,6 @@ impl StepDef for ConverseConfig {
         }
         if self.opening.is_some() {
             cx.template("opening", &[]);
-        }
-        if self.max_turns == 0 {
-            cx.error("max_turns", "expected at least 1 turn, found 0");
         }
         if let Some(name) = &self.messages_as {
             if !self.roles.iter().any(|role| &role.name == name) {
@@ -202,7 +203,8 @@ impl RecordStep for Converse {
             };
             let text = response.choices[0].text.trim().to_string();
             if turn == 0 {
-                record.lineage.push(lineage(&self.llms[speaker], cx, &self.config.into, request, key));
+                let finish_reason = response.choices[0].finish_reason;
+                record.lineage.push(lineage(&self.llms[speaker], cx, &self.config.into, request, key, Some(finish_reason)));
             }
             let stop = self.config.stop.iter().find(|phrase| text.contains(phrase.as_str())).cloned();
             transcript.push((Some(speaker), text));

@@ -11,9 +11,9 @@ use retort_dedup::{CosineIndex, ExactIndex, MinHashConfig, MinHashIndex, Normali
 use retort_embed::Embedder;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use crate::error::EngineError;
+use crate::flow::{Inbox, Outbox};
 use crate::gguf_embedder::GgufEmbedder;
 use crate::recipe::StepSpec;
 use crate::runtime::StageCx;
@@ -256,7 +256,7 @@ impl Dedup {
 
 #[async_trait]
 impl StreamStep for Dedup {
-    async fn run(self: Arc<Self>, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
+    async fn run(self: Arc<Self>, mut input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError> {
         let mut index = self
             .index
             .lock()
@@ -272,8 +272,8 @@ impl StreamStep for Dedup {
                 if matches!(index, Index::Embedding(..)) {
                     while batch.len() < EMBED_BATCH {
                         match input.try_recv() {
-                            Ok(record) => batch.push(record),
-                            Err(_) => break,
+                            Some(record) => batch.push(record),
+                            None => break,
                         }
                     }
                 }

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use retort_core::{Outcome, Record};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 
 use crate::error::EngineError;
+use crate::flow::{Inbox, Outbox};
 use crate::recipe::StepSpec;
 use crate::runtime::StageCx;
 use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
@@ -75,6 +75,10 @@ pub struct ExportConfig {
     /// `dpo`: the dispreferred answer's field (default `rejected`).
     #[serde(default)]
     pub rejected: Option<String>,
+    /// `dpo`: write `prompt`, `chosen` and `rejected` as chat message lists (TRL's
+    /// conversational form) instead of strings.
+    #[serde(default)]
+    pub conversational: bool,
     /// Write `NAME.lineage.jsonl` beside the data, one line per row, in the same order.
     #[serde(default = "yes")]
     pub lineage: bool,
@@ -105,6 +109,17 @@ pub(crate) struct ExportTarget {
     pub jsonl: PathBuf,
     /// The lineage file, when written.
     pub lineage: Option<PathBuf>,
+    /// The Parquet schema of an export with no rows.
+    #[serde(skip)]
+    pub empty_schema: Arc<arrow_schema::Schema>,
+}
+
+/// Where a file is written until it is complete; renamed over the final name at the end, so
+/// a run killed or out of disk never leaves a half-written file under the final name.
+pub(crate) fn partial(path: &std::path::Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
 }
 
 impl ExportConfig {
@@ -120,6 +135,7 @@ impl ExportConfig {
             system: None,
             chosen: None,
             rejected: None,
+            conversational: false,
             lineage: true,
         }
     }
@@ -134,15 +150,18 @@ impl StepDef for ExportConfig {
             cx.error("name", format!("expected a file stem without slashes, found {:?}", self.name));
         }
         self.row_shape().check(cx);
+        let known: Vec<String> = cx.fields.known.iter().cloned().collect();
+        cx.fields_at.insert(cx.path.clone(), known);
     }
 
-    fn build(&self, _spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
+    fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
         let target = ExportTarget {
             name: self.name.clone(),
             shape: self.shape,
             formats: self.formats.clone(),
             jsonl: cx.out_dir.join(format!("{}.jsonl", self.name)),
             lineage: self.lineage.then(|| cx.out_dir.join(format!("{}.lineage.jsonl", self.name))),
+            empty_schema: Arc::new(self.row_shape().empty_schema(cx.fields_at.get(&spec.path).map(Vec::as_slice).unwrap_or(&[]))),
         };
         cx.exports.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(target.clone());
         Ok(Built::Stream(Arc::new(Export { shape: self.row_shape(), target, writers: Mutex::new(None) })))
@@ -196,6 +215,10 @@ pub struct RowShape {
     /// `dpo`: the dispreferred answer (default `rejected`).
     #[serde(default)]
     pub rejected: Option<String>,
+    /// `dpo`: write `prompt`, `chosen` and `rejected` as chat message lists (TRL's
+    /// conversational form) instead of strings.
+    #[serde(default)]
+    pub conversational: bool,
 }
 
 impl RowShape {
@@ -223,6 +246,9 @@ impl RowShape {
         }
         if let Some(system) = &self.system {
             cx.read("system", system);
+        }
+        if self.conversational && self.shape != Shape::Dpo {
+            cx.error("conversational", "only the dpo shape has a conversational form (sft rows are messages already)");
         }
     }
 
@@ -260,10 +286,31 @@ impl RowShape {
                 row
             }
             Shape::Dpo => {
+                let prompt = text(record, self.prompt.as_deref().unwrap_or("prompt"))?;
+                let chosen = text(record, self.chosen.as_deref().unwrap_or("chosen"))?;
+                let rejected = text(record, self.rejected.as_deref().unwrap_or("rejected"))?;
                 let mut row = Map::new();
-                row.insert("prompt".into(), text(record, self.prompt.as_deref().unwrap_or("prompt"))?);
-                row.insert("chosen".into(), text(record, self.chosen.as_deref().unwrap_or("chosen"))?);
-                row.insert("rejected".into(), text(record, self.rejected.as_deref().unwrap_or("rejected"))?);
+                if self.conversational {
+                    let mut turns = Vec::new();
+                    if let Some(system) = &self.system {
+                        turns.push(json!({"role": "system", "content": text(record, system)?}));
+                    }
+                    match prompt {
+                        Value::Array(messages) => turns.extend(messages),
+                        other => turns.push(json!({"role": "user", "content": other})),
+                    }
+                    let answer = |value: Value| match value {
+                        Value::Array(messages) => Value::Array(messages),
+                        other => json!([{"role": "assistant", "content": other}]),
+                    };
+                    row.insert("prompt".into(), Value::Array(turns));
+                    row.insert("chosen".into(), answer(chosen));
+                    row.insert("rejected".into(), answer(rejected));
+                } else {
+                    row.insert("prompt".into(), prompt);
+                    row.insert("chosen".into(), chosen);
+                    row.insert("rejected".into(), rejected);
+                }
                 row
             }
         })
@@ -289,10 +336,33 @@ impl RowShape {
     /// Appends the record's row as JSON to `line`; whole records are written without a copy.
     fn write_row(&self, record: &Record, line: &mut Vec<u8>) -> Result<(), RowError> {
         if let (Shape::Records, None) = (self.shape, &self.fields) {
-            return serde_json::to_writer(line, &record.fields).map_err(RowError::Json);
+            return serde_json::to_writer(line, &crate::output::CanonicalMap(&record.fields)).map_err(RowError::Json);
         }
         let row = self.row(record).map_err(RowError::Shape)?;
-        serde_json::to_writer(line, &row).map_err(RowError::Json)
+        serde_json::to_writer(line, &crate::output::CanonicalMap(&row)).map_err(RowError::Json)
+    }
+
+    /// The Arrow schema of this shape's rows, as far as it is known without rows: what an
+    /// export with no rows writes to Parquet. `known` are the fields known upstream.
+    pub(crate) fn empty_schema(&self, known: &[String]) -> arrow_schema::Schema {
+        use arrow_schema::{DataType, Field, Fields, Schema};
+        let text = |name: &str| Field::new(name, DataType::Utf8, true);
+        let messages = |name: &str| {
+            let message = Fields::from(vec![text("role"), text("content")]);
+            Field::new(name, DataType::List(Arc::new(Field::new("item", DataType::Struct(message), true))), true)
+        };
+        match self.shape {
+            Shape::Records => {
+                let names: Vec<&str> = match &self.fields {
+                    Some(fields) => fields.iter().map(String::as_str).collect(),
+                    None => known.iter().map(String::as_str).collect(),
+                };
+                Schema::new(names.into_iter().map(text).collect::<Vec<_>>())
+            }
+            Shape::Sft => Schema::new(vec![messages("messages")]),
+            Shape::Dpo if self.conversational => Schema::new(vec![messages("prompt"), messages("chosen"), messages("rejected")]),
+            Shape::Dpo => Schema::new(vec![text("prompt"), text("chosen"), text("rejected")]),
+        }
     }
 }
 
@@ -307,6 +377,7 @@ impl ExportConfig {
             system: self.system.clone(),
             chosen: self.chosen.clone(),
             rejected: self.rejected.clone(),
+            conversational: self.conversational,
         }
     }
 }
@@ -319,13 +390,16 @@ impl Export {
             }
             std::fs::File::create(path).map(|file| BufWriter::with_capacity(1 << 16, file)).map_err(EngineError::io("create", path))
         };
-        Ok(Writers { data: create(&self.target.jsonl)?, lineage: self.target.lineage.as_ref().map(create).transpose()? })
+        Ok(Writers {
+            data: create(&partial(&self.target.jsonl))?,
+            lineage: self.target.lineage.as_ref().map(|path| create(&partial(path))).transpose()?,
+        })
     }
 }
 
 #[async_trait]
 impl StreamStep for Export {
-    async fn run(self: Arc<Self>, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
+    async fn run(self: Arc<Self>, mut input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError> {
         let mut writers = match self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
             Some(writers) => writers,
             None => self.open()?,

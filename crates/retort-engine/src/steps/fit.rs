@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retort_core::Record;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use crate::error::EngineError;
+use crate::flow::{Inbox, Outbox};
 use crate::recipe::StepSpec;
 use crate::runtime::StageCx;
 use crate::source;
@@ -87,9 +86,7 @@ impl StepDef for FitConfig {
         cx.read("text", &self.text);
         cx.read("label", &self.label);
         cx.file("eval", &self.eval);
-        if self.epochs == 0 {
-            cx.error("epochs", "expected at least 1 pass, found 0");
-        }
+        crate::limits::check(cx, "epochs", self.epochs as u64, 1, crate::limits::MAX_ITERATIONS);
         if self.model_dir.is_some() && self.features != FeatureKind::Minilm {
             cx.error("model_dir", "`model_dir` is a setting of `features: minilm`");
         }
@@ -233,7 +230,7 @@ impl Fit {
 
 #[async_trait]
 impl StreamStep for Fit {
-    async fn run(self: Arc<Self>, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
+    async fn run(self: Arc<Self>, mut input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError> {
         let mut training: Vec<(String, String)> = Vec::new();
         while let Some(record) = input.recv().await {
             cx.stats.record_in();

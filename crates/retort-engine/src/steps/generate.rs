@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retort_core::{BackendErrorKind, ChatRequest, ChatResponse, Lineage, Message, Outcome, Record, SamplingParams};
+use retort_core::{BackendErrorKind, ChatRequest, ChatResponse, FinishReason, Lineage, Message, Outcome, Record, SamplingParams};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -72,6 +72,12 @@ pub struct GenerateConfig {
     /// On a parse failure, ask once more with the error, before failing the record.
     #[serde(default)]
     pub repair: bool,
+    /// Keep an empty answer instead of failing the record.
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// Keep an answer cut by `max_tokens` (`finish_reason: length`) instead of failing the record.
+    #[serde(default)]
+    pub allow_truncated: bool,
     /// Send the JSON schema as structured output (default: yes, when `parse` has a schema), and
     /// the `grammar` where the backend takes one.
     #[serde(default)]
@@ -99,8 +105,9 @@ impl StepDef for GenerateConfig {
     fn check(&self, cx: &mut CheckCx<'_>) {
         prompt::check(self, cx, &[]);
         cx.llm("llm", self.llm.as_deref());
-        if self.n == 0 {
-            cx.error("n", "expected at least 1 sample, found 0");
+        crate::limits::check(cx, "n", self.n as u64, 1, crate::limits::MAX_SAMPLES);
+        if let Some(max_tokens) = self.max_tokens {
+            crate::limits::check(cx, "max_tokens", u64::from(max_tokens), 1, crate::limits::MAX_TOKENS);
         }
         if let Some(grammar) = &self.grammar {
             if self.parse.schema().is_some() {
@@ -181,7 +188,9 @@ impl RecordStep for Generate {
                 }
             }
         });
-        futures::future::join_all(samples).await
+        // Samples are made and sent as the backend takes them, not all allocated up front.
+        use futures::StreamExt;
+        futures::stream::iter(samples).buffered(self.llm.window().clamp(1, config.n)).collect().await
     }
 
     fn concurrency(&self) -> usize {
@@ -192,7 +201,9 @@ impl RecordStep for Generate {
 impl Generate {
     async fn sample(&self, record: &mut Record, request: ChatRequest, cx: &StageCx) -> Result<(), (String, Option<String>)> {
         let config = &self.config;
-        let (mut response, key) = ask(&self.llm, &request, cx).await.map_err(|reason| (reason, None))?;
+        let accept = Accept { empty: config.allow_empty, truncated: config.allow_truncated };
+        let (mut response, key) = ask(&self.llm, &request, cx, accept).await?;
+        let mut finish_reason = response.choices[0].finish_reason;
         let mut text = std::mem::take(&mut response.choices[0].text);
         // The request the kept answer came from: this one, or the repair.
         let mut repaired: Option<ChatRequest> = None;
@@ -204,8 +215,9 @@ impl Generate {
                 retry.messages.push(Message::user(format!(
                     "Your answer could not be used: {reason}. Reply again with only the corrected answer, nothing else."
                 )));
-                let (second, _) = ask(&self.llm, &retry, cx).await.map_err(|error| (error, Some(text.clone())))?;
+                let (second, _) = ask(&self.llm, &retry, cx, accept).await.map_err(|(error, raw)| (error, raw.or_else(|| Some(text.clone()))))?;
                 let second_text = second.choices[0].text.clone();
+                finish_reason = second.choices[0].finish_reason;
                 let parsed = config
                     .parse
                     .parse(&second_text)
@@ -236,14 +248,36 @@ impl Generate {
             let mean = logprobs.iter().map(|token| token.logprob).sum::<f64>() / logprobs.len() as f64;
             record.set(field.clone(), serde_json::json!(mean));
         }
-        record.lineage.push(lineage(&self.llm, cx, &config.into, lineage_request, key));
+        record.lineage.push(lineage(&self.llm, cx, &config.into, lineage_request, key, Some(finish_reason)));
         Ok(())
     }
 }
 
-/// Sends a request through the cache; a failure becomes the record's reason.
-pub(crate) async fn ask(llm: &Llm, request: &ChatRequest, cx: &StageCx) -> Result<(ChatResponse, String), String> {
-    ask_with_kind(llm, request, cx).await.map_err(|(_, reason)| reason)
+/// Which damaged answers a step takes as they are instead of failing the record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Accept {
+    /// An answer with no text and no tool calls.
+    pub empty: bool,
+    /// An answer cut short by `max_tokens` (`finish_reason: length`).
+    pub truncated: bool,
+}
+
+/// Sends a request through the cache; a failure becomes the record's reason (with the raw
+/// answer when there was one), and so does an empty or cut answer the step does not accept.
+pub(crate) async fn ask(llm: &Llm, request: &ChatRequest, cx: &StageCx, accept: Accept) -> Result<(ChatResponse, String), (String, Option<String>)> {
+    let (response, key) = ask_with_kind(llm, request, cx).await.map_err(|(_, reason)| (reason, None))?;
+    let choice = &response.choices[0];
+    if !accept.empty && choice.text.trim().is_empty() && choice.tool_calls.is_empty() {
+        return Err(("the model answered with an empty text; set `allow_empty: true` on the step to keep such answers".to_string(), None));
+    }
+    if !accept.truncated && choice.finish_reason == FinishReason::Length {
+        let max = request.params.max_tokens.map(|max| format!(" at {max} tokens")).unwrap_or_default();
+        return Err((
+            format!("the answer was cut by max_tokens{max} (finish_reason: length); raise `max_tokens`, or set `allow_truncated: true` to keep cut answers"),
+            Some(choice.text.clone()),
+        ));
+    }
+    Ok((response, key))
 }
 
 /// As `ask`, with the backend's error kind when the request itself failed (a step that can
@@ -263,8 +297,8 @@ pub(crate) async fn ask_with_kind(
     Ok((answer.value, answer.key))
 }
 
-/// The lineage entry of a generated field.
-pub(crate) fn lineage(llm: &Llm, cx: &StageCx, field: &str, request: ChatRequest, key: String) -> Lineage {
+/// The lineage entry of a generated field, from the request sent and the answer used.
+pub(crate) fn lineage(llm: &Llm, cx: &StageCx, field: &str, request: ChatRequest, key: String, finish_reason: Option<FinishReason>) -> Lineage {
     Lineage {
         field: field.to_string(),
         step: cx.step.to_string(),
@@ -273,5 +307,6 @@ pub(crate) fn lineage(llm: &Llm, cx: &StageCx, field: &str, request: ChatRequest
         prompt: request.messages,
         params: request.params,
         request_key: key,
+        finish_reason,
     }
 }

@@ -12,7 +12,7 @@ use crate::error::EngineError;
 use crate::llm::Llm;
 use crate::recipe::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::generate::{ask, lineage};
+use crate::steps::generate::{ask, lineage, Accept};
 use crate::steps::prompt::{self, impl_prompt_settings, MessageTemplate};
 use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
 
@@ -85,6 +85,12 @@ pub struct JudgeConfig {
     /// The judging model, by name in `llms:`; the `llm:` block by default.
     #[serde(default)]
     pub llm: Option<String>,
+    /// Keep an empty judgment (it then fails to parse) instead of failing at once.
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// Read a judgment cut by `max_tokens` (`finish_reason: length`) instead of failing the record.
+    #[serde(default)]
+    pub allow_truncated: bool,
     /// Where the backend can hold sampling to a grammar (the local one), hold the judge to its
     /// verdict's shape: a reason of one line, then `Score: N` (N within `scale`) or
     /// `Verdict: [[A]]`, so a small model's judgment always parses. On by default; off where
@@ -124,6 +130,11 @@ impl StepDef for JudgeConfig {
         }
         if self.samples == 0 {
             cx.error("samples", "expected at least 1 judgment, found 0");
+        } else {
+            crate::limits::check(cx, "samples", self.samples as u64, 1, crate::limits::MAX_JUDGMENTS);
+        }
+        if let Some(max_tokens) = self.max_tokens {
+            crate::limits::check(cx, "max_tokens", u64::from(max_tokens), 1, crate::limits::MAX_TOKENS);
         }
         if let Some([low, high]) = self.scale {
             if low > high {
@@ -266,6 +277,10 @@ impl RecordStep for Judge {
 type Failure = (String, Option<String>);
 
 impl Judge {
+    fn accept(&self) -> Accept {
+        Accept { empty: self.config.allow_empty, truncated: self.config.allow_truncated }
+    }
+
     fn request(&self, messages: Vec<retort_core::Message>, seed: u64) -> ChatRequest {
         ChatRequest {
             messages,
@@ -292,7 +307,8 @@ impl Judge {
             // The last judgment takes the messages; earlier ones copy them.
             let sent = if sample + 1 == samples { std::mem::take(&mut messages) } else { messages.clone() };
             let request = self.request(sent, cx.seed(&record.id, sample));
-            let (mut response, key) = ask(&self.llm, &request, cx).await.map_err(|reason| (reason, None))?;
+            let (mut response, key) = ask(&self.llm, &request, cx, self.accept()).await?;
+            let finish_reason = response.choices[0].finish_reason;
             let text = std::mem::take(&mut response.choices[0].text);
             let score = parse_score(&text, self.pattern.as_ref()).map_err(|reason| (reason, Some(text.clone())))?;
             if let Some([low, high]) = self.config.scale {
@@ -301,7 +317,7 @@ impl Judge {
                 }
             }
             if sample == 0 {
-                record.lineage.push(lineage(&self.llm, cx, &self.config.into, request, key));
+                record.lineage.push(lineage(&self.llm, cx, &self.config.into, request, key, Some(finish_reason)));
             }
             if self.config.all_into.is_some() {
                 all.push(serde_json::json!({"text": &text, "score": score}));
@@ -338,8 +354,9 @@ impl Judge {
             let context = minijinja::context! { a => minijinja::Value::from_serialize(shown_a), b => minijinja::Value::from_serialize(shown_b), ..base };
             let messages = prompt::render(&self.config, record, cx, Some(context)).map_err(|reason| (reason, None))?;
             let request = self.request(messages, cx.seed(&record.id, sample));
-            let (response, key) = ask(&self.llm, &request, cx).await.map_err(|reason| (reason, None))?;
+            let (response, key) = ask(&self.llm, &request, cx, self.accept()).await?;
             let text = response.choices[0].text.clone();
+            let finish_reason = response.choices[0].finish_reason;
             let verdict = parse_verdict(&text, self.pattern.as_ref()).map_err(|reason| (reason, Some(text.clone())))?;
             let verdict = match (swapped, verdict) {
                 (true, "a") => "b",
@@ -347,7 +364,7 @@ impl Judge {
                 (false, verdict) => verdict,
             };
             if sample == 0 {
-                record.lineage.push(lineage(&self.llm, cx, &self.config.into, request, key));
+                record.lineage.push(lineage(&self.llm, cx, &self.config.into, request, key, Some(finish_reason)));
             }
             all.push(serde_json::json!({"text": text, "verdict": verdict}));
             first_text.get_or_insert(text);

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::error::EngineError;
+use crate::flow::{Inbox, Outbox};
 use crate::recipe::StepSpec;
 use crate::runtime::StageCx;
 use crate::source::{self, Format};
@@ -54,7 +55,16 @@ impl StepDef for LoadConfig {
                 };
                 match source::open(&resolved, format, &self.text_field) {
                     Ok(mut records) => match records.next() {
-                        Some(Ok(first)) => first.keys().for_each(|key| cx.write(key)),
+                        Some(Ok(first)) => {
+                            first.keys().for_each(|key| cx.write(key));
+                            if format == Format::Jsonl && !source::first_line_is_object(&resolved) {
+                                cx.fields.hint = Some(format!(
+                                    "the first line of {} is not a JSON object, so its value went into `{}`; write each seed as {{\"field\": value}}, or set `text_field`",
+                                    resolved.display(),
+                                    self.text_field
+                                ));
+                            }
+                        }
                         Some(Err(message)) => cx.error("path", format!("{}: {message}", resolved.display())),
                         None => cx.error("path", format!("{} holds no records", resolved.display())),
                     },
@@ -93,7 +103,7 @@ const CHUNK: usize = 256;
 
 #[async_trait]
 impl StreamStep for Load {
-    async fn run(self: Arc<Self>, _input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
+    async fn run(self: Arc<Self>, _input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError> {
         let this = self.clone();
         let reader_cx = cx.clone();
         let (chunks, mut received) = mpsc::channel::<Vec<Record>>(2);

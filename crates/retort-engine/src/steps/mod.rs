@@ -32,9 +32,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use minijinja::Environment;
 use retort_core::{Outcome, Record};
-use tokio::sync::mpsc;
-
 use crate::error::{Diagnostic, EngineError};
+use crate::flow::{Flow, Inbox, OrderKey, Outbox};
 use crate::recipe::StepSpec;
 use crate::runtime::StageCx;
 use crate::template::{expression_variables, template_variables, GLOBALS};
@@ -186,7 +185,7 @@ impl StepConfig {
             serde_path_to_error::deserialize(value).map_err(|error| {
                 let path = error.path().to_string();
                 let path = if path == "." { String::new() } else { path };
-                (path, error.into_inner().to_string())
+                (path, crate::limits::friendly(&error.into_inner().to_string()))
             })
         }
         Ok(match kind {
@@ -256,6 +255,8 @@ pub(crate) struct BuildCx {
     pub stats: std::sync::Mutex<crate::stats::RunStats>,
     /// The files export steps write, finished (Parquet, card) when the run ends.
     pub exports: Arc<std::sync::Mutex<Vec<export::ExportTarget>>>,
+    /// The fields known at each export, by step path, from the context checks.
+    pub fields_at: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl BuildCx {
@@ -291,8 +292,7 @@ pub(crate) trait RecordStep: Send + Sync + 'static {
 #[async_trait]
 pub(crate) trait StreamStep: Send + Sync + 'static {
     /// Reads `input` to its end, sending kept records to `output` and rejects through `cx`.
-    async fn run(self: Arc<Self>, input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx)
-        -> Result<(), EngineError>;
+    async fn run(self: Arc<Self>, input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError>;
 }
 
 /// The fields known to exist at a point of the pipeline.
@@ -301,6 +301,9 @@ pub(crate) struct Fields {
     pub known: BTreeSet<String>,
     /// True when an upstream step may add fields we cannot name (a JSON answer spread into the record).
     pub open: bool,
+    /// Said after "fields available here" when the fields are not what the author may think
+    /// (the seed file's values were not JSON objects).
+    pub hint: Option<String>,
 }
 
 /// The context of the context checks: what is available, and where problems go.
@@ -313,6 +316,8 @@ pub(crate) struct CheckCx<'a> {
     pub llm_names: &'a BTreeSet<String>,
     /// Files the recipe reads (templates, inputs): part of the run's fingerprint.
     pub files: &'a mut Vec<PathBuf>,
+    /// The fields known at each export, by step path (the columns of an export with no rows).
+    pub fields_at: &'a mut std::collections::BTreeMap<String, Vec<String>>,
     /// Variables defined by an enclosing step (for example `round` inside `repeat`).
     pub extra_globals: BTreeSet<String>,
 }
@@ -344,7 +349,8 @@ impl CheckCx<'_> {
                 || self.env.globals().any(|(global, _)| global == name);
             if !known {
                 let available = self.available();
-                self.error(key, format!("unknown variable `{name}`; fields available here: {available}"));
+                let hint = self.fields.hint.as_ref().map(|hint| format!(" ({hint})")).unwrap_or_default();
+                self.error(key, format!("unknown variable `{name}`; fields available here: {available}{hint}"));
             }
         }
     }
@@ -355,7 +361,12 @@ impl CheckCx<'_> {
         match template_variables(self.env, &name) {
             Ok(names) => self.check_names(key, names, extra),
             // A compile error was reported when the template was registered.
-            Err(_) => {}
+            Err(_) => return,
+        }
+        if let Ok(unknown) = crate::template::unknown_callables(self.env, &name) {
+            for problem in unknown {
+                self.error(key, format!("{problem}; filters added to Jinja's: extract_answer, last_number, word_count, numbered, truncate_words"));
+            }
         }
     }
 
@@ -363,7 +374,16 @@ impl CheckCx<'_> {
     pub(crate) fn expression(&mut self, key: &str, expression: &str, extra: &[&str]) {
         match expression_variables(self.env, expression) {
             Ok(names) => self.check_names(key, names, extra),
-            Err(error) => self.error(key, format!("expression `{expression}` does not compile: {error}")),
+            Err(error) => return self.error(key, format!("expression `{expression}` does not compile: {error}")),
+        }
+        // The expression as a template, to find the filters and tests it calls.
+        let mut probe = self.env.clone();
+        if probe.add_template_owned("expression", format!("{{{{ {expression} }}}}")).is_ok() {
+            if let Ok(unknown) = crate::template::unknown_callables(&probe, "expression") {
+                for problem in unknown {
+                    self.error(key, format!("{problem} in `{expression}`"));
+                }
+            }
         }
     }
 
@@ -371,7 +391,8 @@ impl CheckCx<'_> {
     pub(crate) fn read(&mut self, key: &str, field: &str) {
         if !self.fields.open && !self.fields.known.contains(field) {
             let available = self.available();
-            self.error(key, format!("unknown field `{field}`; fields available here: {available}"));
+            let hint = self.fields.hint.as_ref().map(|hint| format!(" ({hint})")).unwrap_or_default();
+            self.error(key, format!("unknown field `{field}`; fields available here: {available}{hint}"));
         }
     }
 
@@ -395,15 +416,18 @@ impl CheckCx<'_> {
         }
     }
 
-    /// Resolves a path relative to the recipe and checks it exists.
+    /// Resolves a path relative to the recipe and checks it is a regular file that can be read.
     pub(crate) fn file(&mut self, key: &str, path: &str) -> Option<PathBuf> {
         let resolved = self.base_dir.join(path);
-        if resolved.is_file() {
-            self.files.push(resolved.clone());
-            Some(resolved)
-        } else {
-            self.error(key, format!("file not found: {}", resolved.display()));
-            None
+        match file_problem(&resolved) {
+            None => {
+                self.files.push(resolved.clone());
+                Some(resolved)
+            }
+            Some(problem) => {
+                self.error(key, problem);
+                None
+            }
         }
     }
 
@@ -415,74 +439,216 @@ impl CheckCx<'_> {
     }
 }
 
-/// Runs a record step over a stream: many records at once, in order, with `when:` and panics handled.
+/// What keeps `path` from being read as a file, in words: missing, a broken or looping
+/// symbolic link, a directory, a pipe or a device (reading `/dev/zero` would never end).
+pub(crate) fn file_problem(path: &Path) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => match std::fs::File::open(path) {
+            Ok(_) => None,
+            Err(error) => Some(format!("cannot read {shown}: {error}")),
+        },
+        Ok(metadata) => {
+            let kind = metadata.file_type();
+            let what = if kind.is_dir() {
+                "a directory"
+            } else if kind.is_fifo() {
+                "a named pipe (FIFO)"
+            } else if kind.is_char_device() {
+                "a character device"
+            } else if kind.is_block_device() {
+                "a block device"
+            } else if kind.is_socket() {
+                "a socket"
+            } else {
+                "not a regular file"
+            };
+            Some(format!("expected a regular file, found {what}: {shown}"))
+        }
+        Err(error) if error.raw_os_error() == Some(40) => Some(format!("{shown} is a loop of symbolic links; point it at a file")),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => match std::fs::symlink_metadata(path) {
+            Ok(_) => Some(format!("{shown} is a symbolic link to a file that does not exist")),
+            Err(_) => Some(format!("file not found: {shown}")),
+        },
+        Err(error) => Some(format!("cannot read {shown}: {error}")),
+    }
+}
+
+/// Runs a record step over a stream: many records at once, with `when:` and panics handled.
+///
+/// Each record goes on as soon as its work is done, so a slow one (a request hanging until
+/// its timeout) holds back no other; its place in the order travels with it, and watermarks
+/// tell the next ordered reader when it may release what overtook it (see `crate::flow`).
 pub(crate) async fn drive_records(
     step: Arc<dyn RecordStep>,
     when: Option<String>,
-    input: mpsc::Receiver<Record>,
-    output: mpsc::Sender<Record>,
+    mut input: Inbox,
+    output: Outbox,
     cx: StageCx,
 ) -> Result<(), EngineError> {
-    use futures::{FutureExt, StreamExt};
+    use futures::stream::{FuturesUnordered, StreamExt};
     let window = step.concurrency();
-    let stream = tokio_stream_from(input).map(|record| {
-        let step = step.clone();
-        let cx = cx.clone();
-        let when = when.clone();
-        async move {
-            cx.stats.record_in();
-            // After Ctrl-C no new record is started; a resumed run does it.
-            if cx.run.cancel.is_cancelled() {
-                return Vec::new();
-            }
-            if let Some(condition) = &when {
-                match cx.run.templates.eval(condition, &record, cx.round) {
-                    Ok(value) if !crate::template::truthy(&value) => return vec![Outcome::Keep(record)],
-                    Ok(_) => {}
-                    Err(error) => {
-                        let reason = format!("`when: {condition}` failed: {error}");
-                        return vec![Outcome::fail(record, reason)];
+    let mut running = FuturesUnordered::new();
+    let mut order = Watermarks::default();
+    loop {
+        tokio::select! {
+            biased;
+            done = running.next(), if !running.is_empty() => {
+                let Some((key, outcomes)) = done else { continue };
+                let in_order = order.is_lowest(&key);
+                order.finish(&key);
+                let outcomes: Vec<Outcome> = outcomes;
+                let count = outcomes.len();
+                for (index, outcome) in outcomes.into_iter().enumerate() {
+                    if let Some(record) = cx.settle(outcome).await {
+                        let key = crate::flow::outcome_key(&key, index, count);
+                        order.sent(&key, in_order);
+                        if output.send_flow(Flow::Record { key, record, ordered: in_order }).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                if let Some(watermark) = order.due() {
+                    if output.send_flow(Flow::Watermark(watermark)).await.is_err() {
+                        return Ok(());
                     }
                 }
             }
-            // Only the id is kept aside for a panic: a copy of every record at every step would
-            // cost more than the step itself on a fast server. A panicked record is failed under
-            // its id (which names its seed), without its fields.
-            let id_for_panic = record.id.clone();
-            match std::panic::AssertUnwindSafe(step.apply(record, &cx)).catch_unwind().await {
-                Ok(outcomes) => outcomes
-                    .into_iter()
-                    .filter(|outcome| !matches!(outcome, Outcome::Fail(_, reason, _) if reason.contains(INTERRUPTED)))
-                    .collect(),
-                Err(panic) => {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
-                        .unwrap_or_else(|| "unknown panic".to_string());
-                    vec![Outcome::fail(Record::new(id_for_panic, serde_json::Map::new()), format!("internal error (panic): {message}"))]
+            message = input.recv_flow(), if running.len() < window && !order.input_closed => {
+                match message {
+                    None => order.input_closed = true,
+                    Some(Flow::Watermark(watermark)) => order.input_reached(watermark),
+                    Some(Flow::Record { key, record, ordered }) => {
+                        if ordered {
+                            let mut past = key.clone();
+                            past.push(0);
+                            order.input_reached(past);
+                        }
+                        order.start(key.clone());
+                        running.push(apply_one(step.clone(), when.clone(), key, record, cx.clone()));
+                    }
+                }
+                if let Some(watermark) = order.due() {
+                    if output.send_flow(Flow::Watermark(watermark)).await.is_err() {
+                        return Ok(());
+                    }
                 }
             }
-        }
-    });
-    let mut results = stream.buffered(window);
-    while let Some(outcomes) = results.next().await {
-        for outcome in outcomes {
-            if let Some(record) = cx.settle(outcome).await {
-                if output.send(record).await.is_err() {
-                    return Ok(());
-                }
-            }
+            else => break,
         }
     }
     Ok(())
+}
+
+/// One record's work in a record step: `when:`, the step itself, a panic turned into a failure.
+async fn apply_one(step: Arc<dyn RecordStep>, when: Option<String>, key: OrderKey, record: Record, cx: StageCx) -> (OrderKey, Vec<Outcome>) {
+    use futures::FutureExt;
+    cx.stats.record_in();
+    // After Ctrl-C no new record is started; a resumed run does it.
+    if cx.run.cancel.is_cancelled() {
+        return (key, Vec::new());
+    }
+    if let Some(condition) = &when {
+        match cx.run.templates.eval(condition, &record, cx.round) {
+            Ok(value) if !crate::template::truthy(&value) => return (key, vec![Outcome::Keep(record)]),
+            Ok(_) => {}
+            Err(error) => {
+                let reason = format!("`when: {condition}` failed: {error}");
+                return (key, vec![Outcome::fail(record, reason)]);
+            }
+        }
+    }
+    // Only the id is kept aside for a panic: a copy of every record at every step would
+    // cost more than the step itself on a fast server. A panicked record is failed under
+    // its id (which names its seed), without its fields.
+    let id_for_panic = record.id.clone();
+    let outcomes = match std::panic::AssertUnwindSafe(step.apply(record, &cx)).catch_unwind().await {
+        Ok(outcomes) => outcomes
+            .into_iter()
+            .filter(|outcome| !matches!(outcome, Outcome::Fail(_, reason, _) if reason.contains(INTERRUPTED)))
+            .collect(),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+                .unwrap_or_else(|| "unknown panic".to_string());
+            vec![Outcome::fail(Record::new(id_for_panic, serde_json::Map::new()), format!("internal error (panic): {message}"))]
+        }
+    };
+    (key, outcomes)
+}
+
+/// A record step's bookkeeping of the order: which inputs are in flight, how far its input
+/// has come, and how far what it sent is complete.
+#[derive(Default)]
+struct Watermarks {
+    /// Keys of the records being worked on.
+    in_flight: std::collections::BTreeSet<OrderKey>,
+    /// Every input key below this one has arrived.
+    input: OrderKey,
+    input_closed: bool,
+    /// The last watermark sent (or implied by a record sent in order).
+    sent: OrderKey,
+    /// A record went out of order since the last watermark: the next reader waits for one.
+    owed: bool,
+}
+
+impl Watermarks {
+    fn input_reached(&mut self, key: OrderKey) {
+        if key > self.input {
+            self.input = key;
+        }
+    }
+
+    fn start(&mut self, key: OrderKey) {
+        self.in_flight.insert(key);
+    }
+
+    /// Whether every input before `key` has arrived and been finished: its outcomes then go
+    /// out in order.
+    fn is_lowest(&self, key: &OrderKey) -> bool {
+        self.in_flight.first() == Some(key) && (self.input_closed || self.input > *key)
+    }
+
+    fn finish(&mut self, key: &OrderKey) {
+        self.in_flight.remove(key);
+    }
+
+    fn sent(&mut self, key: &OrderKey, in_order: bool) {
+        if in_order {
+            if *key > self.sent {
+                self.sent = key.clone();
+            }
+        } else {
+            self.owed = true;
+        }
+    }
+
+    /// A watermark to send now: owed, and higher than the last. Everything below the lowest
+    /// record in flight (or below how far the input has come) has been sent.
+    fn due(&mut self) -> Option<OrderKey> {
+        if !self.owed {
+            return None;
+        }
+        let reached = match self.in_flight.first() {
+            Some(lowest) if self.input_closed || *lowest < self.input => lowest.clone(),
+            _ if self.input_closed => return None,
+            _ => self.input.clone(),
+        };
+        if reached > self.sent {
+            self.sent = reached.clone();
+            self.owed = false;
+            Some(reached)
+        } else {
+            None
+        }
+    }
 }
 
 /// The reason given by work that was not started because the run is stopping; such records
 /// are set aside silently (neither kept nor failed) and redone by the next run.
 pub(crate) const INTERRUPTED: &str = "interrupted before its request was sent";
 
-/// A stream over an mpsc receiver.
-pub(crate) fn tokio_stream_from(mut receiver: mpsc::Receiver<Record>) -> impl futures::Stream<Item = Record> {
-    futures::stream::poll_fn(move |context| receiver.poll_recv(context))
-}
+

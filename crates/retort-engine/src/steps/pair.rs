@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use retort_core::{Outcome, Record};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use crate::error::EngineError;
+use crate::flow::{Inbox, Outbox};
 use crate::recipe::StepSpec;
 use crate::runtime::StageCx;
 use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
@@ -204,7 +204,7 @@ impl Pair {
 
 #[async_trait]
 impl StreamStep for Pair {
-    async fn run(self: Arc<Self>, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
+    async fn run(self: Arc<Self>, mut input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError> {
         let mut group: Vec<Candidate> = Vec::new();
         let mut group_key: Option<String> = None;
         loop {

@@ -75,9 +75,7 @@ impl StepDef for PlayConfig {
         cx.template("target", &[]);
         cx.llm("attacker_llm", self.attacker_llm.as_deref());
         cx.llm("defender_llm", self.defender_llm.as_deref());
-        if self.max_turns == 0 {
-            cx.error("max_turns", "expected at least 1 turn, found 0");
-        }
+        crate::limits::check(cx, "max_turns", u64::from(self.max_turns), 1, crate::limits::MAX_ITERATIONS);
         cx.write(&self.into);
         if let Some(field) = &self.outcome_into {
             cx.write(field);

@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use retort_core::Record;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use crate::error::{Diagnostic, EngineError};
+use crate::flow::{Inbox, Outbox};
 use crate::recipe::{check_steps, parse_steps, StepSpec};
 use crate::runtime::{join_all, spawn_pipeline, PipelineStep, StageCx, CHANNEL_CAPACITY};
 use crate::steps::{BuildCx, Built, CheckCx, StepConfig, StepDef, StreamStep};
@@ -121,6 +121,9 @@ pub(crate) fn parse(value: serde_yaml::Value, path: &str, diagnostics: &mut Vec<
 impl StepDef for RepeatConfig {
     fn check(&self, cx: &mut CheckCx<'_>) {
         let path = cx.path.clone();
+        if self.rounds > crate::limits::MAX_ITERATIONS as u32 {
+            cx.error("rounds", format!("expected a number from 1 to {}, found {}", crate::limits::MAX_ITERATIONS, self.rounds));
+        }
         if let Some(until) = &self.until {
             cx.expression("until", until, &["count", "total", "pool"]);
         }
@@ -145,7 +148,7 @@ struct Repeat {
 
 #[async_trait]
 impl StreamStep for Repeat {
-    async fn run(self: Arc<Self>, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
+    async fn run(self: Arc<Self>, mut input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError> {
         let mut seeds = Vec::new();
         while let Some(record) = input.recv().await {
             cx.stats.record_in();
@@ -171,7 +174,7 @@ impl StreamStep for Repeat {
                     seed
                 })
                 .collect();
-            let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+            let (sender, receiver) = crate::flow::channel(CHANNEL_CAPACITY);
             let feeder = tokio::spawn(async move {
                 for seed in round_seeds {
                     if sender.send(seed).await.is_err() {

@@ -11,11 +11,10 @@ use std::io::Write;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retort_core::Record;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use crate::error::EngineError;
+use crate::flow::{Inbox, Outbox};
 use crate::llm::Llm;
 use crate::recipe::StepSpec;
 use crate::runtime::StageCx;
@@ -139,7 +138,7 @@ impl Train {
 
 #[async_trait]
 impl StreamStep for Train {
-    async fn run(self: Arc<Self>, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
+    async fn run(self: Arc<Self>, mut input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError> {
         let mut records = Vec::new();
         while let Some(record) = input.recv().await {
             cx.stats.record_in();

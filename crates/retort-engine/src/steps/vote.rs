@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use retort_core::{Outcome, Record};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use crate::error::EngineError;
+use crate::flow::{Inbox, Outbox};
 use crate::recipe::StepSpec;
 use crate::runtime::StageCx;
 use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
@@ -142,7 +142,7 @@ impl Vote {
 
 #[async_trait]
 impl StreamStep for Vote {
-    async fn run(self: Arc<Self>, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>, cx: StageCx) -> Result<(), EngineError> {
+    async fn run(self: Arc<Self>, mut input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError> {
         let mut group: Vec<Record> = Vec::new();
         let mut group_key: Option<String> = None;
         loop {

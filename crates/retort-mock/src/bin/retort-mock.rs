@@ -64,6 +64,14 @@ struct Args {
     /// Also drop every Nth chat request.
     #[arg(long)]
     drop_every: Option<u32>,
+    /// A share (0 to 1) of chat requests that meet a mixed fault: resets, hangs (`--hang-s`),
+    /// 429/500/503, malformed and truncated bodies, no choices, empty or length-cut answers,
+    /// dripped bodies; drawn per request body and attempt, the same in every run.
+    #[arg(long, default_value_t = 0.0)]
+    mixed_faults: f64,
+    /// The seed of the mixed-fault draw.
+    #[arg(long, default_value_t = 0)]
+    fault_seed: u64,
     /// Answer no logprobs even when asked (imitates servers without them).
     #[arg(long)]
     no_logprobs: bool,
@@ -119,6 +127,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             hang_s: args.hang_s,
             drop_first: args.drop_first,
             drop_every: args.drop_every,
+            mixed_rate: args.mixed_faults,
+            mixed_seed: args.fault_seed,
         },
         logprobs: !args.no_logprobs,
         record: false,
