@@ -13,7 +13,7 @@ use std::time::Duration;
 /// Recent successful attempts kept for the quantile.
 const WINDOW: usize = 256;
 /// Attempts observed before any hedge is sent.
-const WARM_UP: usize = 20;
+const WARM_UP: usize = 8;
 
 /// How an OpenAI-compatible backend hedges.
 #[derive(Debug, Clone, Copy, PartialEq)]

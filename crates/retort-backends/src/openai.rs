@@ -308,6 +308,10 @@ impl Problem {
     }
 }
 
+/// The most extra attempts one slow attempt gets (a hedge that meets a hung server too is
+/// hedged again).
+const MAX_HEDGES: u32 = 3;
+
 /// An API key that never shows itself in `Debug` output.
 struct ApiKey(String);
 
@@ -430,57 +434,72 @@ impl OpenAiBackend {
         self.hedges.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// One attempt, hedged: when it runs far longer than recent attempts took and there is
+    /// One attempt, hedged: while it runs far longer than recent attempts took and there is
     /// room under the concurrency limit, the same request goes out again on another
-    /// connection; the first answer wins and the other is dropped. The engine commits only
-    /// the answer returned, so the run store holds one.
+    /// connection (up to [`MAX_HEDGES`] times, one delay apart); the first answer wins and
+    /// the others are dropped. The engine commits only the answer returned, so the run store
+    /// holds one.
     async fn hedged_attempt(
         &self,
         body: &Bytes,
         request: &ChatRequest,
         estimate: f64,
     ) -> Result<ChatResponse, (BackendError, bool)> {
-        let started = std::time::Instant::now();
-        let first = self.attempt(body, request, estimate);
-        tokio::pin!(first);
-        let Some(delay) = self.hedge.delay(&self.latencies, self.timeout) else {
-            let result = first.await;
+        use futures::stream::{FuturesUnordered, StreamExt};
+        use std::time::{Duration, Instant};
+        // Latencies and hedge delays count from the moment an attempt holds its slot: the
+        // wait for a slot says how busy retort is, not how slow the server is.
+        let permit = self.admit(estimate).await;
+        let started = Instant::now();
+        if !self.hedge.enabled {
+            let result = self.send(permit, body, request, estimate).await;
             if result.is_ok() {
                 self.latencies.observe(started.elapsed());
             }
             return result;
-        };
-        loop {
-            match tokio::time::timeout(delay, &mut first).await {
-                Ok(result) => {
-                    if result.is_ok() {
-                        self.latencies.observe(started.elapsed());
-                    }
-                    return result;
-                }
-                // Hedge only where it adds no queueing: with every slot busy, keep waiting.
-                Err(_) if self.limiter.in_flight() < self.limiter.limit() => break,
-                Err(_) if started.elapsed() >= self.timeout => break,
-                Err(_) => continue,
-            }
         }
-        self.hedges.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::debug!(after_s = started.elapsed().as_secs_f64(), "hedging a slow chat request");
-        let hedge_started = std::time::Instant::now();
-        let second = self.attempt(body, request, estimate);
-        tokio::pin!(second);
-        tokio::select! {
-            result = &mut first => match result {
-                Ok(answer) => Ok(answer),
-                Err(error) => second.await.map_err(|_| error),
-            },
-            result = &mut second => match result {
-                Ok(answer) => {
-                    self.latencies.observe(hedge_started.elapsed());
-                    Ok(answer)
+        let first = async move { (started, self.send(permit, body, request, estimate).await) };
+        let hedge = || async move {
+            let permit = self.admit(estimate).await;
+            let sent = Instant::now();
+            (sent, self.send(permit, body, request, estimate).await)
+        };
+        let mut attempts: FuturesUnordered<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>> = FuturesUnordered::new();
+        attempts.push(Box::pin(first));
+        let mut last_sent = started;
+        let mut hedges = 0;
+        let mut first_error = None;
+        loop {
+            // The delay is looked up again while waiting: the first requests of a run have no
+            // latencies to go by yet, and a hang among them is hedged once there are.
+            let delay = self.hedge.delay(&self.latencies, self.timeout);
+            let wait = delay.map_or(Duration::from_millis(250), |delay| delay.saturating_sub(last_sent.elapsed()));
+            tokio::select! {
+                finished = attempts.next() => match finished {
+                    Some((sent, Ok(answer))) => {
+                        self.latencies.observe(sent.elapsed());
+                        return Ok(answer);
+                    }
+                    Some((_, Err(error))) => {
+                        first_error.get_or_insert(error);
+                        if attempts.is_empty() {
+                            return Err(first_error.expect("set above"));
+                        }
+                    }
+                    None => return Err(first_error.expect("an attempt ran")),
+                },
+                () = tokio::time::sleep(wait), if hedges < MAX_HEDGES => {
+                    let due = delay.is_some_and(|delay| last_sent.elapsed() >= delay);
+                    // Hedge only where it adds no queueing: with every slot busy, keep waiting.
+                    if due && self.limiter.in_flight() < self.limiter.limit() {
+                        hedges += 1;
+                        last_sent = Instant::now();
+                        self.hedges.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::debug!(after_s = started.elapsed().as_secs_f64(), hedges, "hedging a slow chat request");
+                        attempts.push(Box::pin(hedge()));
+                    }
                 }
-                Err(error) => first.await.map_err(|_| error),
-            },
+            }
         }
     }
 
@@ -531,20 +550,26 @@ impl OpenAiBackend {
         (prompt_bytes / 4 + completion) as f64
     }
 
-    /// One attempt; the flag says an immediate failover to another endpoint is possible.
-    async fn attempt(
-        &self,
-        body: &Bytes,
-        request: &ChatRequest,
-        estimate: f64,
-    ) -> Result<ChatResponse, (BackendError, bool)> {
+    /// Waits for the rate limits and a slot under the concurrency limit.
+    async fn admit(&self, estimate: f64) -> crate::limiter::AimdPermit {
         if let Some(bucket) = &self.requests_per_minute {
             bucket.take(1.0).await;
         }
         if let Some(bucket) = &self.tokens_per_minute {
             bucket.take(estimate).await;
         }
-        let _permit = self.limiter.acquire().await;
+        self.limiter.acquire().await
+    }
+
+    /// Sends one attempt on a slot already held; the flag says an immediate failover to
+    /// another endpoint is possible.
+    async fn send(
+        &self,
+        _permit: crate::limiter::AimdPermit,
+        body: &Bytes,
+        request: &ChatRequest,
+        estimate: f64,
+    ) -> Result<ChatResponse, (BackendError, bool)> {
         let endpoint = self.balancer.pick();
         let url = endpoint.endpoint().shown_url.as_str();
         let mut builder = self
