@@ -4,5 +4,6 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 scripts/setup.sh
+scripts/setup-test-python.sh
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked

@@ -73,7 +73,11 @@ impl Balancer {
             .iter()
             .map(|url| {
                 let base_url = url.trim_end_matches('/').to_owned();
-                let chat_url = format!("{base_url}/chat/completions");
+                // A query in the base URL (Azure's `?api-version=...&api-key=...`) stays after the path.
+                let chat_url = match base_url.split_once('?') {
+                    Some((path, query)) => format!("{}/chat/completions?{query}", path.trim_end_matches('/')),
+                    None => format!("{base_url}/chat/completions"),
+                };
                 Endpoint {
                     shown_url: retort_core::redact_url(&chat_url),
                     chat_url,

@@ -5,59 +5,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use retort_mock::{MockConfig, MockServer};
+mod common;
 
-const RETORT: &str = env!("CARGO_BIN_EXE_retort");
-
-struct Mock {
-    server: Option<MockServer>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Mock {
-    fn start(latency_ms: u64) -> Mock {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let config = MockConfig { latency_ms, ..MockConfig::default() };
-        let server = runtime.block_on(MockServer::start(config)).unwrap();
-        Mock { server: Some(server), runtime: Some(runtime) }
-    }
-
-    fn server(&self) -> &MockServer {
-        self.server.as_ref().unwrap()
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        if let (Some(server), Some(runtime)) = (self.server.take(), self.runtime.take()) {
-            runtime.block_on(server.shutdown());
-            runtime.shutdown_background();
-        }
-    }
-}
-
-fn quickstart_dir(records: usize) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart/recipe.yaml");
-    std::fs::copy(example, dir.path().join("recipe.yaml")).unwrap();
-    let topics: String = (0..records).map(|index| format!("{{\"topic\": \"topic {index}\"}}\n")).collect();
-    std::fs::write(dir.path().join("topics.jsonl"), topics).unwrap();
-    dir
-}
-
-fn retort(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(RETORT).args(args).current_dir(dir).env_remove("OPENAI_API_KEY").output().unwrap()
-}
-
-fn run_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["run", "recipe.yaml", "--out", "out", "--base-url", url, "--model", "my-model", "--quiet"];
-    args.extend_from_slice(extra);
-    args
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
-}
+use common::{lines, quickstart_dir, retort, run_args, Mock, RETORT};
 
 #[test]
 fn the_quickstart_runs_as_written_and_again_sends_nothing() {
@@ -165,8 +115,8 @@ fn interrupt_and_resume(signal: &str) {
         mock.server().requests()[before..].iter().filter(|request| request.status == 200).map(|request| request.key.clone()).collect();
     Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
-    if signal == "-INT" {
-        assert_eq!(status.code(), Some(130), "Ctrl-C ends with 130");
+    if signal != "-KILL" {
+        assert_eq!(status.code(), Some(130), "{signal} ends as an interrupted run, with 130");
     }
     assert!(answered.len() < 160, "the run was stopped part-way ({} answers)", answered.len());
 
@@ -179,7 +129,7 @@ fn interrupt_and_resume(signal: &str) {
         .filter(|key| settled.contains(key))
         .collect();
     assert!(resent.is_empty(), "{signal}: answers committed before the stop were requested again: {}", resent.len());
-    if signal == "-INT" {
+    if signal != "-KILL" {
         let requests = mock.server().requests();
         let again: Vec<&String> =
             requests[resume_from..].iter().map(|request| &request.key).filter(|key| answered.contains(*key)).collect();
@@ -196,6 +146,13 @@ fn kill_9_loses_at_most_the_commit_window() {
 #[test]
 fn ctrl_c_stops_cleanly_and_resumes() {
     interrupt_and_resume("-INT");
+}
+
+/// Regression (issue 11): SIGTERM killed the run outright: no card, no Parquet, the run left
+/// "running", answered requests sent again. It now stops as Ctrl-C does.
+#[test]
+fn sigterm_stops_cleanly_and_resumes() {
+    interrupt_and_resume("-TERM");
 }
 
 #[test]

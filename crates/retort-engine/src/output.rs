@@ -233,3 +233,38 @@ pub(crate) fn write_card(dir: &Path, facts: &CardFacts<'_>) -> Result<PathBuf, E
     write_atomically(&path, card.as_bytes())?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 11): a full disk while writing Parquet left a corrupt `data.parquet`
+    /// beside a complete `data.jsonl`. The files of a run replace those of the last one only
+    /// once all of them are written.
+    #[test]
+    fn a_failed_parquet_write_leaves_the_earlier_files_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = dir.path().join("data.jsonl");
+        std::fs::write(&jsonl, "{\"old\": 1}\n").unwrap();
+        std::fs::write(dir.path().join("data.parquet"), "old parquet").unwrap();
+        std::fs::write(partial(&jsonl), "{\"new\": 1}\n{\"new\": 2}\n").unwrap();
+        // A directory where the new Parquet file would go: writing it fails, as on a full disk.
+        std::fs::create_dir(partial(&dir.path().join("data.parquet"))).unwrap();
+        let target = ExportTarget {
+            name: "data".into(),
+            shape: crate::steps::export::Shape::Records,
+            formats: vec![OutputFormat::Jsonl, OutputFormat::Parquet],
+            jsonl: jsonl.clone(),
+            lineage: None,
+            empty_schema: Arc::new(arrow_schema::Schema::empty()),
+        };
+        assert!(finish_exports(std::slice::from_ref(&target)).is_err());
+        assert_eq!(std::fs::read_to_string(&jsonl).unwrap(), "{\"old\": 1}\n");
+        assert_eq!(std::fs::read_to_string(dir.path().join("data.parquet")).unwrap(), "old parquet");
+        // Once the disk has room again, finishing replaces both.
+        std::fs::remove_dir(partial(&dir.path().join("data.parquet"))).unwrap();
+        finish_exports(&[target]).unwrap();
+        assert_eq!(count_rows(&jsonl), 2);
+        assert!(!partial(&jsonl).exists());
+    }
+}

@@ -145,3 +145,75 @@ steps:
             steps[3].judge.grammar: expected a GBNF grammar with a `root ::= ...` rule, found none"#]],
     );
 }
+
+/// Regression (issue 11): each of these passed `validate` and then failed the run (or
+/// allocated until it aborted, for `n`).
+#[test]
+fn what_run_would_refuse_validate_reports_first() {
+    check(
+        r#"
+name: t
+llm: {backend: openai, base_url: "htp:/nowhere", model: m, max_concurrency: 0, timeout_s: -1}
+steps:
+  - load: {path: topics.jsonl}
+  - generate: {prompt: "{{ topic | lenght }}", into: question, n: 1000000000}
+  - generate: {prompt: "{{ question }}", into: answer, max_tokens: 5000000000}
+  - filter: {keep: "answer | wordcount > 3"}
+"#,
+        expect![[r#"
+            llm.base_url: expected an http(s) base URL, found "htp:/nowhere": the scheme is "htp"
+            llm.max_concurrency: max_concurrency must be at least 1, found 0
+            llm.timeout_s: timeout_s must be a positive number of seconds, found -1
+            steps[2].generate.max_tokens: expected a whole number from 0 to 4294967295, found 5000000000
+            steps[1].generate.prompt: unknown filter `lenght`; filters added to Jinja's: extract_answer, last_number, word_count, numbered, truncate_words
+            steps[1].generate.n: expected a number from 1 to 1024, found 1000000000
+            steps[3].filter.keep: unknown filter `wordcount` in `answer | wordcount > 3`"#]],
+    );
+}
+
+/// Regression (issue 11): a number too large for any integer said "invalid type: integer ... as u128".
+#[test]
+fn a_number_too_large_for_any_integer_is_said_in_words() {
+    check(
+        "name: t\nllm: {backend: scripted}\nsteps:\n  - load: {path: topics.jsonl}\n  - generate: {prompt: x, into: q, max_tokens: 100000000000000000000}\n",
+        expect!["steps[1].generate.max_tokens: expected a whole number from 0 to 18446744073709551615, found 100000000000000000000 (line 5 column 48)"],
+    );
+}
+
+/// Regression (issue 11): a recipe saved with a UTF-8 byte-order mark was "more than one document".
+#[test]
+fn a_byte_order_mark_is_not_a_second_document() {
+    let recipe = "\u{feff}name: t\nllm: {backend: scripted}\nsteps:\n  - load: {path: topics.jsonl}\n";
+    check(recipe, expect!["ok"]);
+}
+
+/// Regression (issue 11): `/dev/zero`, a FIFO and a loop of symbolic links all said "file not
+/// found"; a seed line that is not a JSON object only said which fields were available.
+#[test]
+fn files_that_cannot_be_read_as_seeds_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    std::fs::write(base.join("words.jsonl"), "\"just a string\"\n").unwrap();
+    std::os::unix::fs::symlink(base.join("loop-b"), base.join("loop-a")).unwrap();
+    std::os::unix::fs::symlink(base.join("loop-a"), base.join("loop-b")).unwrap();
+    std::os::unix::fs::symlink(base.join("gone.jsonl"), base.join("dangling.jsonl")).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(base.join("pipe.jsonl")).status().unwrap().success());
+    let problem = |path: &str, prompt: &str| {
+        let recipe = format!("name: t\nllm: {{backend: scripted}}\nsteps:\n  - load: {{path: {path:?}}}\n  - generate: {{prompt: {prompt:?}, into: q}}\n");
+        match retort_engine::Recipe::parse(&recipe, base, &retort_engine::Overrides::default()) {
+            Ok(_) => "ok".to_string(),
+            Err(problems) => problems.iter().map(|p| p.to_string().replace(&base.display().to_string(), "PATH")).collect::<Vec<_>>().join("\n"),
+        }
+    };
+    let cases = [
+        ("/dev/zero", "x", expect!["steps[0].load.path: expected a regular file, found a character device: /dev/zero"]),
+        ("pipe.jsonl", "x", expect!["steps[0].load.path: expected a regular file, found a named pipe (FIFO): PATH/pipe.jsonl"]),
+        ("loop-a", "x", expect!["steps[0].load.path: PATH/loop-a is a loop of symbolic links; point it at a file"]),
+        ("dangling.jsonl", "x", expect!["steps[0].load.path: PATH/dangling.jsonl is a symbolic link to a file that does not exist"]),
+        ("missing.jsonl", "x", expect!["steps[0].load.path: file not found: PATH/missing.jsonl"]),
+        ("words.jsonl", "{{ topic }}", expect![[r#"steps[1].generate.prompt: unknown variable `topic`; fields available here: text (the first line of PATH/words.jsonl is not a JSON object, so its value went into `text`; write each seed as {"field": value}, or set `text_field`)"#]]),
+    ];
+    for (path, prompt, expected) in cases {
+        expected.assert_eq(&problem(path, prompt));
+    }
+}

@@ -552,3 +552,25 @@ mod tests {
         assert_eq!(store.steps(run).unwrap(), rows);
     }
 }
+
+#[cfg(test)]
+mod commit_failures {
+    use super::*;
+
+    /// Regression (issue 11/12): the writer printed a failed commit and dropped the batch; the
+    /// run went on as if the answers were kept. The failure now reaches every later caller.
+    #[test]
+    fn a_failed_commit_is_returned_to_the_next_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::open(dir.path()).unwrap();
+        store.put("chat", b"k1".to_vec(), b"v1".to_vec()).unwrap();
+        store.flush().unwrap();
+        // Another connection takes the table away: the next commit cannot write.
+        Connection::open(dir.path().join(DB_FILE)).unwrap().execute_batch("DROP TABLE memo").unwrap();
+        store.put("chat", b"k2".to_vec(), b"v2".to_vec()).unwrap();
+        let error = store.flush().unwrap_err().to_string();
+        assert!(error.contains("answers could not be committed"), "{error}");
+        let error = store.put("chat", b"k3".to_vec(), b"v3".to_vec()).unwrap_err().to_string();
+        assert!(error.contains("answers could not be committed"), "{error}");
+    }
+}

@@ -108,8 +108,7 @@ impl Recipe {
         // Editors on some systems start UTF-8 files with a byte-order mark; YAML would read it
         // as a second document.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let mut document: Value =
-            serde_yaml::from_str(text).map_err(|error| vec![Diagnostic::new("", format!("not valid YAML: {error}"))])?;
+        let mut document: Value = serde_yaml::from_str(text).map_err(|error| vec![yaml_problem(&error.to_string())])?;
         apply_overrides(&mut document, overrides)?;
         let mut diagnostics = Vec::new();
         let recipe = parse_document(&document, base_dir, &mut diagnostics);
@@ -175,6 +174,25 @@ impl Recipe {
     /// The files the recipe reads (templates and inputs), for the run's fingerprint.
     pub(crate) fn files(&self) -> Vec<PathBuf> {
         self.context_facts(&mut Vec::new()).files
+    }
+}
+
+/// A YAML error as a problem; a number too large for any integer (`serde_yaml` reads it as an
+/// "u128" it cannot hold) is said in words, at its path.
+fn yaml_problem(message: &str) -> Diagnostic {
+    static TOO_LARGE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let pattern = TOO_LARGE.get_or_init(|| {
+        regex::Regex::new(r"^(?:(?P<path>\S+): )?invalid type: integer `(?P<number>-?\d+)` as [iu]128, expected any YAML value(?: at (?P<at>line \d+ column \d+))?").expect("valid pattern")
+    });
+    match pattern.captures(message) {
+        Some(captures) => {
+            let at = captures.name("at").map(|at| format!(" ({})", at.as_str())).unwrap_or_default();
+            Diagnostic::new(
+                captures.name("path").map_or("", |path| path.as_str()),
+                format!("expected a whole number from 0 to {}, found {}{at}", u64::MAX, &captures["number"]),
+            )
+        }
+        None => Diagnostic::new("", format!("not valid YAML: {message}")),
     }
 }
 
