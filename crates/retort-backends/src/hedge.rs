@@ -34,33 +34,51 @@ impl Default for HedgePolicy {
     }
 }
 
-/// Latencies of recent successful attempts.
+/// Latencies of recent successful attempts, and their 95th percentile, recomputed every
+/// [`REFRESH`] observations (sorting the window on every request would cost more than the
+/// request itself against a fast server).
 #[derive(Debug, Default)]
 pub struct LatencyWindow {
-    recent: Mutex<VecDeque<Duration>>,
+    recent: Mutex<Recent>,
 }
+
+#[derive(Debug, Default)]
+struct Recent {
+    latencies: VecDeque<Duration>,
+    since_refresh: usize,
+    p95: Option<Duration>,
+}
+
+/// Observations between two recomputations of the quantile.
+const REFRESH: usize = 16;
 
 impl LatencyWindow {
     /// Notes one successful attempt's latency.
     pub fn observe(&self, latency: Duration) {
         let mut recent = self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if recent.len() == WINDOW {
-            recent.pop_front();
+        if recent.latencies.len() == WINDOW {
+            recent.latencies.pop_front();
         }
-        recent.push_back(latency);
+        recent.latencies.push_back(latency);
+        recent.since_refresh += 1;
+        let warm = recent.latencies.len() >= WARM_UP;
+        if warm && (recent.p95.is_none() || recent.since_refresh >= REFRESH) {
+            recent.since_refresh = 0;
+            recent.p95 = Some(quantile_of(&recent.latencies, 0.95));
+        }
     }
 
-    /// The `quantile` (0 to 1) of the recent latencies, once enough were observed.
-    pub fn quantile(&self, quantile: f64) -> Option<Duration> {
-        let recent = self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if recent.len() < WARM_UP {
-            return None;
-        }
-        let mut sorted: Vec<Duration> = recent.iter().copied().collect();
-        sorted.sort_unstable();
-        let index = ((sorted.len() - 1) as f64 * quantile.clamp(0.0, 1.0)).round() as usize;
-        Some(sorted[index])
+    /// The 95th percentile of the recent latencies, once enough were observed.
+    pub fn p95(&self) -> Option<Duration> {
+        self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).p95
     }
+}
+
+fn quantile_of(latencies: &VecDeque<Duration>, quantile: f64) -> Duration {
+    let mut sorted: Vec<Duration> = latencies.iter().copied().collect();
+    sorted.sort_unstable();
+    let index = ((sorted.len() - 1) as f64 * quantile.clamp(0.0, 1.0)).round() as usize;
+    sorted[index]
 }
 
 impl HedgePolicy {
@@ -72,7 +90,7 @@ impl HedgePolicy {
         }
         let delay = match self.fixed {
             Some(fixed) => fixed,
-            None => latencies.quantile(0.95)?.mul_f64(self.factor).max(self.floor),
+            None => latencies.p95()?.mul_f64(self.factor).max(self.floor),
         };
         (delay < timeout / 2).then_some(delay)
     }
@@ -88,11 +106,12 @@ mod tests {
         let latencies = LatencyWindow::default();
         let timeout = Duration::from_secs(120);
         assert_eq!(policy.delay(&latencies, timeout), None, "no hedge before the warm-up");
-        for millis in 1..=100 {
+        for millis in 1..=88 {
             latencies.observe(Duration::from_millis(millis * 10));
         }
-        // p95 of 10..1000 ms is 950 ms; four times that.
-        assert_eq!(policy.delay(&latencies, timeout), Some(Duration::from_millis(3800)));
+        // Recomputed at the 8th observation and every 16th after: at the 88th, p95 of
+        // 10..880 ms is 840 ms; four times that.
+        assert_eq!(policy.delay(&latencies, timeout), Some(Duration::from_millis(3360)));
         // Fast servers are hedged no sooner than the floor.
         let fast = LatencyWindow::default();
         (0..50).for_each(|_| fast.observe(Duration::from_millis(2)));

@@ -458,14 +458,29 @@ impl OpenAiBackend {
             }
             return result;
         }
-        let first = async move { (started, self.send(permit, body, request, estimate).await) };
+        // The first attempt's slot is held here, not by the attempt: when the attempt is
+        // hedged it is presumed lost and its slot goes to the hedge, so a hung request never
+        // holds the concurrency limit (which 429s may have cut to one) against the others.
+        let mut first_permit = Some(permit);
+        let first = async move { (started, self.send_unheld(body, request, estimate).await) };
+        // The usual case: the answer comes before any hedge is due, with one timer and no
+        // set of attempts to manage.
+        let mut first = Box::pin(first);
+        if let Some(delay) = self.hedge.delay(&self.latencies, self.timeout) {
+            if let Ok((sent, result)) = tokio::time::timeout(delay, &mut first).await {
+                if result.is_ok() {
+                    self.latencies.observe(sent.elapsed());
+                }
+                return result;
+            }
+        }
         let hedge = || async move {
             let permit = self.admit(estimate).await;
             let sent = Instant::now();
             (sent, self.send(permit, body, request, estimate).await)
         };
         let mut attempts: FuturesUnordered<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>> = FuturesUnordered::new();
-        attempts.push(Box::pin(first));
+        attempts.push(first);
         let mut last_sent = started;
         let mut hedges = 0;
         let mut first_error = None;
@@ -490,8 +505,8 @@ impl OpenAiBackend {
                 },
                 () = tokio::time::sleep(wait), if hedges < MAX_HEDGES => {
                     let due = delay.is_some_and(|delay| last_sent.elapsed() >= delay);
-                    // Hedge only where it adds no queueing: with every slot busy, keep waiting.
-                    if due && self.limiter.in_flight() < self.limiter.limit() {
+                    if due {
+                        drop(first_permit.take());
                         hedges += 1;
                         last_sent = Instant::now();
                         self.hedges.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -566,6 +581,16 @@ impl OpenAiBackend {
     async fn send(
         &self,
         _permit: crate::limiter::AimdPermit,
+        body: &Bytes,
+        request: &ChatRequest,
+        estimate: f64,
+    ) -> Result<ChatResponse, (BackendError, bool)> {
+        self.send_unheld(body, request, estimate).await
+    }
+
+    /// Sends one attempt; its caller holds the slot.
+    async fn send_unheld(
+        &self,
         body: &Bytes,
         request: &ChatRequest,
         estimate: f64,

@@ -518,6 +518,11 @@ async fn chat(
         }
     }
     let model = model.as_deref().unwrap_or(&shared.model);
+    // The latency comes before the answer is logged, so a log line means the answer is on
+    // its way (tests and benchmarks count what had reached the client by the log).
+    if !shared.latency.is_zero() {
+        tokio::time::sleep(shared.latency).await;
+    }
     let result = shared.answer(&request, model);
     let response = match result {
         Ok(mut answer) => {
@@ -596,8 +601,5 @@ async fn chat(
             }
         },
     };
-    if !shared.latency.is_zero() {
-        tokio::time::sleep(shared.latency).await;
-    }
     response
 }
