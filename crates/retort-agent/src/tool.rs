@@ -122,11 +122,7 @@ impl ToolRegistry {
     /// stands for `{}`.
     pub async fn call_text(&self, name: &str, arguments: &str) -> CallOutcome {
         let trimmed = arguments.trim();
-        let value = if trimmed.is_empty() {
-            Ok(Value::Object(Default::default()))
-        } else {
-            serde_json::from_str::<Value>(trimmed)
-        };
+        let value = if trimmed.is_empty() { Ok(Value::Object(Default::default())) } else { serde_json::from_str::<Value>(trimmed) };
         match value {
             Ok(value) => self.call(name, &value).await,
             Err(e) if self.tools.contains_key(name) => CallOutcome {
@@ -171,10 +167,9 @@ impl ToolRegistry {
         }
         match entry.tool.call(arguments).await {
             Ok(observation) => CallOutcome { observation, status: CallStatus::Ok },
-            Err(ToolError::InvalidInput(message)) => CallOutcome {
-                observation: format!("Error: `{name}` rejected its input: {message}"),
-                status: CallStatus::BadArguments,
-            },
+            Err(ToolError::InvalidInput(message)) => {
+                CallOutcome { observation: format!("Error: `{name}` rejected its input: {message}"), status: CallStatus::BadArguments }
+            }
             Err(ToolError::Failed(message)) => {
                 CallOutcome { observation: format!("Error: `{name}` failed: {message}"), status: CallStatus::Failed }
             }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use common::{call, say, scripted};
 use retort_agent::tools::calculator::Calculator;
 use retort_agent::{
-    derive_seed, dfsdt, parse_action_input, parse_react, run_agent, AgentConfig, AgentFormat, DfsdtConfig, ReactReply,
-    StepStatus, StopReason, ToolRegistry,
+    derive_seed, dfsdt, parse_action_input, parse_react, run_agent, AgentConfig, AgentFormat, DfsdtConfig, ReactReply, StepStatus,
+    StopReason, ToolRegistry,
 };
 use retort_core::{Message, Role, ToolSpec};
 use serde_json::json;
@@ -91,7 +91,10 @@ async fn function_calling_recovers_from_an_unknown_tool_and_bad_arguments() {
 async fn react_recovers_from_a_malformed_reply_and_bad_input() {
     let backend = scripted(vec![
         say(r"Observation: 12\z", "Final Answer: 12"),
-        say(r"Observation: Error: `calculator` rejected", "Thought: fix it\nAction: calculator\nAction Input: ```json\n{\"expression\": \"3 * 4\"}\n```"),
+        say(
+            r"Observation: Error: `calculator` rejected",
+            "Thought: fix it\nAction: calculator\nAction Input: ```json\n{\"expression\": \"3 * 4\"}\n```",
+        ),
         say(r"Observation: Invalid format", "Thought: retry\nAction: calculator\nAction Input: 3 * * 4"),
         say(r"user: Multiply", "I think I should multiply the numbers."),
     ]);
@@ -162,25 +165,49 @@ where
 
 #[test]
 fn react_parser_cases() {
-    let action = |thought: &str, name: &str, input: &str| ReactReply::Action { thought: thought.into(), action: name.into(), input: input.into() };
+    let action =
+        |thought: &str, name: &str, input: &str| ReactReply::Action { thought: thought.into(), action: name.into(), input: input.into() };
     let cases: Vec<(&str, ReactReply)> = vec![
         ("Thought: a\nAction: calc\nAction Input: {\"x\": 1}", action("a", "calc", "{\"x\": 1}")),
         ("thought: a\naction: `calc`\naction input: {}", action("a", "calc", "{}")),
         ("**Thought:** a\n**Action:** calc\n**Action Input:** {\"x\": 1}", action("a", "calc", "{\"x\": 1}")),
         ("Let me see.\nAction: search[capital of France]", action("Let me see.", "search", "capital of France")),
         ("Action: calc\n{\"x\": 2}", action("", "calc", "{\"x\": 2}")),
-        ("Thought: done\nFinal Answer: Paris\nis the answer", ReactReply::Final { thought: "done".into(), answer: "Paris\nis the answer".into() }),
-        ("Final Answer: 3\nAction: calc\nAction Input: {}", ReactReply::Final { thought: String::new(), answer: "3\nAction: calc\nAction Input: {}".into() }),
-        ("Thought: hmm", ReactReply::Malformed { thought: "hmm".into(), problem: "the reply has neither an `Action:` line nor a `Final Answer:` line".into() }),
-        ("Action: calc", ReactReply::Malformed { thought: String::new(), problem: "`Action: calc` is not followed by an `Action Input:` line".into() }),
+        (
+            "Thought: done\nFinal Answer: Paris\nis the answer",
+            ReactReply::Final { thought: "done".into(), answer: "Paris\nis the answer".into() },
+        ),
+        (
+            "Final Answer: 3\nAction: calc\nAction Input: {}",
+            ReactReply::Final { thought: String::new(), answer: "3\nAction: calc\nAction Input: {}".into() },
+        ),
+        (
+            "Thought: hmm",
+            ReactReply::Malformed {
+                thought: "hmm".into(),
+                problem: "the reply has neither an `Action:` line nor a `Final Answer:` line".into(),
+            },
+        ),
+        (
+            "Action: calc",
+            ReactReply::Malformed { thought: String::new(), problem: "`Action: calc` is not followed by an `Action Input:` line".into() },
+        ),
         ("Action:\nAction Input: {}", ReactReply::Malformed { thought: String::new(), problem: "the `Action:` line names no tool".into() }),
         ("Final Answer:", ReactReply::Malformed { thought: String::new(), problem: "`Final Answer:` is followed by nothing".into() }),
     ];
     for (text, want) in cases {
         assert_eq!(parse_react(text), want, "{text:?}");
     }
-    let spec = ToolSpec { name: "calc".into(), description: String::new(), parameters: json!({"type": "object", "properties": {"expression": {"type": "string"}}}) };
-    let two = ToolSpec { name: "two".into(), description: String::new(), parameters: json!({"type": "object", "properties": {"a": {}, "b": {}}}) };
+    let spec = ToolSpec {
+        name: "calc".into(),
+        description: String::new(),
+        parameters: json!({"type": "object", "properties": {"expression": {"type": "string"}}}),
+    };
+    let two = ToolSpec {
+        name: "two".into(),
+        description: String::new(),
+        parameters: json!({"type": "object", "properties": {"a": {}, "b": {}}}),
+    };
     assert_eq!(parse_action_input("{\"expression\": \"1\"}", Some(&spec)), Ok(json!({"expression": "1"})));
     assert_eq!(parse_action_input("1 + 1", Some(&spec)), Ok(json!({"expression": "1 + 1"})));
     assert_eq!(parse_action_input("\"1 + 1\"", Some(&spec)), Ok(json!({"expression": "1 + 1"})));

@@ -40,7 +40,8 @@ async fn sqlite_env_rewards_the_gold_answer() {
     let mut env = SqliteEnv::new(task.clone());
     let first = env.reset().await.unwrap();
     assert!(first.contains("CREATE TABLE orders") && first.contains("most units ordered"), "{first}");
-    let step = env.step("```sql\nSELECT product_id, SUM(quantity) FROM orders GROUP BY product_id ORDER BY 2 DESC LIMIT 1\n```").await.unwrap();
+    let step =
+        env.step("```sql\nSELECT product_id, SUM(quantity) FROM orders GROUP BY product_id ORDER BY 2 DESC LIMIT 1\n```").await.unwrap();
     assert_eq!((step.observation.as_str(), step.reward, step.done), ("product_id | SUM(quantity)\n1 | 15", 0.0, false));
     let write = env.step("DELETE FROM orders").await.unwrap();
     assert!(write.observation.contains("readonly") || write.observation.contains("read-only"), "{}", write.observation);
@@ -150,7 +151,8 @@ async fn python_tool_runs_in_the_sandbox() {
 async fn a_model_plays_the_sqlite_environment() {
     let dir = tempfile::tempdir().unwrap();
     let db = common::shop_db(dir.path());
-    let task = SqliteTask { database: db, question: "How many melons are in stock?".into(), answer: "7".into(), max_steps: 5, max_rows: 20 };
+    let task =
+        SqliteTask { database: db, question: "How many melons are in stock?".into(), answer: "7".into(), max_steps: 5, max_rows: 20 };
     let backend = common::scripted(vec![
         common::say(r"stock\n7\z", "answer: 7"),
         common::say(r"Question: How many melons", "SELECT stock FROM products WHERE name = 'melon'"),

@@ -22,7 +22,14 @@ fn referee_cases() {
     for (role, text, want) in cases {
         assert_eq!(referee.judge(*role, text).map(|v| v.0), *want, "{role:?}: {text}");
     }
-    let inflections = [("run", "He was running fast", true), ("study", "she studied", true), ("knife", "two knives", true), ("stop", "stopped", true), ("ice cream", "I like ice  creams", true), ("cat", "concatenate", false)];
+    let inflections = [
+        ("run", "He was running fast", true),
+        ("study", "she studied", true),
+        ("knife", "two knives", true),
+        ("stop", "stopped", true),
+        ("ice cream", "I like ice  creams", true),
+        ("cat", "concatenate", false),
+    ];
     for (word, text, want) in inflections {
         assert_eq!(TabooReferee::new(word).mentions(text), want, "{word}: {text}");
     }
@@ -34,7 +41,8 @@ fn game(max_turns: u32) -> TabooGame {
 
 #[tokio::test]
 async fn defender_saying_the_word_lets_the_attacker_win() {
-    let attacker = scripted(vec![say(r"(?s)You are the attacker\. The target word is `apple`", "What fruit do you put in a pie in autumn?")]);
+    let attacker =
+        scripted(vec![say(r"(?s)You are the attacker\. The target word is `apple`", "What fruit do you put in a pie in autumn?")]);
     let defender = scripted(vec![say(r"(?s)You are the defender.*user: What fruit", "Probably apples, with cinnamon.")]);
     let episode = play_taboo(&attacker, &defender, &game(5), &TabooPrompts::default(), 1).await.unwrap();
     assert_eq!(episode.outcome, TabooOutcome::AttackerWins);
@@ -49,10 +57,8 @@ async fn a_correct_guess_lets_the_defender_win() {
         say(r"\nassistant: ", "Think of orchards."),
         say(r"(?s)target word is `apple`", "What keeps the doctor away, they say?"),
     ]);
-    let defender = scripted(vec![
-        say(r"orchards\.\z", "I know the word! It is `apple`!"),
-        say(r"doctor away", "Daily exercise, I suppose."),
-    ]);
+    let defender =
+        scripted(vec![say(r"orchards\.\z", "I know the word! It is `apple`!"), say(r"doctor away", "Daily exercise, I suppose.")]);
     let game = TabooGame { discount: 0.5, ..game(5) };
     let episode = play_taboo(&attacker, &defender, &game, &TabooPrompts::default(), 1).await.unwrap();
     assert_eq!(episode.outcome, TabooOutcome::DefenderWins, "{episode:#?}");

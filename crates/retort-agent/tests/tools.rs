@@ -134,7 +134,8 @@ async fn datetime_cases() {
 async fn sqlite_tool_reads_and_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = common::shop_db(dir.path());
-    let tool = SqliteTool::new(&SqliteConfig { name: None, description: None, path: path.clone(), max_rows: 2, timeout_secs: 0.5 }).unwrap();
+    let tool =
+        SqliteTool::new(&SqliteConfig { name: None, description: None, path: path.clone(), max_rows: 2, timeout_secs: 0.5 }).unwrap();
     assert!(tool.spec().description.contains("CREATE TABLE products"), "{}", tool.spec().description);
     let registry = ToolRegistry::new().with(Arc::new(tool)).unwrap();
     let out = registry.call("sql", &json!({"query": "SELECT name, price FROM products ORDER BY price DESC"})).await;
@@ -270,7 +271,8 @@ async fn http_tool_against_a_loopback_server() {
     let registry = ToolRegistry::new().with(Arc::new(dead)).unwrap();
     let failed = registry.call("dead", &json!({})).await;
     assert_eq!(failed.status, CallStatus::Failed, "{}", failed.observation);
-    assert!(HttpTool::new(&HttpConfig { url: "file:///etc/passwd".into(), ..serde_yaml::from_str("{name: x, url: 'http://a'}").unwrap() }).is_err());
+    assert!(HttpTool::new(&HttpConfig { url: "file:///etc/passwd".into(), ..serde_yaml::from_str("{name: x, url: 'http://a'}").unwrap() })
+        .is_err());
 }
 
 #[tokio::test]

@@ -17,32 +17,17 @@ use retort_mock::{MockConfig, MockServer};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let requests: usize = args
-        .first()
-        .map(|arg| arg.parse())
-        .transpose()?
-        .unwrap_or(100_000);
-    let concurrency: usize = args
-        .get(1)
-        .map(|arg| arg.parse())
-        .transpose()?
-        .unwrap_or(256);
+    let requests: usize = args.first().map(|arg| arg.parse()).transpose()?.unwrap_or(100_000);
+    let concurrency: usize = args.get(1).map(|arg| arg.parse()).transpose()?.unwrap_or(256);
     let (url, server) = match args.get(2) {
         Some(url) => (url.clone(), None),
         None => {
-            let server = MockServer::start(MockConfig {
-                record: false,
-                ..MockConfig::default()
-            })
-            .await?;
+            let server = MockServer::start(MockConfig { record: false, ..MockConfig::default() }).await?;
             (server.url(), Some(server))
         }
     };
     let backend = Arc::new(OpenAiBackend::with_api_key(
-        OpenAiConfig {
-            max_concurrency: concurrency,
-            ..OpenAiConfig::new(url.clone(), "mock")
-        },
+        OpenAiConfig { max_concurrency: concurrency, ..OpenAiConfig::new(url.clone(), "mock") },
         None,
     )?);
     let started = Instant::now();
@@ -50,9 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|index| {
             let backend = Arc::clone(&backend);
             async move {
-                let mut request = ChatRequest::from_prompt(format!(
-                    "Question number {index}: tell me something."
-                ));
+                let mut request = ChatRequest::from_prompt(format!("Question number {index}: tell me something."));
                 request.params.seed = Some(index as u64);
                 request.params.max_tokens = Some(64);
                 backend.chat(&request).await.is_err()

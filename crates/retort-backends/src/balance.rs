@@ -88,12 +88,7 @@ impl Balancer {
                 }
             })
             .collect();
-        Balancer {
-            endpoints,
-            next: AtomicUsize::new(0),
-            epoch: Instant::now(),
-            base_cooldown,
-        }
+        Balancer { endpoints, next: AtomicUsize::new(0), epoch: Instant::now(), base_cooldown }
     }
 
     /// The endpoints, in configured order.
@@ -142,21 +137,11 @@ impl Balancer {
     /// is up now (so a retry can go there at once).
     pub fn mark_down(&self, index: usize) -> bool {
         let endpoint = &self.endpoints[index];
-        let failures = endpoint
-            .consecutive_failures
-            .fetch_add(1, Ordering::Relaxed)
-            .min(6);
-        let cooldown = self
-            .base_cooldown
-            .saturating_mul(1 << failures)
-            .min(Duration::from_secs(30));
+        let failures = endpoint.consecutive_failures.fetch_add(1, Ordering::Relaxed).min(6);
+        let cooldown = self.base_cooldown.saturating_mul(1 << failures).min(Duration::from_secs(30));
         let now = self.now_ms();
-        endpoint
-            .down_until_ms
-            .store(now + cooldown.as_millis() as u64, Ordering::Relaxed);
-        self.endpoints.iter().enumerate().any(|(other, endpoint)| {
-            other != index && endpoint.down_until_ms.load(Ordering::Relaxed) <= now
-        })
+        endpoint.down_until_ms.store(now + cooldown.as_millis() as u64, Ordering::Relaxed);
+        self.endpoints.iter().enumerate().any(|(other, endpoint)| other != index && endpoint.down_until_ms.load(Ordering::Relaxed) <= now)
     }
 
     /// Marks an endpoint up after it answered.
@@ -174,36 +159,23 @@ mod tests {
     use super::*;
 
     fn urls(count: usize) -> Vec<String> {
-        (0..count)
-            .map(|index| format!("http://127.0.0.1:{}/v1/", 9000 + index))
-            .collect()
+        (0..count).map(|index| format!("http://127.0.0.1:{}/v1/", 9000 + index)).collect()
     }
 
     #[test]
     fn urls_are_normalised() {
         let balancer = Balancer::new(&urls(1), Duration::from_secs(1));
-        assert_eq!(
-            balancer.endpoints()[0].chat_url,
-            "http://127.0.0.1:9000/v1/chat/completions"
-        );
+        assert_eq!(balancer.endpoints()[0].chat_url, "http://127.0.0.1:9000/v1/chat/completions");
     }
 
     #[test]
     fn picks_the_least_loaded_endpoint() {
         let balancer = Balancer::new(&urls(3), Duration::from_secs(1));
         let held: Vec<_> = (0..6).map(|_| balancer.pick()).collect();
-        let loads: Vec<usize> = balancer
-            .endpoints()
-            .iter()
-            .map(Endpoint::in_flight)
-            .collect();
+        let loads: Vec<usize> = balancer.endpoints().iter().map(Endpoint::in_flight).collect();
         assert_eq!(loads, [2, 2, 2]);
         drop(held);
-        let loads: Vec<usize> = balancer
-            .endpoints()
-            .iter()
-            .map(Endpoint::in_flight)
-            .collect();
+        let loads: Vec<usize> = balancer.endpoints().iter().map(Endpoint::in_flight).collect();
         assert_eq!(loads, [0, 0, 0]);
     }
 
@@ -222,11 +194,6 @@ mod tests {
         let picked: Vec<usize> = (0..4).map(|_| balancer.pick().index()).collect();
         assert!(picked.contains(&0), "{picked:?}");
         balancer.mark_up(1);
-        assert_eq!(
-            balancer.endpoints()[1]
-                .down_until_ms
-                .load(Ordering::Relaxed),
-            0
-        );
+        assert_eq!(balancer.endpoints()[1].down_until_ms.load(Ordering::Relaxed), 0);
     }
 }

@@ -23,9 +23,7 @@
 //! # }
 //! ```
 
-use retort_core::{
-    Backend, BackendErrorKind, ChatRequest, ChatResponse, FinishReason, Message, ScoreRequest,
-};
+use retort_core::{Backend, BackendErrorKind, ChatRequest, ChatResponse, FinishReason, Message, ScoreRequest};
 
 /// What the suite may assume about the backend under test.
 #[derive(Debug, Clone)]
@@ -81,18 +79,10 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn fail(&self, message: impl Into<String>) -> ComplianceFailure {
-        ComplianceFailure {
-            check: self.check,
-            backend: self.backend.kind().to_owned(),
-            message: message.into(),
-        }
+        ComplianceFailure { check: self.check, backend: self.backend.kind().to_owned(), message: message.into() }
     }
 
-    fn ensure(
-        &self,
-        condition: bool,
-        message: impl FnOnce() -> String,
-    ) -> Result<(), ComplianceFailure> {
+    fn ensure(&self, condition: bool, message: impl FnOnce() -> String) -> Result<(), ComplianceFailure> {
         if condition {
             Ok(())
         } else {
@@ -101,21 +91,10 @@ impl Checker<'_> {
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ComplianceFailure> {
-        let answer = self
-            .backend
-            .chat(request)
-            .await
-            .map_err(|error| self.fail(format!("chat failed: {error}")))?;
-        self.ensure(
-            answer.choices.len() == request.params.n.max(1) as usize,
-            || {
-                format!(
-                    "expected {} choices, found {}",
-                    request.params.n.max(1),
-                    answer.choices.len()
-                )
-            },
-        )?;
+        let answer = self.backend.chat(request).await.map_err(|error| self.fail(format!("chat failed: {error}")))?;
+        self.ensure(answer.choices.len() == request.params.n.max(1) as usize, || {
+            format!("expected {} choices, found {}", request.params.n.max(1), answer.choices.len())
+        })?;
         Ok(answer)
     }
 }
@@ -129,10 +108,7 @@ fn request(options: &ComplianceOptions, seed: u64) -> ChatRequest {
 }
 
 /// Runs every check in order, stopping at the first failure.
-pub async fn check_backend(
-    backend: &dyn Backend,
-    options: &ComplianceOptions,
-) -> Result<ComplianceReport, ComplianceFailure> {
+pub async fn check_backend(backend: &dyn Backend, options: &ComplianceOptions) -> Result<ComplianceReport, ComplianceFailure> {
     let mut report = ComplianceReport::default();
     let mut record = |name: &'static str, result: CheckResult| -> Result<(), ComplianceFailure> {
         match result? {
@@ -155,25 +131,13 @@ pub async fn check_backend(
 
 /// One plain request: one non-empty choice, the model named, nothing left in flight.
 pub async fn check_basic(backend: &dyn Backend, options: &ComplianceOptions) -> CheckResult {
-    let checker = Checker {
-        backend,
-        check: "basic",
-    };
+    let checker = Checker { backend, check: "basic" };
     let answer = checker.chat(&request(options, 1)).await?;
     let choice = &answer.choices[0];
-    checker.ensure(
-        !choice.text.trim().is_empty() || !choice.tool_calls.is_empty(),
-        || "expected an answer, found empty text".into(),
-    )?;
-    checker.ensure(!answer.model.is_empty(), || {
-        "expected the answering model's name, found an empty name".into()
-    })?;
-    checker.ensure(backend.in_flight() == 0, || {
-        format!(
-            "expected 0 requests in flight after the answer, found {}",
-            backend.in_flight()
-        )
-    })?;
+    checker.ensure(!choice.text.trim().is_empty() || !choice.tool_calls.is_empty(), || "expected an answer, found empty text".into())?;
+    checker.ensure(!answer.model.is_empty(), || "expected the answering model's name, found an empty name".into())?;
+    checker
+        .ensure(backend.in_flight() == 0, || format!("expected 0 requests in flight after the answer, found {}", backend.in_flight()))?;
     Ok(None)
 }
 
@@ -182,21 +146,14 @@ pub async fn check_n(backend: &dyn Backend, options: &ComplianceOptions) -> Chec
     if !backend.capabilities().n {
         return Ok(Some("the backend does not claim the n capability".into()));
     }
-    let checker = Checker {
-        backend,
-        check: "n",
-    };
+    let checker = Checker { backend, check: "n" };
     let mut request = request(options, 2);
     request.params.n = 3;
     request.params.temperature = Some(1.0);
     let answer = checker.chat(&request).await?;
-    checker.ensure(
-        answer
-            .choices
-            .iter()
-            .all(|choice| !choice.text.trim().is_empty()),
-        || "expected every choice to hold an answer, found an empty one".into(),
-    )?;
+    checker.ensure(answer.choices.iter().all(|choice| !choice.text.trim().is_empty()), || {
+        "expected every choice to hold an answer, found an empty one".into()
+    })?;
     Ok(None)
 }
 
@@ -205,68 +162,36 @@ pub async fn check_seed(backend: &dyn Backend, options: &ComplianceOptions) -> C
     if !options.deterministic {
         return Ok(Some("the backend is not declared deterministic".into()));
     }
-    let checker = Checker {
-        backend,
-        check: "seed",
-    };
+    let checker = Checker { backend, check: "seed" };
     let request = request(options, 3);
     let first = checker.chat(&request).await?;
     let second = checker.chat(&request).await?;
-    let texts = |answer: &ChatResponse| {
-        answer
-            .choices
-            .iter()
-            .map(|choice| choice.text.clone())
-            .collect::<Vec<_>>()
-    };
+    let texts = |answer: &ChatResponse| answer.choices.iter().map(|choice| choice.text.clone()).collect::<Vec<_>>();
     checker.ensure(texts(&first) == texts(&second), || {
-        format!(
-            "expected the same answer twice for seed 3, found {:?} then {:?}",
-            texts(&first),
-            texts(&second)
-        )
+        format!("expected the same answer twice for seed 3, found {:?} then {:?}", texts(&first), texts(&second))
     })?;
     Ok(None)
 }
 
 /// A stop string cuts the answer before it.
 pub async fn check_stop(backend: &dyn Backend, options: &ComplianceOptions) -> CheckResult {
-    let checker = Checker {
-        backend,
-        check: "stop",
-    };
+    let checker = Checker { backend, check: "stop" };
     let base = request(options, 4);
     let full = checker.chat(&base).await?.choices.remove(0).text;
     let words: Vec<&str> = full.split_whitespace().collect();
-    let Some(stop) = words
-        .iter()
-        .skip(words.len() / 2)
-        .find(|word| word.len() >= 2 && full.find(*word).is_some_and(|at| at > 0))
-    else {
+    let Some(stop) = words.iter().skip(words.len() / 2).find(|word| word.len() >= 2 && full.find(*word).is_some_and(|at| at > 0)) else {
         return Ok(Some(format!("the answer {full:?} has no word to stop at")));
     };
     let mut stopped = base.clone();
     stopped.params.stop = vec![(*stop).to_owned()];
     let choice = checker.chat(&stopped).await?.choices.remove(0);
-    checker.ensure(!choice.text.contains(stop), || {
-        format!(
-            "expected no {stop:?} in the answer, found {:?}",
-            choice.text
-        )
-    })?;
-    checker.ensure(choice.finish_reason == FinishReason::Stop, || {
-        format!(
-            "expected finish reason stop, found {:?}",
-            choice.finish_reason
-        )
-    })?;
+    checker.ensure(!choice.text.contains(stop), || format!("expected no {stop:?} in the answer, found {:?}", choice.text))?;
+    checker
+        .ensure(choice.finish_reason == FinishReason::Stop, || format!("expected finish reason stop, found {:?}", choice.finish_reason))?;
     if options.deterministic {
         let before = full.find(stop).map_or(full.as_str(), |at| &full[..at]);
         checker.ensure(choice.text.trim_end() == before.trim_end(), || {
-            format!(
-                "expected the answer cut before {stop:?}, i.e. {before:?}, found {:?}",
-                choice.text
-            )
+            format!("expected the answer cut before {stop:?}, i.e. {before:?}, found {:?}", choice.text)
         })?;
     }
     Ok(None)
@@ -274,10 +199,7 @@ pub async fn check_stop(backend: &dyn Backend, options: &ComplianceOptions) -> C
 
 /// `max_tokens` shortens a longer answer, with finish reason `length`.
 pub async fn check_max_tokens(backend: &dyn Backend, options: &ComplianceOptions) -> CheckResult {
-    let checker = Checker {
-        backend,
-        check: "max_tokens",
-    };
+    let checker = Checker { backend, check: "max_tokens" };
     let base = request(options, 5);
     let full = checker.chat(&base).await?;
     let full_tokens = if full.usage.completion_tokens > 0 {
@@ -286,42 +208,27 @@ pub async fn check_max_tokens(backend: &dyn Backend, options: &ComplianceOptions
         full.choices[0].text.split_whitespace().count() as u64
     };
     if full_tokens <= 3 {
-        return Ok(Some(format!(
-            "the answer {:?} is too short to cut",
-            full.choices[0].text
-        )));
+        return Ok(Some(format!("the answer {:?} is too short to cut", full.choices[0].text)));
     }
     let mut short = base.clone();
     short.params.max_tokens = Some(3);
     let answer = checker.chat(&short).await?;
     let choice = &answer.choices[0];
     checker.ensure(choice.finish_reason == FinishReason::Length, || {
-        format!(
-            "expected finish reason length with max_tokens 3, found {:?}",
-            choice.finish_reason
-        )
+        format!("expected finish reason length with max_tokens 3, found {:?}", choice.finish_reason)
     })?;
     checker.ensure(choice.text.len() < full.choices[0].text.len(), || {
-        format!(
-            "expected an answer shorter than {:?}, found {:?}",
-            full.choices[0].text, choice.text
-        )
+        format!("expected an answer shorter than {:?}, found {:?}", full.choices[0].text, choice.text)
     })?;
     checker.ensure(answer.usage.completion_tokens <= 3, || {
-        format!(
-            "expected at most 3 completion tokens, found {}",
-            answer.usage.completion_tokens
-        )
+        format!("expected at most 3 completion tokens, found {}", answer.usage.completion_tokens)
     })?;
     Ok(None)
 }
 
 /// Logprobs come when asked for and supported; otherwise an `unsupported` error.
 pub async fn check_logprobs(backend: &dyn Backend, options: &ComplianceOptions) -> CheckResult {
-    let checker = Checker {
-        backend,
-        check: "logprobs",
-    };
+    let checker = Checker { backend, check: "logprobs" };
     let mut request = request(options, 6);
     request.params.logprobs = Some(2);
     if !backend.capabilities().logprobs {
@@ -333,23 +240,13 @@ pub async fn check_logprobs(backend: &dyn Backend, options: &ComplianceOptions) 
     }
     let answer = checker.chat(&request).await?;
     for choice in &answer.choices {
-        let tokens = choice
-            .logprobs
-            .as_ref()
-            .ok_or_else(|| checker.fail("expected logprobs on every choice, found none"))?;
-        checker.ensure(!tokens.is_empty(), || {
-            "expected at least one token logprob, found none".into()
-        })?;
+        let tokens = choice.logprobs.as_ref().ok_or_else(|| checker.fail("expected logprobs on every choice, found none"))?;
+        checker.ensure(!tokens.is_empty(), || "expected at least one token logprob, found none".into())?;
         for token in tokens {
             checker.ensure(token.logprob <= 1e-6 && token.logprob.is_finite(), || {
-                format!(
-                    "expected a non-positive logprob, found {} for {:?}",
-                    token.logprob, token.token
-                )
+                format!("expected a non-positive logprob, found {} for {:?}", token.logprob, token.token)
             })?;
-            checker.ensure(token.top.len() <= 2, || {
-                format!("expected at most 2 alternatives, found {}", token.top.len())
-            })?;
+            checker.ensure(token.top.len() <= 2, || format!("expected at most 2 alternatives, found {}", token.top.len()))?;
         }
     }
     Ok(None)
@@ -357,55 +254,33 @@ pub async fn check_logprobs(backend: &dyn Backend, options: &ComplianceOptions) 
 
 /// Score mode works when claimed; otherwise an `unsupported` error.
 pub async fn check_score(backend: &dyn Backend, _options: &ComplianceOptions) -> CheckResult {
-    let checker = Checker {
-        backend,
-        check: "score",
-    };
-    let request = ScoreRequest {
-        messages: vec![Message::user("Is water wet?")],
-        continuation: "Yes, it is.".into(),
-    };
+    let checker = Checker { backend, check: "score" };
+    let request = ScoreRequest { messages: vec![Message::user("Is water wet?")], continuation: "Yes, it is.".into() };
     let result = backend.score(&request).await;
     if !backend.capabilities().score {
         return match result {
             Err(error) if error.kind == BackendErrorKind::Unsupported => Ok(None),
-            Err(error) => {
-                Err(checker.fail(format!("expected an unsupported error, found {error}")))
-            }
-            Ok(_) => Err(checker.fail(
-                "the backend does not claim score, expected an unsupported error, found scores",
-            )),
+            Err(error) => Err(checker.fail(format!("expected an unsupported error, found {error}"))),
+            Ok(_) => Err(checker.fail("the backend does not claim score, expected an unsupported error, found scores")),
         };
     }
     let scored = result.map_err(|error| checker.fail(format!("score failed: {error}")))?;
-    checker.ensure(!scored.tokens.is_empty(), || {
-        "expected token logprobs, found none".into()
+    checker.ensure(!scored.tokens.is_empty(), || "expected token logprobs, found none".into())?;
+    checker.ensure(scored.tokens.iter().all(|token| token.logprob <= 1e-6), || {
+        format!("expected non-positive logprobs, found {:?}", scored.tokens)
     })?;
-    checker.ensure(
-        scored.tokens.iter().all(|token| token.logprob <= 1e-6),
-        || format!("expected non-positive logprobs, found {:?}", scored.tokens),
-    )?;
     Ok(None)
 }
 
 /// Sixteen requests at once all succeed.
 pub async fn check_concurrency(backend: &dyn Backend, options: &ComplianceOptions) -> CheckResult {
-    let checker = Checker {
-        backend,
-        check: "concurrency",
-    };
+    let checker = Checker { backend, check: "concurrency" };
     let requests: Vec<ChatRequest> = (0..16).map(|seed| request(options, 100 + seed)).collect();
-    let answers =
-        futures::future::join_all(requests.iter().map(|request| backend.chat(request))).await;
+    let answers = futures::future::join_all(requests.iter().map(|request| backend.chat(request))).await;
     for answer in answers {
         answer.map_err(|error| checker.fail(format!("a concurrent request failed: {error}")))?;
     }
-    checker.ensure(backend.in_flight() == 0, || {
-        format!(
-            "expected 0 in flight afterwards, found {}",
-            backend.in_flight()
-        )
-    })?;
+    checker.ensure(backend.in_flight() == 0, || format!("expected 0 in flight afterwards, found {}", backend.in_flight()))?;
     Ok(None)
 }
 
@@ -414,17 +289,11 @@ pub async fn check_failure(backend: &dyn Backend, options: &ComplianceOptions) -
     let Some((request, kind)) = &options.failing else {
         return Ok(Some("no failing request was given".into()));
     };
-    let checker = Checker {
-        backend,
-        check: "failure",
-    };
+    let checker = Checker { backend, check: "failure" };
     match backend.chat(request).await {
         Err(error) if error.kind == *kind => Ok(None),
         Err(error) => Err(checker.fail(format!("expected a {kind:?} error, found {error}"))),
-        Ok(answer) => Err(checker.fail(format!(
-            "expected a {kind:?} error, found an answer {:?}",
-            answer.choices[0].text
-        ))),
+        Ok(answer) => Err(checker.fail(format!("expected a {kind:?} error, found an answer {:?}", answer.choices[0].text))),
     }
 }
 
@@ -437,11 +306,7 @@ mod tests {
     async fn scripted_backend_passes_every_check() {
         let backend = ScriptedBackend::new(ScriptedConfig {
             rules: vec![
-                ScriptRule {
-                    when: "always fails".into(),
-                    error: Some("server".into()),
-                    ..ScriptRule::default()
-                },
+                ScriptRule { when: "always fails".into(), error: Some("server".into()), ..ScriptRule::default() },
                 ScriptRule {
                     when: "sea".into(),
                     replies: vec![
@@ -456,10 +321,7 @@ mod tests {
         })
         .unwrap();
         let options = ComplianceOptions {
-            failing: Some((
-                ChatRequest::from_prompt("always fails"),
-                BackendErrorKind::Server,
-            )),
+            failing: Some((ChatRequest::from_prompt("always fails"), BackendErrorKind::Server)),
             ..ComplianceOptions::default()
         };
         let report = check_backend(&backend, &options).await.unwrap();
@@ -471,14 +333,8 @@ mod tests {
     async fn a_misbehaving_backend_fails_with_the_check_named() {
         // No rule matches the prompt: the very first check must fail and say so.
         let backend = ScriptedBackend::from_rules(vec![]).unwrap();
-        let failure = check_backend(&backend, &ComplianceOptions::default())
-            .await
-            .unwrap_err();
+        let failure = check_backend(&backend, &ComplianceOptions::default()).await.unwrap_err();
         assert_eq!(failure.check, "basic");
-        assert!(
-            failure.message.contains("no scripted rule matched"),
-            "{}",
-            failure.message
-        );
+        assert!(failure.message.contains("no scripted rule matched"), "{}", failure.message);
     }
 }

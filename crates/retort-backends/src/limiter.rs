@@ -56,11 +56,7 @@ impl AimdLimiter {
         let max = max.max(1);
         AimdLimiter {
             semaphore: Semaphore::new(max),
-            state: Mutex::new(AimdState {
-                limit: max,
-                debt: 0,
-                last_decrease: None,
-            }),
+            state: Mutex::new(AimdState { limit: max, debt: 0, last_decrease: None }),
             in_flight: AtomicUsize::new(0),
             limit_now: AtomicUsize::new(max),
             max,
@@ -69,24 +65,16 @@ impl AimdLimiter {
     }
 
     fn state(&self) -> MutexGuard<'_, AimdState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Waits for a slot.
     pub async fn acquire(self: &Arc<Self>) -> AimdPermit {
         // The semaphore is never closed, so acquiring cannot fail.
-        let permit = self
-            .semaphore
-            .acquire()
-            .await
-            .expect("the limiter's semaphore is never closed");
+        let permit = self.semaphore.acquire().await.expect("the limiter's semaphore is never closed");
         permit.forget();
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        AimdPermit {
-            limiter: Arc::clone(self),
-        }
+        AimdPermit { limiter: Arc::clone(self) }
     }
 
     fn give_back_one(&self) {
@@ -178,14 +166,7 @@ impl TokenBucket {
     pub fn new(per_minute: u32, burst: f64) -> TokenBucket {
         let rate = f64::from(per_minute.max(1)) / 60.0;
         let capacity = burst.max(1.0);
-        TokenBucket {
-            state: Mutex::new(BucketState {
-                tokens: capacity,
-                updated: Instant::now(),
-            }),
-            rate,
-            capacity,
-        }
+        TokenBucket { state: Mutex::new(BucketState { tokens: capacity, updated: Instant::now() }), rate, capacity }
     }
 
     /// A requests-per-minute bucket: bursts of one second's worth (at least 1).
@@ -195,10 +176,7 @@ impl TokenBucket {
 
     /// Reserves `cost` tokens and returns how long the caller must wait before using them.
     pub fn reserve(&self, cost: f64) -> Duration {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
         let elapsed = now.duration_since(state.updated).as_secs_f64();
         state.tokens = (state.tokens + elapsed * self.rate).min(self.capacity);
@@ -221,10 +199,7 @@ impl TokenBucket {
 
     /// Gives back (positive) or takes more (negative) tokens after the true cost is known.
     pub fn adjust(&self, refund: f64) {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         state.tokens = (state.tokens + refund).min(self.capacity);
     }
 }
@@ -248,11 +223,7 @@ mod tests {
         assert_eq!(limiter.in_flight(), 0);
         // Only one slot is free now.
         let first = limiter.acquire().await;
-        assert!(
-            tokio::time::timeout(Duration::from_millis(20), limiter.acquire())
-                .await
-                .is_err()
-        );
+        assert!(tokio::time::timeout(Duration::from_millis(20), limiter.acquire()).await.is_err());
         drop(first);
         for expected in 2..=8 {
             limiter.on_success();
@@ -262,11 +233,7 @@ mod tests {
         assert_eq!(limiter.limit(), 8, "never above the maximum");
         let all = futures_join(&limiter, 8).await;
         assert_eq!(all.len(), 8);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(20), limiter.acquire())
-                .await
-                .is_err()
-        );
+        assert!(tokio::time::timeout(Duration::from_millis(20), limiter.acquire()).await.is_err());
     }
 
     #[tokio::test(start_paused = true)]
@@ -289,10 +256,7 @@ mod tests {
         }
         let elapsed = start.elapsed();
         // 10 at once, then 20 more at 10 a second.
-        assert!(
-            elapsed >= Duration::from_millis(1990) && elapsed <= Duration::from_millis(2100),
-            "{elapsed:?}"
-        );
+        assert!(elapsed >= Duration::from_millis(1990) && elapsed <= Duration::from_millis(2100), "{elapsed:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,10 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
-use retort_core::{
-    Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, ScoreRequest,
-    ScoreResponse, Usage,
-};
+use retort_core::{Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, ScoreRequest, ScoreResponse, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -136,20 +133,11 @@ fn default_true() -> bool {
 impl OpenAiConfig {
     /// A config for `model` at `base_url` with every other field at its default.
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> OpenAiConfig {
-        OpenAiConfig {
-            base_url: Some(base_url.into()),
-            model: model.into(),
-            ..OpenAiConfig::default()
-        }
+        OpenAiConfig { base_url: Some(base_url.into()), model: model.into(), ..OpenAiConfig::default() }
     }
 
     /// Applies command-line overrides: a base URL replaces every configured one.
-    pub fn apply_overrides(
-        &mut self,
-        base_url: Option<String>,
-        model: Option<String>,
-        api_key_env: Option<String>,
-    ) {
+    pub fn apply_overrides(&mut self, base_url: Option<String>, model: Option<String>, api_key_env: Option<String>) {
         if let Some(base_url) = base_url {
             self.base_url = Some(base_url);
             self.base_urls.clear();
@@ -168,21 +156,27 @@ impl OpenAiConfig {
         let mut problems = Vec::new();
         let mut problem = |key: &str, found: String, message: String| problems.push(Problem { key: key.to_string(), found, message });
         if self.model.trim().is_empty() {
-            problem("model", String::new(), "model must name the model to request, found an empty name; give `model:` or --model NAME".to_owned());
+            problem(
+                "model",
+                String::new(),
+                "model must name the model to request, found an empty name; give `model:` or --model NAME".to_owned(),
+            );
         }
-        let urls: Vec<(&str, &String)> = self
-            .base_url
-            .iter()
-            .map(|url| ("base_url", url))
-            .chain(self.base_urls.iter().map(|url| ("base_urls", url)))
-            .collect();
+        let urls: Vec<(&str, &String)> =
+            self.base_url.iter().map(|url| ("base_url", url)).chain(self.base_urls.iter().map(|url| ("base_urls", url))).collect();
         for (key, url) in urls {
             let shown = retort_core::redact_url(url);
             match reqwest::Url::parse(url) {
-                Err(error) => problem(key, shown.clone(), format!("expected an http(s) base URL such as http://127.0.0.1:8000/v1, found {shown:?}: {error}")),
-                Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => {
-                    problem(key, shown.clone(), format!("expected an http(s) base URL, found {shown:?}: the scheme is {:?}", parsed.scheme()))
-                }
+                Err(error) => problem(
+                    key,
+                    shown.clone(),
+                    format!("expected an http(s) base URL such as http://127.0.0.1:8000/v1, found {shown:?}: {error}"),
+                ),
+                Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => problem(
+                    key,
+                    shown.clone(),
+                    format!("expected an http(s) base URL, found {shown:?}: the scheme is {:?}", parsed.scheme()),
+                ),
                 Ok(parsed) if parsed.cannot_be_a_base() || parsed.host_str().is_none_or(str::is_empty) => {
                     problem(key, shown.clone(), format!("expected an http(s) base URL with a host, found {shown:?}"))
                 }
@@ -227,12 +221,7 @@ impl OpenAiConfig {
 
     /// Every base URL, `base_url` first, or OpenAI's when none is configured.
     pub fn all_base_urls(&self) -> Vec<String> {
-        let mut urls: Vec<String> = self
-            .base_url
-            .iter()
-            .chain(&self.base_urls)
-            .cloned()
-            .collect();
+        let mut urls: Vec<String> = self.base_url.iter().chain(&self.base_urls).cloned().collect();
         if urls.is_empty() {
             urls.push(DEFAULT_BASE_URL.to_owned());
         }
@@ -343,17 +332,12 @@ fn seconds(field: &str, value: f64) -> Result<Duration, BackendBuildError> {
 impl OpenAiBackend {
     /// Builds the backend, reading the API key from the environment variable the config names.
     pub fn new(config: OpenAiConfig) -> Result<OpenAiBackend, BackendBuildError> {
-        let api_key = std::env::var(&config.api_key_env)
-            .ok()
-            .filter(|key| !key.trim().is_empty());
+        let api_key = std::env::var(&config.api_key_env).ok().filter(|key| !key.trim().is_empty());
         OpenAiBackend::with_api_key(config, api_key)
     }
 
     /// Builds the backend with an explicit API key (or none), ignoring `api_key_env`.
-    pub fn with_api_key(
-        config: OpenAiConfig,
-        api_key: Option<String>,
-    ) -> Result<OpenAiBackend, BackendBuildError> {
+    pub fn with_api_key(config: OpenAiConfig, api_key: Option<String>) -> Result<OpenAiBackend, BackendBuildError> {
         if let Some(problem) = config.problems().into_iter().next() {
             return Err(BackendBuildError::InvalidConfig { backend: "openai", message: format!("{}: {}", problem.key, problem.message) });
         }
@@ -371,14 +355,9 @@ impl OpenAiBackend {
         let authorization = match &api_key {
             None => None,
             Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    BackendBuildError::InvalidConfig {
-                        backend: "openai",
-                        message: format!(
-                            "the API key in ${} contains characters not allowed in a header",
-                            config.api_key_env
-                        ),
-                    }
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| BackendBuildError::InvalidConfig {
+                    backend: "openai",
+                    message: format!("the API key in ${} contains characters not allowed in a header", config.api_key_env),
                 })?;
                 value.set_sensitive(true);
                 Some(value)
@@ -412,18 +391,12 @@ impl OpenAiBackend {
             balancer,
             limiter: Arc::new(AimdLimiter::new(config.max_concurrency, cooldown)),
             requests_per_minute: config.requests_per_minute.map(TokenBucket::per_minute),
-            tokens_per_minute: config
-                .tokens_per_minute
-                .map(|per_minute| TokenBucket::new(per_minute, f64::from(per_minute) / 60.0 * 5.0)),
+            tokens_per_minute: config.tokens_per_minute.map(|per_minute| TokenBucket::new(per_minute, f64::from(per_minute) / 60.0 * 5.0)),
             policy,
             timeout,
             extra_body: config.extra_body,
             grammar_field: config.grammar_field,
-            hedge: HedgePolicy {
-                enabled: config.hedge,
-                fixed: config.hedge_after_s.map(|seconds| seconds_or_zero(seconds)),
-                ..HedgePolicy::default()
-            },
+            hedge: HedgePolicy { enabled: config.hedge, fixed: config.hedge_after_s.map(seconds_or_zero), ..HedgePolicy::default() },
             latencies: LatencyWindow::default(),
             hedges: std::sync::atomic::AtomicU64::new(0),
         })
@@ -439,12 +412,7 @@ impl OpenAiBackend {
     /// connection (up to [`MAX_HEDGES`] times, one delay apart); the first answer wins and
     /// the others are dropped. The engine commits only the answer returned, so the run store
     /// holds one.
-    async fn hedged_attempt(
-        &self,
-        body: &Bytes,
-        request: &ChatRequest,
-        estimate: f64,
-    ) -> Result<ChatResponse, (BackendError, bool)> {
+    async fn hedged_attempt(&self, body: &Bytes, request: &ChatRequest, estimate: f64) -> Result<ChatResponse, (BackendError, bool)> {
         use futures::stream::{FuturesUnordered, StreamExt};
         use std::time::{Duration, Instant};
         // Latencies and hedge delays count from the moment an attempt holds its slot: the
@@ -525,20 +493,14 @@ impl OpenAiBackend {
 
     /// The base URLs requests are spread over, in configured order.
     pub fn base_urls(&self) -> Vec<&str> {
-        self.balancer
-            .endpoints()
-            .iter()
-            .map(|endpoint| endpoint.base_url.as_str())
-            .collect()
+        self.balancer.endpoints().iter().map(|endpoint| endpoint.base_url.as_str()).collect()
     }
 
     /// Removes the API key, and any credentials in the base URLs, from a text that is about
     /// to become an error message.
     fn scrub(&self, text: String) -> String {
         let mut text = match &self.api_key {
-            Some(ApiKey(key)) if key.len() >= 4 && text.contains(key.as_str()) => {
-                text.replace(key.as_str(), "[redacted]")
-            }
+            Some(ApiKey(key)) if key.len() >= 4 && text.contains(key.as_str()) => text.replace(key.as_str(), "[redacted]"),
             _ => text,
         };
         for endpoint in self.balancer.endpoints() {
@@ -555,13 +517,8 @@ impl OpenAiBackend {
     }
 
     fn estimate_tokens(request: &ChatRequest) -> f64 {
-        let prompt_bytes: usize = request
-            .messages
-            .iter()
-            .map(|message| message.content.len() + 4)
-            .sum();
-        let completion =
-            request.params.max_tokens.unwrap_or(256) as usize * request.params.n.max(1) as usize;
+        let prompt_bytes: usize = request.messages.iter().map(|message| message.content.len() + 4).sum();
+        let completion = request.params.max_tokens.unwrap_or(256) as usize * request.params.n.max(1) as usize;
         (prompt_bytes / 4 + completion) as f64
     }
 
@@ -589,12 +546,7 @@ impl OpenAiBackend {
     }
 
     /// Sends one attempt; its caller holds the slot.
-    async fn send_unheld(
-        &self,
-        body: &Bytes,
-        request: &ChatRequest,
-        estimate: f64,
-    ) -> Result<ChatResponse, (BackendError, bool)> {
+    async fn send_unheld(&self, body: &Bytes, request: &ChatRequest, estimate: f64) -> Result<ChatResponse, (BackendError, bool)> {
         let endpoint = self.balancer.pick();
         let url = endpoint.endpoint().shown_url.as_str();
         let mut builder = self
@@ -610,18 +562,13 @@ impl OpenAiBackend {
             Ok(response) => response,
             Err(error) => {
                 let error = self.transport_error(url, &error);
-                let failover = error.kind == BackendErrorKind::Connection
-                    && self.balancer.mark_down(endpoint.index());
+                let failover = error.kind == BackendErrorKind::Connection && self.balancer.mark_down(endpoint.index());
                 return Err((error, failover));
             }
         };
         self.balancer.mark_up(endpoint.index());
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(|value| value.to_str().ok()).and_then(parse_retry_after);
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
             Err(error) => return Err((self.transport_error(url, &error), false)),
@@ -635,9 +582,7 @@ impl OpenAiBackend {
             return Err((error, false));
         }
         self.limiter.on_success();
-        let answer = self
-            .parse_answer(url, &bytes, request)
-            .map_err(|error| (error, false))?;
+        let answer = self.parse_answer(url, &bytes, request).map_err(|error| (error, false))?;
         if let Some(bucket) = &self.tokens_per_minute {
             let used = answer.usage.prompt_tokens + answer.usage.completion_tokens;
             if used > 0 {
@@ -647,12 +592,7 @@ impl OpenAiBackend {
         Ok(answer)
     }
 
-    fn parse_answer(
-        &self,
-        url: &str,
-        bytes: &[u8],
-        request: &ChatRequest,
-    ) -> Result<ChatResponse, BackendError> {
+    fn parse_answer(&self, url: &str, bytes: &[u8], request: &ChatRequest) -> Result<ChatResponse, BackendError> {
         let wire: WireResponse<'_> = serde_json::from_slice(bytes).map_err(|error| {
             BackendError::new(
                 BackendErrorKind::Malformed,
@@ -663,52 +603,27 @@ impl OpenAiBackend {
             )
         })?;
         if wire.choices.is_empty() {
-            return Err(BackendError::new(
-                BackendErrorKind::Malformed,
-                format!("POST {url}: expected at least one choice, found none"),
-            ));
+            return Err(BackendError::new(BackendErrorKind::Malformed, format!("POST {url}: expected at least one choice, found none")));
         }
-        let model = if wire.model.is_empty() {
-            self.model.clone()
-        } else {
-            wire.model.into_owned()
-        };
+        let model = if wire.model.is_empty() { self.model.clone() } else { wire.model.into_owned() };
         let usage = wire
             .usage
-            .map(|usage| Usage {
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
-            })
+            .map(|usage| Usage { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens })
             .unwrap_or_default();
         let mut wire_choices = wire.choices;
-        if wire_choices
-            .windows(2)
-            .any(|pair| pair[0].index > pair[1].index)
-        {
+        if wire_choices.windows(2).any(|pair| pair[0].index > pair[1].index) {
             wire_choices.sort_by_key(|choice| choice.index);
         }
-        let choices: Vec<_> = wire_choices
-            .into_iter()
-            .map(WireChoice::into_choice)
-            .collect();
+        let choices: Vec<_> = wire_choices.into_iter().map(WireChoice::into_choice).collect();
         if request.params.logprobs.is_some()
-            && choices.iter().any(|choice| {
-                choice
-                    .logprobs
-                    .as_ref()
-                    .is_none_or(|tokens| tokens.is_empty() && !choice.text.is_empty())
-            })
+            && choices.iter().any(|choice| choice.logprobs.as_ref().is_none_or(|tokens| tokens.is_empty() && !choice.text.is_empty()))
         {
             return Err(BackendError::new(
                 BackendErrorKind::Unsupported,
                 format!("POST {url}: logprobs were asked for but the server returned no logprobs"),
             ));
         }
-        Ok(ChatResponse {
-            choices,
-            usage,
-            model,
-        })
+        Ok(ChatResponse { choices, usage, model })
     }
 
     fn transport_error(&self, url: &str, error: &reqwest::Error) -> BackendError {
@@ -719,25 +634,13 @@ impl OpenAiBackend {
             source = cause.source();
         }
         let (kind, what) = if error.is_timeout() {
-            (
-                BackendErrorKind::Timeout,
-                format!(
-                    "no complete answer within {:.1} s",
-                    self.timeout.as_secs_f64()
-                ),
-            )
+            (BackendErrorKind::Timeout, format!("no complete answer within {:.1} s", self.timeout.as_secs_f64()))
         } else if error.is_connect() {
             (BackendErrorKind::Connection, "could not connect".to_owned())
         } else if error.is_body() || error.is_decode() {
-            (
-                BackendErrorKind::Server,
-                "the connection broke while reading the answer".to_owned(),
-            )
+            (BackendErrorKind::Server, "the connection broke while reading the answer".to_owned())
         } else {
-            (
-                BackendErrorKind::Server,
-                "the connection was closed or reset before the answer".to_owned(),
-            )
+            (BackendErrorKind::Server, "the connection was closed or reset before the answer".to_owned())
         };
         BackendError::new(kind, self.scrub(format!("POST {url}: {what}{detail}")))
     }
@@ -750,16 +653,9 @@ impl OpenAiBackend {
             401 | 403 => BackendErrorKind::Auth,
             408 => BackendErrorKind::Timeout,
             400 | 413 | 422
-                if [
-                    "context length",
-                    "context_length",
-                    "maximum context",
-                    "context window",
-                    "too many tokens",
-                    "prompt is too long",
-                ]
-                .iter()
-                .any(|wording| lowered.contains(wording)) =>
+                if ["context length", "context_length", "maximum context", "context window", "too many tokens", "prompt is too long"]
+                    .iter()
+                    .any(|wording| lowered.contains(wording)) =>
             {
                 BackendErrorKind::ContextLength
             }
@@ -767,12 +663,7 @@ impl OpenAiBackend {
             500..=599 => BackendErrorKind::Server,
             _ => BackendErrorKind::Protocol,
         };
-        BackendError::new(
-            kind,
-            self.scrub(format!(
-                "POST {url}: the server answered {status}: {message}"
-            )),
-        )
+        BackendError::new(kind, self.scrub(format!("POST {url}: the server answered {status}: {message}")))
     }
 }
 
@@ -800,10 +691,7 @@ fn server_message(body: &[u8]) -> String {
 }
 
 fn snippet(bytes: &[u8]) -> String {
-    truncate(
-        &String::from_utf8_lossy(&bytes[..bytes.len().min(2000)]),
-        200,
-    )
+    truncate(&String::from_utf8_lossy(&bytes[..bytes.len().min(2000)]), 200)
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {
@@ -824,35 +712,14 @@ impl Backend for OpenAiBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            n: true,
-            logprobs: true,
-            score: false,
-            json_schema: true,
-            grammar: self.grammar_field.is_some(),
-            tools: true,
-        }
+        Capabilities { n: true, logprobs: true, score: false, json_schema: true, grammar: self.grammar_field.is_some(), tools: true }
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
-        let body = serde_json::to_vec(&OutgoingRequest::with_grammar(
-            &self.model,
-            request,
-            self.extra_body.as_ref(),
-            self.grammar_field,
-        ))
-        .map(Bytes::from)
-        .map_err(|error| {
-            BackendError::new(
-                BackendErrorKind::BadRequest,
-                format!("serializing the chat request: {error}"),
-            )
-        })?;
-        let estimate = if self.tokens_per_minute.is_some() {
-            Self::estimate_tokens(request)
-        } else {
-            0.0
-        };
+        let body = serde_json::to_vec(&OutgoingRequest::with_grammar(&self.model, request, self.extra_body.as_ref(), self.grammar_field))
+            .map(Bytes::from)
+            .map_err(|error| BackendError::new(BackendErrorKind::BadRequest, format!("serializing the chat request: {error}")))?;
+        let estimate = if self.tokens_per_minute.is_some() { Self::estimate_tokens(request) } else { 0.0 };
         let mut attempts: u32 = 0;
         let mut empty_retried = false;
         loop {
@@ -868,15 +735,13 @@ impl Backend for OpenAiBackend {
                 Err((mut error, failover)) => {
                     if !error.is_retryable() || attempts > self.policy.max_retries {
                         if error.is_retryable() {
-                            error.message =
-                                format!("{} (gave up after {attempts} attempts)", error.message);
+                            error.message = format!("{} (gave up after {attempts} attempts)", error.message);
                         }
                         return Err(error);
                     }
                     tracing::debug!(attempt = attempts, error = %error, "retrying chat request");
                     if !failover {
-                        tokio::time::sleep(self.policy.delay(attempts - 1, error.retry_after))
-                            .await;
+                        tokio::time::sleep(self.policy.delay(attempts - 1, error.retry_after)).await;
                     }
                 }
             }
@@ -903,72 +768,33 @@ mod tests {
 
     #[test]
     fn config_defaults_and_unknown_fields() {
-        let config: OpenAiConfig =
-            serde_yaml::from_str("model: m\nbase_url: http://127.0.0.1:1/v1\n").unwrap();
+        let config: OpenAiConfig = serde_yaml::from_str("model: m\nbase_url: http://127.0.0.1:1/v1\n").unwrap();
         assert_eq!(config.api_key_env, "OPENAI_API_KEY");
         assert_eq!(config.max_concurrency, 64);
         assert_eq!(config.timeout_s, 120.0);
         assert_eq!(config.max_retries, 6);
         assert!(serde_yaml::from_str::<OpenAiConfig>("model: m\nbackend: openai\n").is_err());
-        assert_eq!(
-            OpenAiConfig {
-                model: "m".into(),
-                ..OpenAiConfig::default()
-            }
-            .all_base_urls(),
-            [DEFAULT_BASE_URL]
-        );
+        assert_eq!(OpenAiConfig { model: "m".into(), ..OpenAiConfig::default() }.all_base_urls(), [DEFAULT_BASE_URL]);
     }
 
     #[test]
     fn overrides_replace_urls_model_and_key_variable() {
         let mut config = OpenAiConfig::new("http://a/v1", "m");
         config.base_urls = vec!["http://b/v1".into()];
-        config.apply_overrides(
-            Some("http://c/v1".into()),
-            Some("n".into()),
-            Some("KEY".into()),
-        );
+        config.apply_overrides(Some("http://c/v1".into()), Some("n".into()), Some("KEY".into()));
         assert_eq!(config.all_base_urls(), ["http://c/v1"]);
-        assert_eq!(
-            (config.model.as_str(), config.api_key_env.as_str()),
-            ("n", "KEY")
-        );
+        assert_eq!((config.model.as_str(), config.api_key_env.as_str()), ("n", "KEY"));
     }
 
     #[test]
     fn invalid_configs_are_build_errors() {
         let cases: Vec<(OpenAiConfig, &str)> = vec![
-            (
-                OpenAiConfig::new("http://127.0.0.1/v1", ""),
-                "model must name",
-            ),
+            (OpenAiConfig::new("http://127.0.0.1/v1", ""), "model must name"),
             (OpenAiConfig::new("ftp://x/v1", "m"), "scheme"),
-            (
-                OpenAiConfig::new("not a url", "m"),
-                "expected an http(s) base URL",
-            ),
-            (
-                OpenAiConfig {
-                    max_concurrency: 0,
-                    ..OpenAiConfig::new("http://x/v1", "m")
-                },
-                "max_concurrency",
-            ),
-            (
-                OpenAiConfig {
-                    timeout_s: -1.0,
-                    ..OpenAiConfig::new("http://x/v1", "m")
-                },
-                "timeout_s",
-            ),
-            (
-                OpenAiConfig {
-                    requests_per_minute: Some(0),
-                    ..OpenAiConfig::new("http://x/v1", "m")
-                },
-                "requests_per_minute",
-            ),
+            (OpenAiConfig::new("not a url", "m"), "expected an http(s) base URL"),
+            (OpenAiConfig { max_concurrency: 0, ..OpenAiConfig::new("http://x/v1", "m") }, "max_concurrency"),
+            (OpenAiConfig { timeout_s: -1.0, ..OpenAiConfig::new("http://x/v1", "m") }, "timeout_s"),
+            (OpenAiConfig { requests_per_minute: Some(0), ..OpenAiConfig::new("http://x/v1", "m") }, "requests_per_minute"),
             (
                 OpenAiConfig {
                     extra_body: Some(serde_json::from_str(r#"{"model": "x"}"#).unwrap()),
@@ -978,64 +804,30 @@ mod tests {
             ),
         ];
         for (config, expected) in cases {
-            let error = OpenAiBackend::with_api_key(config, None)
-                .unwrap_err()
-                .to_string();
-            assert!(
-                error.contains(expected),
-                "{error} should mention {expected}"
-            );
+            let error = OpenAiBackend::with_api_key(config, None).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error} should mention {expected}");
         }
     }
 
     #[test]
     fn status_errors_map_to_kinds_and_never_show_the_key() {
-        let backend = OpenAiBackend::with_api_key(
-            OpenAiConfig::new("http://127.0.0.1:1/v1", "m"),
-            Some("sk-secret-123".into()),
-        )
-        .unwrap();
+        let backend = OpenAiBackend::with_api_key(OpenAiConfig::new("http://127.0.0.1:1/v1", "m"), Some("sk-secret-123".into())).unwrap();
         let cases = [
-            (
-                429,
-                r#"{"error":{"message":"slow down"}}"#,
-                BackendErrorKind::RateLimited,
-            ),
+            (429, r#"{"error":{"message":"slow down"}}"#, BackendErrorKind::RateLimited),
             (500, "oops", BackendErrorKind::Server),
             (503, "", BackendErrorKind::Server),
-            (
-                400,
-                r#"{"error":{"message":"This model's maximum context length is 8192 tokens"}}"#,
-                BackendErrorKind::ContextLength,
-            ),
-            (
-                400,
-                r#"{"error":{"message":"bad temperature"}}"#,
-                BackendErrorKind::BadRequest,
-            ),
+            (400, r#"{"error":{"message":"This model's maximum context length is 8192 tokens"}}"#, BackendErrorKind::ContextLength),
+            (400, r#"{"error":{"message":"bad temperature"}}"#, BackendErrorKind::BadRequest),
             (404, "no such model", BackendErrorKind::BadRequest),
-            (
-                401,
-                r#"{"error":{"message":"Incorrect API key provided: sk-secret-123"}}"#,
-                BackendErrorKind::Auth,
-            ),
+            (401, r#"{"error":{"message":"Incorrect API key provided: sk-secret-123"}}"#, BackendErrorKind::Auth),
             (403, "forbidden", BackendErrorKind::Auth),
             (408, "", BackendErrorKind::Timeout),
         ];
         for (status, body, kind) in cases {
-            let error =
-                backend.status_error("u", StatusCode::from_u16(status).unwrap(), body.as_bytes());
+            let error = backend.status_error("u", StatusCode::from_u16(status).unwrap(), body.as_bytes());
             assert_eq!(error.kind, kind, "{status} {body}");
-            assert!(
-                !error.message.contains("sk-secret-123"),
-                "{}",
-                error.message
-            );
-            assert!(
-                error.message.contains(&status.to_string()),
-                "{}",
-                error.message
-            );
+            assert!(!error.message.contains("sk-secret-123"), "{}", error.message);
+            assert!(error.message.contains(&status.to_string()), "{}", error.message);
         }
         let debug = format!("{backend:?}");
         assert!(!debug.contains("sk-secret-123"), "{debug}");

@@ -40,11 +40,8 @@ impl RetryPolicy {
     /// never less than the server's `Retry-After` (itself cut to `max_retry_after`).
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         let ceiling = self.ceiling(retry);
-        let jittered = if ceiling.is_zero() {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(rand::rng().random_range(0.0..=ceiling.as_secs_f64()))
-        };
+        let jittered =
+            if ceiling.is_zero() { Duration::ZERO } else { Duration::from_secs_f64(rand::rng().random_range(0.0..=ceiling.as_secs_f64())) };
         match retry_after {
             Some(floor) => jittered.max(floor.min(self.max_retry_after)),
             None => jittered,
@@ -62,10 +59,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         return None;
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -74,18 +68,9 @@ mod tests {
 
     #[test]
     fn ceiling_doubles_up_to_the_cap() {
-        let policy = RetryPolicy {
-            base: Duration::from_millis(500),
-            cap: Duration::from_secs(30),
-            ..RetryPolicy::default()
-        };
-        let ceilings: Vec<u128> = (0..9)
-            .map(|retry| policy.ceiling(retry).as_millis())
-            .collect();
-        assert_eq!(
-            ceilings,
-            [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
-        );
+        let policy = RetryPolicy { base: Duration::from_millis(500), cap: Duration::from_secs(30), ..RetryPolicy::default() };
+        let ceilings: Vec<u128> = (0..9).map(|retry| policy.ceiling(retry).as_millis()).collect();
+        assert_eq!(ceilings, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
         assert_eq!(policy.ceiling(u32::MAX), Duration::from_secs(30));
     }
 

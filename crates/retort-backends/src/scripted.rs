@@ -28,9 +28,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use regex::{Captures, Regex};
 use retort_core::{
-    Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, Choice,
-    FinishReason, Message, Role, SamplingParams, ScoreRequest, ScoreResponse, TokenLogprob,
-    ToolCall, Usage,
+    Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, Choice, FinishReason, Message, Role, SamplingParams,
+    ScoreRequest, ScoreResponse, TokenLogprob, ToolCall, Usage,
 };
 use serde::{Deserialize, Serialize};
 
@@ -67,14 +66,7 @@ pub struct ScriptedConfig {
 
 impl Default for ScriptedConfig {
     fn default() -> ScriptedConfig {
-        ScriptedConfig {
-            model: default_model(),
-            rules: Vec::new(),
-            rules_file: None,
-            default_reply: None,
-            max_retries: 0,
-            latency_ms: 0,
-        }
+        ScriptedConfig { model: default_model(), rules: Vec::new(), rules_file: None, default_reply: None, max_retries: 0, latency_ms: 0 }
     }
 }
 
@@ -205,36 +197,17 @@ fn truncate(text: &str, max_chars: usize) -> String {
 /// Shapes a raw answer the way a model would honour the sampling parameters: cut at the
 /// first stop string, cut to `max_tokens` words (finish `length`), log-probabilities per
 /// word (with `logprob` or [`token_logprob`]) when asked for.
-pub fn shape_choice(
-    text: &str,
-    params: &SamplingParams,
-    logprob: Option<f64>,
-    tool_calls: Vec<ToolCall>,
-) -> Choice {
+pub fn shape_choice(text: &str, params: &SamplingParams, logprob: Option<f64>, tool_calls: Vec<ToolCall>) -> Choice {
     let mut text = text;
-    let mut finish_reason = if tool_calls.is_empty() {
-        FinishReason::Stop
-    } else {
-        FinishReason::ToolCalls
-    };
-    if let Some(cut) = params
-        .stop
-        .iter()
-        .filter(|stop| !stop.is_empty())
-        .filter_map(|stop| text.find(stop.as_str()))
-        .min()
-    {
+    let mut finish_reason = if tool_calls.is_empty() { FinishReason::Stop } else { FinishReason::ToolCalls };
+    if let Some(cut) = params.stop.iter().filter(|stop| !stop.is_empty()).filter_map(|stop| text.find(stop.as_str())).min() {
         text = &text[..cut];
     }
     let mut text = text.to_owned();
     if let Some(max_tokens) = params.max_tokens {
         let max_tokens = max_tokens as usize;
         if text.split_whitespace().nth(max_tokens).is_some() {
-            text = text
-                .split_whitespace()
-                .take(max_tokens)
-                .collect::<Vec<_>>()
-                .join(" ");
+            text = text.split_whitespace().take(max_tokens).collect::<Vec<_>>().join(" ");
             finish_reason = FinishReason::Length;
         }
     }
@@ -243,28 +216,13 @@ pub fn shape_choice(
             .map(|word| {
                 let value = logprob.unwrap_or_else(|| token_logprob(word));
                 let top = (0..top as usize)
-                    .map(|rank| {
-                        if rank == 0 {
-                            (word.to_owned(), value)
-                        } else {
-                            (format!("{word}~{rank}"), value - rank as f64)
-                        }
-                    })
+                    .map(|rank| if rank == 0 { (word.to_owned(), value) } else { (format!("{word}~{rank}"), value - rank as f64) })
                     .collect();
-                TokenLogprob {
-                    token: word.to_owned(),
-                    logprob: value,
-                    top,
-                }
+                TokenLogprob { token: word.to_owned(), logprob: value, top }
             })
             .collect()
     });
-    Choice {
-        text,
-        tool_calls,
-        finish_reason,
-        logprobs,
-    }
+    Choice { text, tool_calls, finish_reason, logprobs }
 }
 
 impl ScriptedConfig {
@@ -274,7 +232,10 @@ impl ScriptedConfig {
         let mut problems = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
             if let Err(error) = Regex::new(&rule.when) {
-                problems.push(retort_core::ConfigProblem::new(format!("rules[{index}].when"), format!("invalid regex {:?}: {error}", rule.when)));
+                problems.push(retort_core::ConfigProblem::new(
+                    format!("rules[{index}].when"),
+                    format!("invalid regex {:?}: {error}", rule.when),
+                ));
             }
             if let Some(name) = &rule.error {
                 if parse_error_kind(name).is_none() {
@@ -294,43 +255,28 @@ impl ScriptedBackend {
     pub fn new(config: ScriptedConfig) -> Result<ScriptedBackend, BackendBuildError> {
         let mut rules = config.rules;
         if let Some(path) = &config.rules_file {
-            let text =
-                std::fs::read_to_string(path).map_err(|error| BackendBuildError::RulesFile {
-                    path: path.clone(),
-                    error: error.to_string(),
-                })?;
-            let more: Vec<ScriptRule> =
-                serde_yaml::from_str(&text).map_err(|error| BackendBuildError::RulesFile {
-                    path: path.clone(),
-                    error: error.to_string(),
-                })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| BackendBuildError::RulesFile { path: path.clone(), error: error.to_string() })?;
+            let more: Vec<ScriptRule> = serde_yaml::from_str(&text)
+                .map_err(|error| BackendBuildError::RulesFile { path: path.clone(), error: error.to_string() })?;
             rules.extend(more);
         }
         let rules = rules
             .into_iter()
             .enumerate()
             .map(|(index, rule)| {
-                let regex =
-                    Regex::new(&rule.when).map_err(|error| BackendBuildError::InvalidRegex {
-                        index,
-                        pattern: rule.when.clone(),
-                        error: error.to_string(),
-                    })?;
+                let regex = Regex::new(&rule.when).map_err(|error| BackendBuildError::InvalidRegex {
+                    index,
+                    pattern: rule.when.clone(),
+                    error: error.to_string(),
+                })?;
                 let error = match &rule.error {
                     None => None,
-                    Some(name) => Some(parse_error_kind(name).ok_or_else(|| {
-                        BackendBuildError::UnknownErrorKind {
-                            index,
-                            found: name.clone(),
-                        }
-                    })?),
+                    Some(name) => {
+                        Some(parse_error_kind(name).ok_or_else(|| BackendBuildError::UnknownErrorKind { index, found: name.clone() })?)
+                    }
                 };
-                Ok(CompiledRule {
-                    regex,
-                    rule,
-                    error,
-                    used: AtomicU32::new(0),
-                })
+                Ok(CompiledRule { regex, rule, error, used: AtomicU32::new(0) })
             })
             .collect::<Result<Vec<_>, BackendBuildError>>()?;
         Ok(ScriptedBackend {
@@ -346,10 +292,7 @@ impl ScriptedBackend {
 
     /// A backend with these rules and otherwise default settings.
     pub fn from_rules(rules: Vec<ScriptRule>) -> Result<ScriptedBackend, BackendBuildError> {
-        ScriptedBackend::new(ScriptedConfig {
-            rules,
-            ..ScriptedConfig::default()
-        })
+        ScriptedBackend::new(ScriptedConfig { rules, ..ScriptedConfig::default() })
     }
 
     /// How many `chat` calls this backend has received.
@@ -383,10 +326,7 @@ impl ScriptedBackend {
                     let name = compiled.rule.error.as_deref().unwrap_or("error");
                     return Some(Err(BackendError::new(
                         kind,
-                        format!(
-                            "scripted rule {index} (`{}`) injected a {name} failure",
-                            compiled.rule.when
-                        ),
+                        format!("scripted rule {index} (`{}`) injected a {name} failure", compiled.rule.when),
                     )));
                 }
                 let rule = &compiled.rule;
@@ -406,19 +346,10 @@ impl ScriptedBackend {
                         .map(|(position, call)| {
                             let mut arguments = String::new();
                             captures.expand(&call.arguments, &mut arguments);
-                            ToolCall {
-                                id: format!("call_{sample}_{position}"),
-                                name: call.name.clone(),
-                                arguments,
-                            }
+                            ToolCall { id: format!("call_{sample}_{position}"), name: call.name.clone(), arguments }
                         })
                         .collect();
-                    choices.push(shape_choice(
-                        &text,
-                        &request.params,
-                        rule.logprob,
-                        tool_calls,
-                    ));
+                    choices.push(shape_choice(&text, &request.params, rule.logprob, tool_calls));
                 }
             }
             None => {
@@ -429,28 +360,16 @@ impl ScriptedBackend {
             }
         }
         let usage = Usage {
-            prompt_tokens: request
-                .messages
-                .iter()
-                .map(|message| word_count(&message.content))
-                .sum(),
+            prompt_tokens: request.messages.iter().map(|message| word_count(&message.content)).sum(),
             completion_tokens: choices.iter().map(|choice| word_count(&choice.text)).sum(),
         };
-        Some(Ok(ChatResponse {
-            choices,
-            usage,
-            model: self.model.clone(),
-        }))
+        Some(Ok(ChatResponse { choices, usage, model: self.model.clone() }))
     }
 
     fn respond_or_reject(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
         self.respond(request).unwrap_or_else(|| {
-            let last_user = request
-                .messages
-                .iter()
-                .rev()
-                .find(|message| message.role == Role::User)
-                .map_or("", |message| message.content.as_str());
+            let last_user =
+                request.messages.iter().rev().find(|message| message.role == Role::User).map_or("", |message| message.content.as_str());
             Err(BackendError::new(
                 BackendErrorKind::BadRequest,
                 format!(
@@ -481,14 +400,7 @@ impl Backend for ScriptedBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            n: true,
-            logprobs: true,
-            score: true,
-            json_schema: true,
-            grammar: false,
-            tools: true,
-        }
+        Capabilities { n: true, logprobs: true, score: true, json_schema: true, grammar: false, tools: true }
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
@@ -544,11 +456,7 @@ mod tests {
     use super::*;
 
     fn rule(when: &str, reply: &str) -> ScriptRule {
-        ScriptRule {
-            when: when.into(),
-            reply: Some(reply.into()),
-            ..ScriptRule::default()
-        }
+        ScriptRule { when: when.into(), reply: Some(reply.into()), ..ScriptRule::default() }
     }
 
     fn backend(rules: Vec<ScriptRule>) -> ScriptedBackend {
@@ -558,10 +466,7 @@ mod tests {
     #[tokio::test]
     async fn first_matching_rule_answers_with_captures() {
         let backend = backend(vec![
-            rule(
-                r"(?s)system: (?<persona>\w+).*user: translate (\w+)",
-                "${persona} says ${2}!",
-            ),
+            rule(r"(?s)system: (?<persona>\w+).*user: translate (\w+)", "${persona} says ${2}!"),
             rule("translate", "never reached"),
         ]);
         let mut request = ChatRequest::from_prompt("translate cheese");
@@ -569,46 +474,25 @@ mod tests {
         let answer = backend.chat(&request).await.unwrap();
         assert_eq!(answer.choices[0].text, "pirate says cheese!");
         assert_eq!(answer.model, "scripted");
-        assert_eq!(
-            answer.usage,
-            Usage {
-                prompt_tokens: 3,
-                completion_tokens: 3
-            }
-        );
+        assert_eq!(answer.usage, Usage { prompt_tokens: 3, completion_tokens: 3 });
         assert_eq!(backend.calls(), 1);
     }
 
     #[tokio::test]
     async fn replies_are_picked_by_seed_and_n_uses_consecutive_seeds() {
-        let backend = backend(vec![ScriptRule {
-            when: "pick".into(),
-            replies: vec!["a".into(), "b".into(), "c".into()],
-            ..ScriptRule::default()
-        }]);
+        let backend =
+            backend(vec![ScriptRule { when: "pick".into(), replies: vec!["a".into(), "b".into(), "c".into()], ..ScriptRule::default() }]);
         let mut request = ChatRequest::from_prompt("pick one");
         request.params.seed = Some(4);
         request.params.n = 4;
-        let texts: Vec<String> = backend
-            .chat(&request)
-            .await
-            .unwrap()
-            .choices
-            .into_iter()
-            .map(|c| c.text)
-            .collect();
+        let texts: Vec<String> = backend.chat(&request).await.unwrap().choices.into_iter().map(|c| c.text).collect();
         assert_eq!(texts, ["b", "c", "a", "b"]);
     }
 
     #[tokio::test]
     async fn times_limits_a_rule_and_injected_errors_have_their_kind() {
         let backend = backend(vec![
-            ScriptRule {
-                when: "flaky".into(),
-                error: Some("server".into()),
-                times: Some(2),
-                ..ScriptRule::default()
-            },
+            ScriptRule { when: "flaky".into(), error: Some("server".into()), times: Some(2), ..ScriptRule::default() },
             rule("flaky", "fine"),
         ]);
         let request = ChatRequest::from_prompt("flaky");
@@ -616,86 +500,46 @@ mod tests {
             let error = backend.chat(&request).await.unwrap_err();
             assert_eq!(error.kind, BackendErrorKind::Server);
         }
-        assert_eq!(
-            backend.chat(&request).await.unwrap().choices[0].text,
-            "fine"
-        );
+        assert_eq!(backend.chat(&request).await.unwrap().choices[0].text, "fine");
     }
 
     #[tokio::test]
     async fn retries_absorb_transient_injected_failures() {
         let config = ScriptedConfig {
             rules: vec![
-                ScriptRule {
-                    when: "x".into(),
-                    error: Some("rate_limited".into()),
-                    times: Some(2),
-                    ..ScriptRule::default()
-                },
+                ScriptRule { when: "x".into(), error: Some("rate_limited".into()), times: Some(2), ..ScriptRule::default() },
                 rule("x", "ok"),
             ],
             max_retries: 2,
             ..ScriptedConfig::default()
         };
         let backend = ScriptedBackend::new(config).unwrap();
-        assert_eq!(
-            backend
-                .chat(&ChatRequest::from_prompt("x"))
-                .await
-                .unwrap()
-                .choices[0]
-                .text,
-            "ok"
-        );
+        assert_eq!(backend.chat(&ChatRequest::from_prompt("x")).await.unwrap().choices[0].text, "ok");
         let config = ScriptedConfig {
-            rules: vec![ScriptRule {
-                when: "x".into(),
-                error: Some("timeout".into()),
-                ..ScriptRule::default()
-            }],
+            rules: vec![ScriptRule { when: "x".into(), error: Some("timeout".into()), ..ScriptRule::default() }],
             max_retries: 2,
             ..ScriptedConfig::default()
         };
-        let error = ScriptedBackend::new(config)
-            .unwrap()
-            .chat(&ChatRequest::from_prompt("x"))
-            .await
-            .unwrap_err();
+        let error = ScriptedBackend::new(config).unwrap().chat(&ChatRequest::from_prompt("x")).await.unwrap_err();
         assert_eq!(error.kind, BackendErrorKind::Timeout);
-        assert!(
-            error.message.contains("after 3 attempts"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.contains("after 3 attempts"), "{}", error.message);
     }
 
     #[tokio::test]
     async fn unmatched_requests_are_bad_requests_quoting_the_last_user_message() {
         let backend = backend(vec![rule("^never$", "x")]);
         let long = format!("please help {}", "very ".repeat(100));
-        let error = backend
-            .chat(&ChatRequest::from_prompt(long))
-            .await
-            .unwrap_err();
+        let error = backend.chat(&ChatRequest::from_prompt(long)).await.unwrap_err();
         assert_eq!(error.kind, BackendErrorKind::BadRequest);
         assert!(error.message.contains("no scripted rule matched"));
         assert!(error.message.contains("please help very"));
-        assert!(
-            error.message.len() < 300,
-            "truncated: {}",
-            error.message.len()
-        );
+        assert!(error.message.len() < 300, "truncated: {}", error.message.len());
     }
 
     #[tokio::test]
     async fn stop_max_tokens_and_logprobs_are_honoured() {
         let cases: [(&[&str], Option<u32>, &str, FinishReason); 4] = [
-            (
-                &[],
-                None,
-                "one two three four. five six",
-                FinishReason::Stop,
-            ),
+            (&[], None, "one two three four. five six", FinishReason::Stop),
             (&["."], None, "one two three four", FinishReason::Stop),
             (&["five", "two"], None, "one ", FinishReason::Stop),
             (&[], Some(3), "one two three", FinishReason::Length),
@@ -712,15 +556,10 @@ mod tests {
             request.params.max_tokens = max_tokens;
             request.params.logprobs = Some(2);
             let choice = backend.chat(&request).await.unwrap().choices.remove(0);
-            assert_eq!(
-                (choice.text.as_str(), choice.finish_reason),
-                (expected, finish)
-            );
+            assert_eq!((choice.text.as_str(), choice.finish_reason), (expected, finish));
             let logprobs = choice.logprobs.unwrap();
             assert_eq!(logprobs.len(), expected.split_whitespace().count());
-            assert!(logprobs
-                .iter()
-                .all(|token| token.logprob == -0.25 && token.top.len() == 2));
+            assert!(logprobs.iter().all(|token| token.logprob == -0.25 && token.top.len() == 2));
         }
     }
 
@@ -729,59 +568,27 @@ mod tests {
         let backend = ScriptedBackend::new(ScriptedConfig {
             rules: vec![ScriptRule {
                 when: r"add (\d+)".into(),
-                tool_calls: vec![ScriptToolCall {
-                    name: "add".into(),
-                    arguments: r#"{"a": $1}"#.into(),
-                }],
+                tool_calls: vec![ScriptToolCall { name: "add".into(), arguments: r#"{"a": $1}"#.into() }],
                 ..ScriptRule::default()
             }],
             default_reply: Some("default".into()),
             ..ScriptedConfig::default()
         })
         .unwrap();
-        let choice = backend
-            .chat(&ChatRequest::from_prompt("add 5"))
-            .await
-            .unwrap()
-            .choices
-            .remove(0);
+        let choice = backend.chat(&ChatRequest::from_prompt("add 5")).await.unwrap().choices.remove(0);
         assert_eq!(choice.finish_reason, FinishReason::ToolCalls);
         assert_eq!(choice.tool_calls[0].arguments, r#"{"a": 5}"#);
-        assert_eq!(
-            backend
-                .chat(&ChatRequest::from_prompt("hello"))
-                .await
-                .unwrap()
-                .choices[0]
-                .text,
-            "default"
-        );
+        assert_eq!(backend.chat(&ChatRequest::from_prompt("hello")).await.unwrap().choices[0].text, "default");
     }
 
     #[tokio::test]
     async fn score_uses_rule_logprobs_else_the_token_function() {
-        let backend = backend(vec![ScriptRule {
-            when: "assistant: yes".into(),
-            logprob: Some(-0.1),
-            ..ScriptRule::default()
-        }]);
+        let backend = backend(vec![ScriptRule { when: "assistant: yes".into(), logprob: Some(-0.1), ..ScriptRule::default() }]);
         let messages = vec![Message::user("is it?")];
-        let yes = backend
-            .score(&ScoreRequest {
-                messages: messages.clone(),
-                continuation: "yes it is".into(),
-            })
-            .await
-            .unwrap();
+        let yes = backend.score(&ScoreRequest { messages: messages.clone(), continuation: "yes it is".into() }).await.unwrap();
         assert_eq!(yes.tokens.len(), 3);
         assert!((yes.total() + 0.3).abs() < 1e-9);
-        let no = backend
-            .score(&ScoreRequest {
-                messages,
-                continuation: "no way".into(),
-            })
-            .await
-            .unwrap();
+        let no = backend.score(&ScoreRequest { messages, continuation: "no way".into() }).await.unwrap();
         assert_eq!(no.tokens[0].logprob, token_logprob("no"));
         assert!(no.tokens.iter().all(|token| token.logprob < 0.0));
     }
@@ -789,22 +596,10 @@ mod tests {
     #[test]
     fn bad_rules_are_build_errors() {
         let error = ScriptedBackend::from_rules(vec![rule("(", "x")]).unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("rule 0 has an invalid `when` regex"),
-            "{error}"
-        );
-        let error = ScriptedBackend::from_rules(vec![ScriptRule {
-            when: "x".into(),
-            error: Some("boom".into()),
-            ..ScriptRule::default()
-        }])
-        .unwrap_err();
-        assert!(
-            error.to_string().contains("rule 0 has error \"boom\""),
-            "{error}"
-        );
+        assert!(error.to_string().contains("rule 0 has an invalid `when` regex"), "{error}");
+        let error = ScriptedBackend::from_rules(vec![ScriptRule { when: "x".into(), error: Some("boom".into()), ..ScriptRule::default() }])
+            .unwrap_err();
+        assert!(error.to_string().contains("rule 0 has error \"boom\""), "{error}");
     }
 
     #[test]
@@ -812,10 +607,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("rules.yaml");
         std::fs::write(&file, "- when: later\n  reply: from file\n").unwrap();
-        let yaml = format!(
-            "model: m\nrules:\n  - when: hi\n    reply: hello\n    times: 1\nrules_file: {}\n",
-            file.display()
-        );
+        let yaml = format!("model: m\nrules:\n  - when: hi\n    reply: hello\n    times: 1\nrules_file: {}\n", file.display());
         let config: ScriptedConfig = serde_yaml::from_str(&yaml).unwrap();
         let backend = ScriptedBackend::new(config).unwrap();
         assert_eq!(backend.rules.len(), 2);

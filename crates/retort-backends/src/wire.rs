@@ -6,10 +6,7 @@
 
 use std::borrow::Cow;
 
-use retort_core::{
-    ChatRequest, Choice, FinishReason, Message, Role, SamplingParams, TokenLogprob, ToolCall,
-    ToolSpec,
-};
+use retort_core::{ChatRequest, Choice, FinishReason, Message, Role, SamplingParams, TokenLogprob, ToolCall, ToolSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -91,11 +88,7 @@ pub enum GrammarField {
 
 impl<'a> OutgoingRequest<'a> {
     /// The wire body for `request` sent to `model`.
-    pub fn new(
-        model: &'a str,
-        request: &'a ChatRequest,
-        extra: Option<&'a Map<String, Value>>,
-    ) -> Self {
+    pub fn new(model: &'a str, request: &'a ChatRequest, extra: Option<&'a Map<String, Value>>) -> Self {
         OutgoingRequest::with_grammar(model, request, extra, None)
     }
 
@@ -122,20 +115,9 @@ impl<'a> OutgoingRequest<'a> {
             top_logprobs: params.logprobs,
             response_format: request.json_schema.as_ref().map(|schema| ResponseFormat {
                 kind: "json_schema",
-                json_schema: JsonSchemaFormat {
-                    name: "output",
-                    schema,
-                    strict: true,
-                },
+                json_schema: JsonSchemaFormat { name: "output", schema, strict: true },
             }),
-            tools: request
-                .tools
-                .iter()
-                .map(|tool| OutgoingTool {
-                    kind: "function",
-                    function: tool,
-                })
-                .collect(),
+            tools: request.tools.iter().map(|tool| OutgoingTool { kind: "function", function: tool }).collect(),
             grammar: grammar.filter(|_| field == Some(GrammarField::Grammar)),
             guided_grammar: grammar.filter(|_| field == Some(GrammarField::GuidedGrammar)),
             extra,
@@ -160,11 +142,7 @@ pub struct OutgoingMessage<'a> {
 
 impl<'a> From<&'a Message> for OutgoingMessage<'a> {
     fn from(message: &'a Message) -> Self {
-        let content = if message.content.is_empty() && !message.tool_calls.is_empty() {
-            None
-        } else {
-            Some(message.content.as_str())
-        };
+        let content = if message.content.is_empty() && !message.tool_calls.is_empty() { None } else { Some(message.content.as_str()) };
         OutgoingMessage {
             role: message.role.as_str(),
             content,
@@ -239,21 +217,14 @@ impl<'a> From<&'a ToolCall> for WireToolCall<'a> {
         WireToolCall {
             id: Cow::Borrowed(&call.id),
             kind: Cow::Borrowed("function"),
-            function: WireFunction {
-                name: Cow::Borrowed(&call.name),
-                arguments: Cow::Borrowed(&call.arguments),
-            },
+            function: WireFunction { name: Cow::Borrowed(&call.name), arguments: Cow::Borrowed(&call.arguments) },
         }
     }
 }
 
 impl From<WireToolCall<'_>> for ToolCall {
     fn from(call: WireToolCall<'_>) -> Self {
-        ToolCall {
-            id: call.id.into_owned(),
-            name: call.function.name.into_owned(),
-            arguments: call.function.arguments.into_owned(),
-        }
+        ToolCall { id: call.id.into_owned(), name: call.function.name.into_owned(), arguments: call.function.arguments.into_owned() }
     }
 }
 
@@ -379,35 +350,19 @@ pub fn finish_reason_name(reason: FinishReason) -> &'static str {
 impl WireChoice<'_> {
     /// Converts to a [`Choice`].
     pub fn into_choice(self) -> Choice {
-        let logprobs = self
-            .logprobs
-            .and_then(|logprobs| logprobs.content)
-            .map(|tokens| {
-                tokens
-                    .into_iter()
-                    .map(|token| TokenLogprob {
-                        token: token.token.into_owned(),
-                        logprob: token.logprob,
-                        top: token
-                            .top_logprobs
-                            .into_iter()
-                            .map(|top| (top.token.into_owned(), top.logprob))
-                            .collect(),
-                    })
-                    .collect()
-            });
-        Choice {
-            text: self
-                .message
-                .content
-                .map(Cow::into_owned)
-                .unwrap_or_default(),
-            tool_calls: self
-                .message
-                .tool_calls
+        let logprobs = self.logprobs.and_then(|logprobs| logprobs.content).map(|tokens| {
+            tokens
                 .into_iter()
-                .map(ToolCall::from)
-                .collect(),
+                .map(|token| TokenLogprob {
+                    token: token.token.into_owned(),
+                    logprob: token.logprob,
+                    top: token.top_logprobs.into_iter().map(|top| (top.token.into_owned(), top.logprob)).collect(),
+                })
+                .collect()
+        });
+        Choice {
+            text: self.message.content.map(Cow::into_owned).unwrap_or_default(),
+            tool_calls: self.message.tool_calls.into_iter().map(ToolCall::from).collect(),
             finish_reason: finish_reason(self.finish_reason.as_deref()),
             logprobs,
         }
@@ -433,10 +388,7 @@ impl WireChoice<'_> {
                             top_logprobs: token
                                 .top
                                 .iter()
-                                .map(|(text, logprob)| WireTopLogprob {
-                                    token: Cow::Borrowed(text),
-                                    logprob: *logprob,
-                                })
+                                .map(|(text, logprob)| WireTopLogprob { token: Cow::Borrowed(text), logprob: *logprob })
                                 .collect(),
                         })
                         .collect(),
@@ -538,11 +490,7 @@ pub struct IncomingFunction {
 
 impl From<IncomingToolCall> for ToolCall {
     fn from(call: IncomingToolCall) -> Self {
-        ToolCall {
-            id: call.id,
-            name: call.function.name,
-            arguments: call.function.arguments,
-        }
+        ToolCall { id: call.id, name: call.function.name, arguments: call.function.arguments }
     }
 }
 
@@ -561,11 +509,9 @@ impl IncomingContent {
     pub fn into_text(self) -> String {
         match self {
             IncomingContent::Text(text) => text,
-            IncomingContent::Parts(parts) => parts
-                .iter()
-                .filter_map(|part| part.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(""),
+            IncomingContent::Parts(parts) => {
+                parts.iter().filter_map(|part| part.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("")
+            }
         }
     }
 }
@@ -578,20 +524,12 @@ impl IncomingRequest {
             .into_iter()
             .map(|message| Message {
                 role: message.role,
-                content: message
-                    .content
-                    .map(IncomingContent::into_text)
-                    .unwrap_or_default(),
+                content: message.content.map(IncomingContent::into_text).unwrap_or_default(),
                 tool_calls: message.tool_calls.into_iter().map(ToolCall::from).collect(),
                 tool_call_id: message.tool_call_id,
             })
             .collect();
-        let json_schema = self.response_format.and_then(|format| {
-            format
-                .get("json_schema")
-                .and_then(|inner| inner.get("schema"))
-                .cloned()
-        });
+        let json_schema = self.response_format.and_then(|format| format.get("json_schema").and_then(|inner| inner.get("schema")).cloned());
         let tools = self
             .tools
             .into_iter()
@@ -611,11 +549,7 @@ impl IncomingRequest {
                 },
                 seed: self.seed,
                 n: self.n.unwrap_or(1).max(1),
-                logprobs: if self.logprobs == Some(true) {
-                    Some(self.top_logprobs.unwrap_or(0))
-                } else {
-                    None
-                },
+                logprobs: if self.logprobs == Some(true) { Some(self.top_logprobs.unwrap_or(0)) } else { None },
             },
             json_schema,
             grammar: self.grammar.or(self.guided_grammar),
@@ -636,19 +570,10 @@ mod tests {
         request.messages.push(Message {
             role: Role::Assistant,
             content: String::new(),
-            tool_calls: vec![ToolCall {
-                id: "c1".into(),
-                name: "add".into(),
-                arguments: "{\"a\":1}".into(),
-            }],
+            tool_calls: vec![ToolCall { id: "c1".into(), name: "add".into(), arguments: "{\"a\":1}".into() }],
             tool_call_id: None,
         });
-        request.messages.push(Message {
-            role: Role::Tool,
-            content: "2".into(),
-            tool_calls: vec![],
-            tool_call_id: Some("c1".into()),
-        });
+        request.messages.push(Message { role: Role::Tool, content: "2".into(), tool_calls: vec![], tool_call_id: Some("c1".into()) });
         request.params = SamplingParams {
             temperature: Some(0.5),
             top_p: Some(0.9),
@@ -659,11 +584,7 @@ mod tests {
             logprobs: Some(3),
         };
         request.json_schema = Some(json!({"type": "object"}));
-        request.tools = vec![ToolSpec {
-            name: "add".into(),
-            description: "adds".into(),
-            parameters: json!({}),
-        }];
+        request.tools = vec![ToolSpec { name: "add".into(), description: "adds".into(), parameters: json!({}) }];
         let mut extra = Map::new();
         extra.insert("repetition_penalty".into(), json!(1.1));
         let bytes = serde_json::to_vec(&OutgoingRequest::new("m", &request, Some(&extra))).unwrap();
@@ -684,27 +605,16 @@ mod tests {
             "repetition_penalty": 1.1
         });
         assert_eq!(body, expected);
-        let minimal = serde_json::to_value(OutgoingRequest::new(
-            "m",
-            &ChatRequest::from_prompt("x"),
-            None,
-        ))
-        .unwrap();
-        assert_eq!(
-            minimal,
-            json!({"model": "m", "messages": [{"role": "user", "content": "x"}]})
-        );
+        let minimal = serde_json::to_value(OutgoingRequest::new("m", &ChatRequest::from_prompt("x"), None)).unwrap();
+        assert_eq!(minimal, json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
     }
 
     #[test]
     fn a_grammar_goes_to_the_field_the_server_reads_or_nowhere() {
         let mut request = ChatRequest::from_prompt("x");
         request.grammar = Some("root ::= \"A\" | \"B\"".into());
-        let cases = [
-            (None, None),
-            (Some(GrammarField::Grammar), Some("grammar")),
-            (Some(GrammarField::GuidedGrammar), Some("guided_grammar")),
-        ];
+        let cases =
+            [(None, None), (Some(GrammarField::Grammar), Some("grammar")), (Some(GrammarField::GuidedGrammar), Some("guided_grammar"))];
         for (field, expected) in cases {
             let body = serde_json::to_value(OutgoingRequest::with_grammar("m", &request, None, field)).unwrap();
             let sent: Vec<&str> = ["grammar", "guided_grammar"].into_iter().filter(|key| body.get(*key).is_some()).collect();
@@ -756,31 +666,14 @@ mod tests {
         })
         .to_string();
         let parsed: WireResponse<'_> = serde_json::from_str(&body).unwrap();
-        let choices: Vec<Choice> = parsed
-            .choices
-            .into_iter()
-            .map(WireChoice::into_choice)
-            .collect();
+        let choices: Vec<Choice> = parsed.choices.into_iter().map(WireChoice::into_choice).collect();
         assert_eq!(choices[0].finish_reason, FinishReason::ToolCalls);
-        assert_eq!(
-            choices[0].tool_calls,
-            [ToolCall {
-                id: "c".into(),
-                name: "f".into(),
-                arguments: "{}".into()
-            }]
-        );
+        assert_eq!(choices[0].tool_calls, [ToolCall { id: "c".into(), name: "f".into(), arguments: "{}".into() }]);
         assert_eq!(choices[1].finish_reason, FinishReason::Length);
         let logprobs = choices[1].logprobs.as_ref().unwrap();
-        assert_eq!(
-            logprobs[0].top,
-            [("hi".to_owned(), -0.5), ("ho".to_owned(), -1.5)]
-        );
+        assert_eq!(logprobs[0].top, [("hi".to_owned(), -0.5), ("ho".to_owned(), -1.5)]);
         let back = serde_json::to_value(WireChoice::from_choice(0, &choices[1])).unwrap();
-        assert_eq!(
-            back["logprobs"]["content"][0]["top_logprobs"][1]["token"],
-            "ho"
-        );
+        assert_eq!(back["logprobs"]["content"][0]["top_logprobs"][1]["token"], "ho");
         assert_eq!(finish_reason(Some("content_filter")), FinishReason::Other);
     }
 }

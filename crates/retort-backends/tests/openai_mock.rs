@@ -13,11 +13,7 @@ async fn mock(config: MockConfig) -> MockServer {
 }
 
 async fn mock_with_faults(faults: Faults) -> MockServer {
-    mock(MockConfig {
-        faults,
-        ..MockConfig::default()
-    })
-    .await
+    mock(MockConfig { faults, ..MockConfig::default() }).await
 }
 
 /// A config with fast retries so fault tests stay well under a second.
@@ -45,178 +41,86 @@ fn prompt(text: &str) -> ChatRequest {
 #[tokio::test]
 async fn openai_backend_on_the_mock_passes_the_compliance_suite() {
     let server = mock(MockConfig {
-        rules: vec![ScriptRule {
-            when: "always fails".into(),
-            error: Some("server".into()),
-            ..ScriptRule::default()
-        }],
+        rules: vec![ScriptRule { when: "always fails".into(), error: Some("server".into()), ..ScriptRule::default() }],
         ..MockConfig::default()
     })
     .await;
     let backend: Arc<dyn Backend> = Arc::new(backend(fast_config(server.url())));
     let options = ComplianceOptions {
-        failing: Some((
-            ChatRequest::from_prompt("always fails"),
-            BackendErrorKind::Server,
-        )),
+        failing: Some((ChatRequest::from_prompt("always fails"), BackendErrorKind::Server)),
         ..ComplianceOptions::default()
     };
-    let report = check_backend(backend.as_ref(), &options)
-        .await
-        .expect("compliant");
+    let report = check_backend(backend.as_ref(), &options).await.expect("compliant");
     assert_eq!(report.skipped, []);
     assert!(report.passed.contains(&"logprobs") && report.passed.contains(&"score"));
 }
 
 #[tokio::test]
 async fn rate_limited_with_retry_after_then_success() {
-    let server = mock_with_faults(Faults {
-        fail_first: 1,
-        fail_status: 429,
-        retry_after_s: Some(0.3),
-        ..Faults::default()
-    })
-    .await;
+    let server = mock_with_faults(Faults { fail_first: 1, fail_status: 429, retry_after_s: Some(0.3), ..Faults::default() }).await;
     let backend = backend(fast_config(server.url()));
     let started = Instant::now();
-    let answer = backend
-        .chat(&prompt("hello"))
-        .await
-        .expect("the retry succeeds");
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "Retry-After is a floor: {:?}",
-        started.elapsed()
-    );
+    let answer = backend.chat(&prompt("hello")).await.expect("the retry succeeds");
+    assert!(started.elapsed() >= Duration::from_millis(300), "Retry-After is a floor: {:?}", started.elapsed());
     assert!(answer.choices[0].text.starts_with("Answer "));
     assert_eq!(server.count(), 2);
-    let statuses: Vec<u16> = server
-        .requests()
-        .iter()
-        .map(|logged| logged.status)
-        .collect();
+    let statuses: Vec<u16> = server.requests().iter().map(|logged| logged.status).collect();
     assert_eq!(statuses, [429, 200]);
 }
 
 #[tokio::test]
 async fn the_key_is_sent_only_when_there_is_one() {
     let server = mock(MockConfig::default()).await;
-    backend(fast_config(server.url()))
-        .chat(&prompt("with key"))
-        .await
-        .unwrap();
+    backend(fast_config(server.url())).chat(&prompt("with key")).await.unwrap();
     let keyless = OpenAiBackend::with_api_key(fast_config(server.url()), None).unwrap();
     keyless.chat(&prompt("without key")).await.unwrap();
-    let authorized: Vec<bool> = server
-        .requests()
-        .iter()
-        .map(|logged| logged.authorized)
-        .collect();
+    let authorized: Vec<bool> = server.requests().iter().map(|logged| logged.authorized).collect();
     assert_eq!(authorized, [true, false]);
 }
 
 #[tokio::test]
 async fn server_errors_then_success() {
-    let server = mock_with_faults(Faults {
-        fail_first: 3,
-        fail_status: 500,
-        ..Faults::default()
-    })
-    .await;
+    let server = mock_with_faults(Faults { fail_first: 3, fail_status: 500, ..Faults::default() }).await;
     let backend = backend(fast_config(server.url()));
-    backend
-        .chat(&prompt("hello"))
-        .await
-        .expect("the fourth attempt succeeds");
+    backend.chat(&prompt("hello")).await.expect("the fourth attempt succeeds");
     assert_eq!(server.count(), 4);
-    let keys: Vec<String> = server
-        .requests()
-        .into_iter()
-        .map(|logged| logged.key)
-        .collect();
-    assert!(
-        keys.windows(2).all(|pair| pair[0] == pair[1]),
-        "the same body is re-sent: {keys:?}"
-    );
+    let keys: Vec<String> = server.requests().into_iter().map(|logged| logged.key).collect();
+    assert!(keys.windows(2).all(|pair| pair[0] == pair[1]), "the same body is re-sent: {keys:?}");
 }
 
 #[tokio::test]
 async fn a_hang_times_out_then_success() {
-    let server = mock_with_faults(Faults {
-        hang_first: 1,
-        hang_s: 10.0,
-        ..Faults::default()
-    })
-    .await;
-    let backend = backend(OpenAiConfig {
-        timeout_s: 0.3,
-        ..fast_config(server.url())
-    });
+    let server = mock_with_faults(Faults { hang_first: 1, hang_s: 10.0, ..Faults::default() }).await;
+    let backend = backend(OpenAiConfig { timeout_s: 0.3, ..fast_config(server.url()) });
     let started = Instant::now();
-    backend
-        .chat(&prompt("hello"))
-        .await
-        .expect("the retry succeeds");
+    backend.chat(&prompt("hello")).await.expect("the retry succeeds");
     let elapsed = started.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1500),
-        "{elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
     assert_eq!(server.count(), 2);
 }
 
 #[tokio::test]
 async fn dropped_connections_are_retried() {
-    let server = mock_with_faults(Faults {
-        drop_first: 2,
-        ..Faults::default()
-    })
-    .await;
+    let server = mock_with_faults(Faults { drop_first: 2, ..Faults::default() }).await;
     let backend = backend(fast_config(server.url()));
-    backend
-        .chat(&prompt("hello"))
-        .await
-        .expect("the third attempt succeeds");
+    backend.chat(&prompt("hello")).await.expect("the third attempt succeeds");
     assert_eq!(server.count(), 3);
     assert_eq!(server.requests()[0].status, 0);
 
-    let server = mock_with_faults(Faults {
-        drop_first: 10,
-        ..Faults::default()
-    })
-    .await;
-    let once = self::backend(OpenAiConfig {
-        max_retries: 0,
-        ..fast_config(server.url())
-    });
+    let server = mock_with_faults(Faults { drop_first: 10, ..Faults::default() }).await;
+    let once = self::backend(OpenAiConfig { max_retries: 0, ..fast_config(server.url()) });
     let error = once.chat(&prompt("hello")).await.unwrap_err();
     assert_eq!(error.kind, BackendErrorKind::Server, "{error}");
-    assert!(
-        error.message.contains("closed or reset"),
-        "{}",
-        error.message
-    );
+    assert!(error.message.contains("closed or reset"), "{}", error.message);
 }
 
 #[tokio::test]
 async fn exhausted_retries_report_the_kind_and_attempts() {
-    let server = mock_with_faults(Faults {
-        fail_first: 100,
-        fail_status: 503,
-        ..Faults::default()
-    })
-    .await;
-    let backend = backend(OpenAiConfig {
-        max_retries: 2,
-        ..fast_config(server.url())
-    });
+    let server = mock_with_faults(Faults { fail_first: 100, fail_status: 503, ..Faults::default() }).await;
+    let backend = backend(OpenAiConfig { max_retries: 2, ..fast_config(server.url()) });
     let error = backend.chat(&prompt("hello")).await.unwrap_err();
     assert_eq!(error.kind, BackendErrorKind::Server);
-    assert!(
-        error.message.contains("gave up after 3 attempts"),
-        "{}",
-        error.message
-    );
+    assert!(error.message.contains("gave up after 3 attempts"), "{}", error.message);
     assert!(error.message.contains("503"), "{}", error.message);
     assert_eq!(server.count(), 3);
     assert_eq!(backend.in_flight(), 0);
@@ -224,54 +128,25 @@ async fn exhausted_retries_report_the_kind_and_attempts() {
 
 #[tokio::test]
 async fn hang_exhausting_retries_is_a_timeout() {
-    let server = mock_with_faults(Faults {
-        hang_first: 10,
-        hang_s: 5.0,
-        ..Faults::default()
-    })
-    .await;
-    let backend = backend(OpenAiConfig {
-        timeout_s: 0.1,
-        max_retries: 1,
-        ..fast_config(server.url())
-    });
+    let server = mock_with_faults(Faults { hang_first: 10, hang_s: 5.0, ..Faults::default() }).await;
+    let backend = backend(OpenAiConfig { timeout_s: 0.1, max_retries: 1, ..fast_config(server.url()) });
     let error = backend.chat(&prompt("hello")).await.unwrap_err();
     assert_eq!(error.kind, BackendErrorKind::Timeout);
-    assert!(
-        error.message.contains("gave up after 2 attempts"),
-        "{}",
-        error.message
-    );
+    assert!(error.message.contains("gave up after 2 attempts"), "{}", error.message);
 }
 
 #[tokio::test]
 async fn rate_limits_shrink_the_concurrency_limit_and_successes_grow_it() {
-    let server = mock_with_faults(Faults {
-        fail_first: 3,
-        fail_status: 429,
-        retry_after_s: Some(0.0),
-        ..Faults::default()
-    })
-    .await;
-    let backend = backend(OpenAiConfig {
-        max_concurrency: 16,
-        ..fast_config(server.url())
-    });
+    let server = mock_with_faults(Faults { fail_first: 3, fail_status: 429, retry_after_s: Some(0.0), ..Faults::default() }).await;
+    let backend = backend(OpenAiConfig { max_concurrency: 16, ..fast_config(server.url()) });
     assert_eq!(backend.concurrency_limit(), 16);
-    backend
-        .chat(&prompt("hello"))
-        .await
-        .expect("the fourth attempt succeeds");
+    backend.chat(&prompt("hello")).await.expect("the fourth attempt succeeds");
     // 16 -> 8 -> 4 -> 2 on three 429s, then +1 for the success.
     assert_eq!(backend.concurrency_limit(), 3);
     for _ in 0..20 {
         backend.chat(&prompt("again")).await.unwrap();
     }
-    assert_eq!(
-        backend.concurrency_limit(),
-        16,
-        "grows back to the maximum, not beyond"
-    );
+    assert_eq!(backend.concurrency_limit(), 16, "grows back to the maximum, not beyond");
 }
 
 #[tokio::test]
@@ -281,11 +156,7 @@ async fn a_down_endpoint_fails_over_to_the_other() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/v1", listener.local_addr().unwrap())
     };
-    let config = OpenAiConfig {
-        base_url: Some(dead),
-        base_urls: vec![server.url()],
-        ..fast_config(String::new())
-    };
+    let config = OpenAiConfig { base_url: Some(dead), base_urls: vec![server.url()], ..fast_config(String::new()) };
     let backend = Arc::new(backend(config));
     let started = Instant::now();
     let tasks: Vec<_> = (0..20)
@@ -295,16 +166,10 @@ async fn a_down_endpoint_fails_over_to_the_other() {
         })
         .collect();
     for task in tasks {
-        task.await
-            .unwrap()
-            .expect("every request is answered by the live endpoint");
+        task.await.unwrap().expect("every request is answered by the live endpoint");
     }
     assert_eq!(server.count(), 20);
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "failover does not back off: {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(1), "failover does not back off: {:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -313,27 +178,17 @@ async fn every_endpoint_down_is_a_connection_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/v1", listener.local_addr().unwrap())
     };
-    let backend = backend(OpenAiConfig {
-        max_retries: 1,
-        ..fast_config(dead)
-    });
+    let backend = backend(OpenAiConfig { max_retries: 1, ..fast_config(dead) });
     let error = backend.chat(&prompt("hello")).await.unwrap_err();
     assert_eq!(error.kind, BackendErrorKind::Connection);
-    assert!(
-        error.message.contains("gave up after 2 attempts"),
-        "{}",
-        error.message
-    );
+    assert!(error.message.contains("gave up after 2 attempts"), "{}", error.message);
 }
 
 #[tokio::test]
 async fn requests_per_minute_are_paced() {
     let server = mock(MockConfig::default()).await;
     // 600 a minute: a burst of 10, then 10 a second.
-    let backend = Arc::new(backend(OpenAiConfig {
-        requests_per_minute: Some(600),
-        ..fast_config(server.url())
-    }));
+    let backend = Arc::new(backend(OpenAiConfig { requests_per_minute: Some(600), ..fast_config(server.url()) }));
     let started = Instant::now();
     let tasks: Vec<_> = (0..16)
         .map(|index| {
@@ -345,78 +200,41 @@ async fn requests_per_minute_are_paced() {
         task.await.unwrap().unwrap();
     }
     let elapsed = started.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(550) && elapsed < Duration::from_millis(1500),
-        "{elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_millis(550) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
     assert_eq!(server.count(), 16);
 }
 
 #[tokio::test]
 async fn client_errors_are_not_retried_and_never_show_the_key() {
-    let rule = |when: &str, error: &str| ScriptRule {
-        when: when.into(),
-        error: Some(error.into()),
-        ..ScriptRule::default()
-    };
+    let rule = |when: &str, error: &str| ScriptRule { when: when.into(), error: Some(error.into()), ..ScriptRule::default() };
     let server = mock(MockConfig {
-        rules: vec![
-            rule("auth", "auth"),
-            rule("long", "context_length"),
-            rule("bad", "bad_request"),
-        ],
+        rules: vec![rule("auth", "auth"), rule("long", "context_length"), rule("bad", "bad_request")],
         ..MockConfig::default()
     })
     .await;
     let backend = backend(fast_config(server.url()));
-    let cases = [
-        ("auth", BackendErrorKind::Auth),
-        ("long", BackendErrorKind::ContextLength),
-        ("bad", BackendErrorKind::BadRequest),
-    ];
+    let cases = [("auth", BackendErrorKind::Auth), ("long", BackendErrorKind::ContextLength), ("bad", BackendErrorKind::BadRequest)];
     for (index, (text, kind)) in cases.into_iter().enumerate() {
         let error = backend.chat(&prompt(text)).await.unwrap_err();
         assert_eq!(error.kind, kind, "{text}: {error}");
         assert!(!error.message.contains("sk-test-secret-key"));
-        assert!(
-            !error.message.contains("attempts"),
-            "not retried: {}",
-            error.message
-        );
+        assert!(!error.message.contains("attempts"), "not retried: {}", error.message);
         assert_eq!(server.count(), index as u64 + 1);
     }
 }
 
 #[tokio::test]
 async fn logprobs_from_a_server_without_them_are_unsupported() {
-    let server = mock(MockConfig {
-        logprobs: false,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { logprobs: false, ..MockConfig::default() }).await;
     let backend = backend(fast_config(server.url()));
     let mut request = prompt("hello");
     request.params.logprobs = Some(1);
     let error = backend.chat(&request).await.unwrap_err();
     assert_eq!(error.kind, BackendErrorKind::Unsupported);
-    assert!(
-        error.message.contains("returned no logprobs"),
-        "{}",
-        error.message
-    );
-    let error = backend
-        .score(&ScoreRequest {
-            messages: vec![Message::user("q")],
-            continuation: "a".into(),
-        })
-        .await
-        .unwrap_err();
+    assert!(error.message.contains("returned no logprobs"), "{}", error.message);
+    let error = backend.score(&ScoreRequest { messages: vec![Message::user("q")], continuation: "a".into() }).await.unwrap_err();
     assert_eq!(error.kind, BackendErrorKind::Unsupported);
-    assert!(
-        error.message.contains("prompt log-probabilities"),
-        "{}",
-        error.message
-    );
+    assert!(error.message.contains("prompt log-probabilities"), "{}", error.message);
 }
 
 #[tokio::test]
@@ -424,10 +242,7 @@ async fn tool_calls_and_structured_output_round_trip() {
     let server = mock(MockConfig {
         rules: vec![ScriptRule {
             when: r"weather in (\w+)".into(),
-            tool_calls: vec![ScriptToolCall {
-                name: "weather".into(),
-                arguments: r#"{"city":"$1"}"#.into(),
-            }],
+            tool_calls: vec![ScriptToolCall { name: "weather".into(), arguments: r#"{"city":"$1"}"#.into() }],
             ..ScriptRule::default()
         }],
         ..MockConfig::default()
@@ -449,27 +264,14 @@ async fn tool_calls_and_structured_output_round_trip() {
     structured.json_schema = Some(serde_json::json!({
         "type": "object", "properties": {"name": {"type": "string"}, "sweet": {"type": "boolean"}}
     }));
-    let text = backend
-        .chat(&structured)
-        .await
-        .unwrap()
-        .choices
-        .remove(0)
-        .text;
+    let text = backend.chat(&structured).await.unwrap().choices.remove(0).text;
     let value: serde_json::Value = serde_json::from_str(&text).expect("JSON text");
-    assert!(
-        value["name"].is_string() && value["sweet"].is_boolean(),
-        "{value}"
-    );
+    assert!(value["name"].is_string() && value["sweet"].is_boolean(), "{value}");
 }
 
 #[tokio::test]
 async fn in_flight_counts_requests_being_answered() {
-    let server = mock(MockConfig {
-        latency_ms: 300,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { latency_ms: 300, ..MockConfig::default() }).await;
     let backend = Arc::new(backend(fast_config(server.url())));
     let tasks: Vec<_> = (0..3)
         .map(|index| {
@@ -498,7 +300,8 @@ async fn malformed_truncated_and_choiceless_answers_are_retried() {
     for index in 0..300 {
         let answer = backend.chat(&prompt(&format!("question {index}"))).await;
         if answer.is_err() {
-            let log: Vec<String> = server.requests().iter().rev().take(12).map(|r| format!("{} {} {:?} {}", r.seq, r.status, r.fault, r.last_user)).collect();
+            let log: Vec<String> =
+                server.requests().iter().rev().take(12).map(|r| format!("{} {} {:?} {}", r.seq, r.status, r.fault, r.last_user)).collect();
             panic!("request {index}: {:?}\n{}", answer.err(), log.join("\n"));
         }
     }

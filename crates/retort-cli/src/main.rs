@@ -145,6 +145,7 @@ fn main() -> ExitCode {
     if retort_sandbox::is_helper_invocation() {
         retort_sandbox::helper_main();
     }
+    #[cfg(feature = "local")]
     if std::env::args().nth(1).as_deref() == Some("__llama-worker") {
         retort_llama::worker_main();
     }
@@ -172,9 +173,7 @@ fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    error.chain().any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 fn validate(path: &Path, overrides: &Overrides) -> anyhow::Result<ExitCode> {
@@ -293,7 +292,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let prepared = PreparedRun::prepare(recipe, options)?;
         if prepared.up_to_date()? {
             let failed = prepared.failed_last_time()?;
-            let hint = if failed > 0 { format!(" ({failed} records failed there; --retry-failed sends their requests again)") } else { String::new() };
+            let hint = if failed > 0 {
+                format!(" ({failed} records failed there; --retry-failed sends their requests again)")
+            } else {
+                String::new()
+            };
             eprintln!("retort: {} is up to date: the same recipe already completed there; nothing to do{hint}", out_dir.display());
         }
         let cancel = CancellationToken::new();

@@ -24,9 +24,7 @@ impl Progress {
                 bar
             })
             .collect();
-        let totals = bars.add(ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("  {msg:.dim}").expect("valid template"),
-        ));
+        let totals = bars.add(ProgressBar::new_spinner().with_style(ProgressStyle::with_template("  {msg:.dim}").expect("valid template")));
         let task = tokio::spawn(async move {
             let started = std::time::Instant::now();
             let mut interval = tokio::time::interval(Duration::from_millis(100));

@@ -79,11 +79,7 @@ pub(crate) fn report(report: &RunReport, out_dir: &Path) -> String {
 /// The table of `retort status`.
 pub(crate) fn status_table(status: &Status) -> String {
     let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "recipe {}: {} ({:.1}s), {} answers stored",
-        status.recipe, status.state, status.elapsed_s, status.answers
-    );
+    let _ = writeln!(text, "recipe {}: {} ({:.1}s), {} answers stored", status.recipe, status.state, status.elapsed_s, status.answers);
     text.push_str(&steps_table(&status.steps));
     text
 }

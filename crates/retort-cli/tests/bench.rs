@@ -58,7 +58,8 @@ fn the_bench_recipe_runs_with_two_requests_per_record_and_reruns_as_a_no_op() {
     assert_eq!((kept + dropped, count("failed.jsonl")), (records, 0));
     // Scores 1 to 5 from a hash: the filter (score >= 2) keeps most records, not all.
     assert!(kept > records / 2 && dropped > 0, "kept {kept}, dropped {dropped}");
-    let row: serde_json::Value = serde_json::from_str(std::fs::read_to_string(out.join("data.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+    let row: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(out.join("data.jsonl")).unwrap().lines().next().unwrap()).unwrap();
     for field in ["i", "topic", "question", "score"] {
         assert!(row.get(field).is_some(), "row lacks `{field}`: {row}");
     }

@@ -1,7 +1,6 @@
 //! The `retort` binary as a user runs it: validate, run, status, and surviving Ctrl-C and `kill -9`.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -105,11 +104,8 @@ fn interrupt_and_resume(signal: &str) {
         std::thread::sleep(Duration::from_millis(5));
     }
     // Answers logged this long before the signal have reached retort and been committed.
-    let settled: HashSet<String> = mock.server().requests()[before..]
-        .iter()
-        .filter(|request| request.status == 200)
-        .map(|request| request.key.clone())
-        .collect();
+    let settled: HashSet<String> =
+        mock.server().requests()[before..].iter().filter(|request| request.status == 200).map(|request| request.key.clone()).collect();
     std::thread::sleep(Duration::from_millis(200));
     let answered: HashSet<String> =
         mock.server().requests()[before..].iter().filter(|request| request.status == 200).map(|request| request.key.clone()).collect();
@@ -123,11 +119,8 @@ fn interrupt_and_resume(signal: &str) {
     let resume_from = mock.server().count() as usize;
     let resumed = retort(dir.path(), &run_args(&url, &[]));
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
-    let resent: Vec<String> = mock.server().requests()[resume_from..]
-        .iter()
-        .map(|request| request.key.clone())
-        .filter(|key| settled.contains(key))
-        .collect();
+    let resent: Vec<String> =
+        mock.server().requests()[resume_from..].iter().map(|request| request.key.clone()).filter(|key| settled.contains(key)).collect();
     assert!(resent.is_empty(), "{signal}: answers committed before the stop were requested again: {}", resent.len());
     if signal != "-KILL" {
         let requests = mock.server().requests();
@@ -175,9 +168,13 @@ steps:
     std::fs::write(dir.path().join("recipe.yaml"), recipe).unwrap();
     let output = retort(dir.path(), &["run", "recipe.yaml", "--out", "out", "--quiet"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let kept: Vec<serde_json::Value> = lines(&dir.path().join("out/data.jsonl")).iter().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let kept: Vec<serde_json::Value> =
+        lines(&dir.path().join("out/data.jsonl")).iter().map(|line| serde_json::from_str(line).unwrap()).collect();
     let questions: Vec<&str> = kept.iter().map(|row| row["q"].as_str().unwrap()).collect();
-    assert_eq!(questions, ["How do tides form on the coast of Maine?", "What is the capital of France?", "Name three prime numbers below twenty."]);
+    assert_eq!(
+        questions,
+        ["How do tides form on the coast of Maine?", "What is the capital of France?", "Name three prime numbers below twenty."]
+    );
     // Distinct sentences are similar (a language model's mean-pooled states), but not equal.
     for row in &kept[1..] {
         let nearest = row["nearest"].as_f64().unwrap();
@@ -239,7 +236,8 @@ steps:
     let failed = dir.path().join("out/failed.jsonl");
     let failed = if failed.exists() { lines(&failed) } else { Vec::new() };
     assert!(failed.is_empty(), "{failed:?}");
-    let kept: Vec<serde_json::Value> = lines(&dir.path().join("out/data.jsonl")).iter().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let kept: Vec<serde_json::Value> =
+        lines(&dir.path().join("out/data.jsonl")).iter().map(|line| serde_json::from_str(line).unwrap()).collect();
     assert_eq!(kept.len(), 3);
     for row in &kept {
         let score = row["score"].as_f64().unwrap();

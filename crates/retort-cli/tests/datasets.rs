@@ -48,12 +48,7 @@ steps:
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let out = dir.path().join("out");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/load_outputs.py");
-    let loaded = Command::new(python())
-        .arg(script)
-        .arg(&out)
-        .args(["data", "sft", "sft_mapped", "dpo", "dpo_chat"])
-        .output()
-        .unwrap();
+    let loaded = Command::new(python()).arg(script).arg(&out).args(["data", "sft", "sft_mapped", "dpo", "dpo_chat"]).output().unwrap();
     assert!(loaded.status.success(), "datasets could not load the run:\n{}", String::from_utf8_lossy(&loaded.stderr));
     let found: serde_json::Value = serde_json::from_slice(&loaded.stdout).unwrap();
     assert_eq!(found["default"]["rows"], 3, "{found}");

@@ -43,7 +43,8 @@ fn every_builtin_recipe_runs_against_a_server_by_base_url() {
     for name in &names {
         let before = mock.server().count();
         let out = format!("runs/{name}");
-        let output = retort(dir.path(), &["run", name, "--out", &out, "--base-url", &url, "--model", "served-model", "--limit", "2", "--quiet"]);
+        let output =
+            retort(dir.path(), &["run", name, "--out", &out, "--base-url", &url, "--model", "served-model", "--limit", "2", "--quiet"]);
         let text = stderr(&output);
         // 3: every record of some step failed, which a hash-answering server may well cause.
         if !matches!(output.status.code(), Some(0 | 3)) {
@@ -114,7 +115,8 @@ fn a_second_ctrl_c_stops_at_once_and_keeps_every_answer() {
     wait_for("answers", Duration::from_secs(20), || mock.server().count() > 80);
     // The mock logs an answer when it starts its 300 ms wait: these have all reached retort
     // 400 ms later.
-    let answered: HashSet<String> = mock.server().requests().iter().filter(|request| request.status == 200).map(|request| request.key.clone()).collect();
+    let answered: HashSet<String> =
+        mock.server().requests().iter().filter(|request| request.status == 200).map(|request| request.key.clone()).collect();
     std::thread::sleep(Duration::from_millis(400));
     let pid = child.id().to_string();
     Command::new("kill").args(["-INT", &pid]).status().unwrap();
@@ -200,7 +202,11 @@ fn retry_failed_sends_again_only_what_failed() {
     assert_eq!(lines(&dir.path().join("out/data.jsonl")).len(), 4);
     let sent = mock.server().count();
     let again = retort(dir.path(), &args);
-    assert!(stderr(&again).contains("up to date") && stderr(&again).contains("1 records failed there; --retry-failed"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("up to date") && stderr(&again).contains("1 records failed there; --retry-failed"),
+        "{}",
+        stderr(&again)
+    );
     assert_eq!(mock.server().count(), sent);
     let mut retry = args.clone();
     retry.push("--retry-failed");
@@ -219,7 +225,11 @@ fn retry_failed_sends_again_only_what_failed() {
 fn empty_and_cut_answers_fail_with_their_reason_and_lineage_has_the_finish_reason() {
     let rules = vec![
         ScriptRule { when: "topic 1\\b".into(), reply: Some(String::new()), ..ScriptRule::default() },
-        ScriptRule { when: "topic 2\\b".into(), reply: Some("one two three four five six seven eight nine ten".into()), ..ScriptRule::default() },
+        ScriptRule {
+            when: "topic 2\\b".into(),
+            reply: Some("one two three four five six seven eight nine ten".into()),
+            ..ScriptRule::default()
+        },
         ScriptRule { when: "(?s).".into(), reply: Some("a short enough answer".into()), ..ScriptRule::default() },
     ];
     let mock = Mock::with(MockConfig { rules, ..MockConfig::default() });

@@ -318,6 +318,8 @@ pub enum BackendErrorKind {
     Unsupported,
     /// The model's worker died while answering.
     WorkerDied,
+    /// Not sent: the run is stopping (Ctrl-C). Not a failure of the request, never retried.
+    Cancelled,
 }
 
 /// A failed backend call.

@@ -9,10 +9,9 @@ mod record;
 mod redact;
 
 pub use backend::{
-    Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, Choice, ConfigProblem,
-    FinishReason, Message, Role, SamplingParams, ScoreRequest, ScoreResponse, TokenLogprob,
-    ToolCall, ToolSpec, Usage,
+    Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, Choice, ConfigProblem, FinishReason, Message, Role,
+    SamplingParams, ScoreRequest, ScoreResponse, TokenLogprob, ToolCall, ToolSpec, Usage,
 };
-pub use hash::{stable_hash, stable_hash_hex, derive_seed, StableHasher};
-pub use record::{Lineage, Outcome, Record, RecordStatus};
+pub use hash::{derive_seed, stable_hash, stable_hash_hex, StableHasher};
+pub use record::{Failure, Lineage, Outcome, Record, RecordStatus};
 pub use redact::{redact_url, scrub_url_secrets, url_secrets};

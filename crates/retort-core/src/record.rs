@@ -92,6 +92,28 @@ pub enum RecordStatus {
     },
 }
 
+/// Why a record failed: the reason in words (what was expected, what was found), and the raw
+/// model answer that could not be used, kept for inspection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// What went wrong.
+    pub reason: String,
+    /// The raw answer, when there was one.
+    pub raw: Option<String>,
+}
+
+impl Failure {
+    /// A failure without a raw answer.
+    pub fn new(reason: impl Into<String>) -> Failure {
+        Failure { reason: reason.into(), raw: None }
+    }
+
+    /// A failure with the raw answer that caused it.
+    pub fn with_raw(reason: impl Into<String>, raw: impl Into<String>) -> Failure {
+        Failure { reason: reason.into(), raw: Some(raw.into()) }
+    }
+}
+
 /// What a step made of one record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -100,13 +122,16 @@ pub enum Outcome {
     /// Removed on purpose, with the reason.
     Drop(Record, String),
     /// Failed, with the reason and the raw answer if there was one.
-    Fail(Record, String, Option<String>),
+    Fail(Record, Failure),
+    /// Not worked on because the run is stopping: set aside silently, neither kept nor failed,
+    /// and redone by the next run.
+    Interrupted(Record),
 }
 
 impl Outcome {
     /// A failure without a raw answer.
     pub fn fail(record: Record, reason: impl Into<String>) -> Outcome {
-        Outcome::Fail(record, reason.into(), None)
+        Outcome::Fail(record, Failure::new(reason))
     }
 }
 

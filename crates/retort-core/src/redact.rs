@@ -49,7 +49,9 @@ pub fn url_secrets(url: &str) -> Vec<String> {
     if let Some(question) = rest.find('?') {
         let query = &rest[question + 1..];
         let query = &query[..query.find('#').unwrap_or(query.len())];
-        secrets.extend(query.split('&').filter_map(|pair| pair.split_once('=')).map(|(_, value)| value.to_string()).filter(|value| value.len() >= 4));
+        secrets.extend(
+            query.split('&').filter_map(|pair| pair.split_once('=')).map(|(_, value)| value.to_string()).filter(|value| value.len() >= 4),
+        );
     }
     secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
     secrets

@@ -9,10 +9,7 @@ use std::time::Instant;
 use retort_dedup::CosineIndex;
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map(|s| s.parse().expect("N"))
-        .unwrap_or(20_000);
+    let n: usize = std::env::args().nth(1).map(|s| s.parse().expect("N")).unwrap_or(20_000);
     let dim = 384;
     let mut state = 7u64;
     let mut next = move || {
@@ -30,10 +27,7 @@ fn main() {
         rejected += index.insert_if_new(i as u64, v).unwrap().is_some() as usize;
     }
     let secs = t.elapsed().as_secs_f64();
-    println!(
-        "insert_if_new of {n} vectors (dim {dim}): {secs:.2} s, {:.0} vectors/s, {rejected} rejected",
-        n as f64 / secs
-    );
+    println!("insert_if_new of {n} vectors (dim {dim}): {secs:.2} s, {:.0} vectors/s, {rejected} rejected", n as f64 / secs);
     let queries = 200;
     let t = Instant::now();
     for v in vectors.iter().take(queries) {

@@ -83,10 +83,7 @@ fn exact_jaccard(a: &str, b: &str, shingle: Shingle) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let n: usize = args
-        .get(1)
-        .map(|s| s.parse().expect("N"))
-        .unwrap_or(100_000);
+    let n: usize = args.get(1).map(|s| s.parse().expect("N")).unwrap_or(100_000);
     let shingle = match args.get(2).map(String::as_str) {
         Some("words") => Shingle::Words(3),
         _ => Shingle::Chars(5),
@@ -112,9 +109,7 @@ fn main() {
             planted.push(Some(original_text_index[src]));
         } else {
             let len = 15 + rng.below(11);
-            let words: Vec<String> = (0..len)
-                .map(|_| vocab[rng.below(vocab.len())].clone())
-                .collect();
+            let words: Vec<String> = (0..len).map(|_| vocab[rng.below(vocab.len())].clone()).collect();
             texts.push(words.join(" "));
             originals.push(words);
             original_text_index.push(i);
@@ -122,10 +117,7 @@ fn main() {
         }
     }
     let words: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
-    let config = MinHashConfig {
-        shingle,
-        ..MinHashConfig::default()
-    };
+    let config = MinHashConfig { shingle, ..MinHashConfig::default() };
     println!(
         "{n} texts, {:.1} words on average, {} planted near-duplicates; shingle {shingle:?}, \
          num_perm {}, threshold {}",
@@ -145,48 +137,27 @@ fn main() {
         checksum = checksum.wrapping_add(sig[0] as u64);
     }
     let secs = t.elapsed().as_secs_f64();
-    println!(
-        "signatures only: {secs:.3} s, {:.0} texts/s (checksum {checksum})",
-        n as f64 / secs
-    );
+    println!("signatures only: {secs:.3} s, {:.0} texts/s (checksum {checksum})", n as f64 / secs);
 
     // Streaming dedup.
     let mut index = MinHashIndex::new(config.clone()).unwrap();
     println!("LSH {:?}", index.lsh_params());
     let t = Instant::now();
-    let decisions: Vec<Option<u64>> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| index.insert_if_new(i as u64, text))
-        .collect();
+    let decisions: Vec<Option<u64>> = texts.iter().enumerate().map(|(i, text)| index.insert_if_new(i as u64, text)).collect();
     let secs = t.elapsed().as_secs_f64();
-    println!(
-        "insert_if_new: {secs:.3} s, {:.0} texts/s, {} kept",
-        n as f64 / secs,
-        index.len()
-    );
+    println!("insert_if_new: {secs:.3} s, {:.0} texts/s, {} kept", n as f64 / secs, index.len());
 
     let rejected = decisions.iter().filter(|d| d.is_some()).count();
-    let true_pos = decisions
-        .iter()
-        .zip(&planted)
-        .filter(|(d, p)| d.is_some() && p.is_some())
-        .count();
+    let true_pos = decisions.iter().zip(&planted).filter(|(d, p)| d.is_some() && p.is_some()).count();
     let planted_n = planted.iter().flatten().count();
     // Planted pairs whose exact Jaccard reaches the threshold: what a perfect detector catches.
     let above: Vec<bool> = planted
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            p.is_some_and(|s| exact_jaccard(&texts[i], &texts[s], shingle) >= config.threshold)
-        })
+        .map(|(i, p)| p.is_some_and(|s| exact_jaccard(&texts[i], &texts[s], shingle) >= config.threshold))
         .collect();
     let above_n = above.iter().filter(|x| **x).count();
-    let caught_above = decisions
-        .iter()
-        .zip(&above)
-        .filter(|(d, a)| d.is_some() && **a)
-        .count();
+    let caught_above = decisions.iter().zip(&above).filter(|(d, a)| d.is_some() && **a).count();
     println!(
         "precision {:.4} ({true_pos}/{rejected} rejected were planted), recall {:.4} \
          ({true_pos}/{planted_n} planted caught)",

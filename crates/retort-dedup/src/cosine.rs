@@ -27,13 +27,7 @@ impl CosineIndex {
                 found: threshold.to_string(),
             });
         }
-        Ok(Self {
-            threshold,
-            dim: 0,
-            ids: Vec::new(),
-            data: Vec::new(),
-            buf: Vec::new(),
-        })
+        Ok(Self { threshold, dim: 0, ids: Vec::new(), data: Vec::new(), buf: Vec::new() })
     }
 
     /// The similarity threshold.
@@ -59,11 +53,7 @@ impl CosineIndex {
     /// Keeps `embedding` under `id` unless a kept vector has cosine similarity
     /// `>= threshold` with it; then returns the most similar kept vector's id and similarity
     /// and leaves the index unchanged.
-    pub fn insert_if_new(
-        &mut self,
-        id: u64,
-        embedding: &[f32],
-    ) -> Result<Option<(u64, f32)>, DedupError> {
+    pub fn insert_if_new(&mut self, id: u64, embedding: &[f32]) -> Result<Option<(u64, f32)>, DedupError> {
         self.load_query("CosineIndex::insert_if_new", embedding)?;
         if let Some((i, sim)) = self.best() {
             if sim >= self.threshold {
@@ -90,12 +80,7 @@ impl CosineIndex {
         if self.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
-        let mut all: Vec<(usize, f32)> = self
-            .data
-            .chunks_exact(self.dim)
-            .map(|row| dot(row, &query))
-            .enumerate()
-            .collect();
+        let mut all: Vec<(usize, f32)> = self.data.chunks_exact(self.dim).map(|row| dot(row, &query)).enumerate().collect();
         let k = k.min(all.len());
         let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if k < all.len() {
@@ -114,11 +99,7 @@ impl CosineIndex {
 
     fn check_dim(&self, operation: &'static str, embedding: &[f32]) -> Result<(), DedupError> {
         if self.dim != 0 && embedding.len() != self.dim {
-            return Err(DedupError::DimensionMismatch {
-                operation,
-                expected: self.dim,
-                found: embedding.len(),
-            });
+            return Err(DedupError::DimensionMismatch { operation, expected: self.dim, found: embedding.len() });
         }
         Ok(())
     }
@@ -151,23 +132,14 @@ impl CosineIndex {
 /// Writes `v / |v|` into `out`, rejecting empty, zero or non-finite vectors.
 fn normalised(operation: &'static str, v: &[f32], out: &mut Vec<f32>) -> Result<(), DedupError> {
     if v.is_empty() {
-        return Err(DedupError::BadEmbedding {
-            operation,
-            found: "an empty vector".into(),
-        });
+        return Err(DedupError::BadEmbedding { operation, found: "an empty vector".into() });
     }
     if let Some(pos) = v.iter().position(|x| !x.is_finite()) {
-        return Err(DedupError::BadEmbedding {
-            operation,
-            found: format!("a non-finite value {} at index {pos}", v[pos]),
-        });
+        return Err(DedupError::BadEmbedding { operation, found: format!("a non-finite value {} at index {pos}", v[pos]) });
     }
     let norm = dot(v, v).sqrt();
     if norm == 0.0 || !norm.is_finite() {
-        return Err(DedupError::BadEmbedding {
-            operation,
-            found: format!("norm {norm}"),
-        });
+        return Err(DedupError::BadEmbedding { operation, found: format!("norm {norm}") });
     }
     out.clear();
     out.extend(v.iter().map(|x| x / norm));

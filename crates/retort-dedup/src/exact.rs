@@ -21,11 +21,7 @@ pub struct ExactIndex {
 impl ExactIndex {
     /// Creates an empty index that normalises text with `opts` before hashing.
     pub fn new(opts: NormalizeOptions) -> Self {
-        Self {
-            opts,
-            seen: HashMap::default(),
-            buf: String::new(),
-        }
+        Self { opts, seen: HashMap::default(), buf: String::new() }
     }
 
     /// The 128-bit hash of `text` after normalisation with this index's options.

@@ -26,10 +26,7 @@ pub struct LshParams {
 pub fn optimal_lsh_params(threshold: f64, num_perm: usize) -> LshParams {
     let t = threshold.clamp(1e-9, 1.0 - 1e-9);
     let num_perm = num_perm.max(1);
-    let mut best = LshParams {
-        bands: 1,
-        rows: num_perm,
-    };
+    let mut best = LshParams { bands: 1, rows: num_perm };
     let mut min_error = f64::INFINITY;
     for b in 1..=num_perm {
         for r in 1..=(num_perm / b) {
@@ -110,11 +107,7 @@ mod tests {
     #[test]
     fn matches_datasketch() {
         for &(t, n, bands, rows) in DATASKETCH {
-            assert_eq!(
-                optimal_lsh_params(t, n),
-                LshParams { bands, rows },
-                "threshold {t} num_perm {n}"
-            );
+            assert_eq!(optimal_lsh_params(t, n), LshParams { bands, rows }, "threshold {t} num_perm {n}");
         }
     }
 }

@@ -42,14 +42,7 @@ pub struct MinHashConfig {
 
 impl Default for MinHashConfig {
     fn default() -> Self {
-        Self {
-            shingle: Shingle::Chars(5),
-            num_perm: 128,
-            threshold: 0.8,
-            lsh: None,
-            seed: 1,
-            normalize: NormalizeOptions::default(),
-        }
+        Self { shingle: Shingle::Chars(5), num_perm: 128, threshold: 0.8, lsh: None, seed: 1, normalize: NormalizeOptions::default() }
     }
 }
 
@@ -66,35 +59,22 @@ impl MinHashConfig {
             return Err(invalid("num_perm", "1..=1024", self.num_perm));
         }
         if !(self.threshold > 0.0 && self.threshold <= 1.0) {
-            return Err(invalid(
-                "threshold",
-                "a Jaccard similarity in (0, 1]",
-                self.threshold,
-            ));
+            return Err(invalid("threshold", "a Jaccard similarity in (0, 1]", self.threshold));
         }
         match self.lsh {
             None => Ok(optimal_lsh_params(self.threshold, self.num_perm)),
-            Some(p) if p.bands == 0 || p.rows == 0 || p.bands * p.rows > self.num_perm => {
-                Err(invalid(
-                    "lsh",
-                    format!(
-                        "bands >= 1, rows >= 1 and bands * rows <= num_perm ({})",
-                        self.num_perm
-                    ),
-                    format!("bands {} rows {}", p.bands, p.rows),
-                ))
-            }
+            Some(p) if p.bands == 0 || p.rows == 0 || p.bands * p.rows > self.num_perm => Err(invalid(
+                "lsh",
+                format!("bands >= 1, rows >= 1 and bands * rows <= num_perm ({})", self.num_perm),
+                format!("bands {} rows {}", p.bands, p.rows),
+            )),
             Some(p) => Ok(p),
         }
     }
 }
 
 fn invalid(field: &'static str, expected: impl ToString, found: impl ToString) -> DedupError {
-    DedupError::InvalidConfig {
-        field,
-        expected: expected.to_string(),
-        found: found.to_string(),
-    }
+    DedupError::InvalidConfig { field, expected: expected.to_string(), found: found.to_string() }
 }
 
 /// Computes MinHash signatures: `num_perm` 32-bit minima of permuted 64-bit shingle hashes.
@@ -191,10 +171,7 @@ impl MinHasher {
             Shingle::Words(k) => {
                 let words = &mut self.words;
                 words.clear();
-                words.extend(
-                    s.split_whitespace()
-                        .map(|w| xxh3_64_with_seed(w.as_bytes(), self.seed)),
-                );
+                words.extend(s.split_whitespace().map(|w| xxh3_64_with_seed(w.as_bytes(), self.seed)));
                 if words.is_empty() {
                     return;
                 }

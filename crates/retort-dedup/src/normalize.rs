@@ -16,27 +16,15 @@ pub struct NormalizeOptions {
 
 impl Default for NormalizeOptions {
     fn default() -> Self {
-        Self {
-            lowercase: true,
-            collapse_whitespace: true,
-            strip_punctuation: false,
-        }
+        Self { lowercase: true, collapse_whitespace: true, strip_punctuation: false }
     }
 }
 
 impl NormalizeOptions {
     /// Options that leave the text unchanged.
-    pub const NONE: Self = Self {
-        lowercase: false,
-        collapse_whitespace: false,
-        strip_punctuation: false,
-    };
+    pub const NONE: Self = Self { lowercase: false, collapse_whitespace: false, strip_punctuation: false };
     /// Lowercase, collapse whitespace and strip punctuation.
-    pub const AGGRESSIVE: Self = Self {
-        lowercase: true,
-        collapse_whitespace: true,
-        strip_punctuation: true,
-    };
+    pub const AGGRESSIVE: Self = Self { lowercase: true, collapse_whitespace: true, strip_punctuation: true };
 }
 
 /// Returns `text` normalised according to `opts`.
@@ -94,36 +82,16 @@ mod tests {
     #[test]
     fn normalisation_cases() {
         let cases: &[(&str, NormalizeOptions, &str)] = &[
-            (
-                "  Hello,   World!\n",
-                NormalizeOptions::default(),
-                "hello, world!",
-            ),
-            (
-                "  Hello,   World!\n",
-                NormalizeOptions::AGGRESSIVE,
-                "hello world",
-            ),
-            (
-                "  Hello,   World!\n",
-                NormalizeOptions::NONE,
-                "  Hello,   World!\n",
-            ),
-            (
-                "Ünïcode\tTEXT — “quoted”",
-                NormalizeOptions::AGGRESSIVE,
-                "ünïcode text quoted",
-            ),
+            ("  Hello,   World!\n", NormalizeOptions::default(), "hello, world!"),
+            ("  Hello,   World!\n", NormalizeOptions::AGGRESSIVE, "hello world"),
+            ("  Hello,   World!\n", NormalizeOptions::NONE, "  Hello,   World!\n"),
+            ("Ünïcode\tTEXT — “quoted”", NormalizeOptions::AGGRESSIVE, "ünïcode text quoted"),
             ("a - b", NormalizeOptions::AGGRESSIVE, "a b"),
             ("", NormalizeOptions::default(), ""),
             ("   ", NormalizeOptions::default(), ""),
         ];
         for (input, opts, want) in cases {
-            assert_eq!(
-                normalize(input, opts),
-                *want,
-                "input {input:?} opts {opts:?}"
-            );
+            assert_eq!(normalize(input, opts), *want, "input {input:?} opts {opts:?}");
         }
     }
 }

@@ -11,14 +11,7 @@ fn at(deg: f32) -> Vec<f32> {
 #[test]
 fn threshold_decides_by_angle() {
     // cos(25.84°) = 0.9. (angle of the candidate from the kept vector, rejected?)
-    let cases: &[(f32, bool)] = &[
-        (0.0, true),
-        (10.0, true),
-        (25.0, true),
-        (26.5, false),
-        (45.0, false),
-        (180.0, false),
-    ];
+    let cases: &[(f32, bool)] = &[(0.0, true), (10.0, true), (25.0, true), (26.5, false), (45.0, false), (180.0, false)];
     for &(deg, rejected) in cases {
         let mut index = CosineIndex::new(0.9).unwrap();
         assert_eq!(index.insert_if_new(1, &at(0.0)).unwrap(), None);
@@ -54,27 +47,14 @@ fn vectors_are_normalised_and_nearest_is_ordered() {
 fn long_vectors_match_a_naive_dot_product() {
     // Dimension 389 exercises the unrolled loop and its remainder.
     let dim = 389;
-    let a: Vec<f32> = (0..dim)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 13.0)
-        .collect();
-    let b: Vec<f32> = (0..dim)
-        .map(|i| ((i * 53 % 97) as f32 - 48.0) / 11.0)
-        .collect();
+    let a: Vec<f32> = (0..dim).map(|i| ((i * 37 % 101) as f32 - 50.0) / 13.0).collect();
+    let b: Vec<f32> = (0..dim).map(|i| ((i * 53 % 97) as f32 - 48.0) / 11.0).collect();
     let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let naive = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| *x as f64 * *y as f64)
-        .sum::<f64>()
-        / (norm(&a) * norm(&b));
+    let naive = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum::<f64>() / (norm(&a) * norm(&b));
     let mut index = CosineIndex::new(1.0).unwrap();
     index.insert(1, &a).unwrap();
     let got = index.nearest(&b, 1).unwrap();
-    assert!(
-        (got[0].1 as f64 - naive).abs() < 1e-5,
-        "{} vs {naive}",
-        got[0].1
-    );
+    assert!((got[0].1 as f64 - naive).abs() < 1e-5, "{} vs {naive}", got[0].1);
 }
 
 #[test]
@@ -88,40 +68,16 @@ fn ties_prefer_the_earliest() {
 
 #[test]
 fn bad_inputs_are_errors() {
-    assert!(matches!(
-        CosineIndex::new(1.5),
-        Err(DedupError::InvalidConfig { .. })
-    ));
+    assert!(matches!(CosineIndex::new(1.5), Err(DedupError::InvalidConfig { .. })));
     let mut index = CosineIndex::new(0.9).unwrap();
-    assert!(matches!(
-        index.insert(1, &[]),
-        Err(DedupError::BadEmbedding { .. })
-    ));
-    assert!(matches!(
-        index.insert(1, &[0.0, 0.0]),
-        Err(DedupError::BadEmbedding { .. })
-    ));
-    assert!(matches!(
-        index.insert(1, &[f32::NAN, 1.0]),
-        Err(DedupError::BadEmbedding { .. })
-    ));
+    assert!(matches!(index.insert(1, &[]), Err(DedupError::BadEmbedding { .. })));
+    assert!(matches!(index.insert(1, &[0.0, 0.0]), Err(DedupError::BadEmbedding { .. })));
+    assert!(matches!(index.insert(1, &[f32::NAN, 1.0]), Err(DedupError::BadEmbedding { .. })));
     assert!(index.is_empty());
     index.insert(1, &[1.0, 0.0, 0.0]).unwrap();
     assert_eq!(index.dim(), 3);
     let err = index.insert_if_new(2, &[1.0, 0.0]).unwrap_err();
-    assert_eq!(
-        err,
-        DedupError::DimensionMismatch {
-            operation: "CosineIndex::insert_if_new",
-            expected: 3,
-            found: 2
-        }
-    );
-    assert!(err
-        .to_string()
-        .contains("expected an embedding of dimension 3, found 2"));
-    assert!(matches!(
-        index.nearest(&[1.0], 1),
-        Err(DedupError::DimensionMismatch { .. })
-    ));
+    assert_eq!(err, DedupError::DimensionMismatch { operation: "CosineIndex::insert_if_new", expected: 3, found: 2 });
+    assert!(err.to_string().contains("expected an embedding of dimension 3, found 2"));
+    assert!(matches!(index.nearest(&[1.0], 1), Err(DedupError::DimensionMismatch { .. })));
 }

@@ -3,8 +3,7 @@
 use std::collections::HashSet;
 
 use retort_dedup::{
-    estimate_jaccard, optimal_lsh_params, DedupError, LshParams, MinHashConfig, MinHashIndex,
-    MinHasher, NormalizeOptions, Shingle,
+    estimate_jaccard, optimal_lsh_params, DedupError, LshParams, MinHashConfig, MinHashIndex, MinHasher, NormalizeOptions, Shingle,
 };
 
 #[derive(serde::Deserialize)]
@@ -37,22 +36,14 @@ fn planted_near_duplicates_are_caught_and_their_jaccard_is_estimated() {
     let config = MinHashConfig::default();
     for (i, (original, variant)) in fx.near_duplicates.iter().enumerate() {
         let truth = exact_char_jaccard(original, variant, 5);
-        assert!(
-            truth >= 0.8,
-            "fixture pair {i} has exact Jaccard {truth}, below 0.8"
-        );
+        assert!(truth >= 0.8, "fixture pair {i} has exact Jaccard {truth}, below 0.8");
         let mut index = MinHashIndex::new(config.clone()).unwrap();
         assert_eq!(index.insert_if_new(10, original), None);
         let (id, est) = index
             .insert_if_new_with_similarity(11, variant)
-            .unwrap_or_else(|| {
-                panic!("pair {i} (exact Jaccard {truth:.3}) was not caught: {variant:?}")
-            });
+            .unwrap_or_else(|| panic!("pair {i} (exact Jaccard {truth:.3}) was not caught: {variant:?}"));
         assert_eq!(id, 10);
-        assert!(
-            (est - truth).abs() < 0.15,
-            "pair {i}: estimate {est} vs exact {truth}"
-        );
+        assert!((est - truth).abs() < 0.15, "pair {i}: estimate {est} vs exact {truth}");
         assert_eq!(index.len(), 1, "a rejected text must not be inserted");
     }
 }
@@ -62,32 +53,21 @@ fn distinct_texts_are_all_kept() {
     let fx = fixture();
     let mut index = MinHashIndex::new(MinHashConfig::default()).unwrap();
     for (i, text) in fx.distinct.iter().enumerate() {
-        assert_eq!(
-            index.insert_if_new(i as u64, text),
-            None,
-            "distinct text {i} rejected"
-        );
+        assert_eq!(index.insert_if_new(i as u64, text), None, "distinct text {i} rejected");
     }
     assert_eq!(index.len(), fx.distinct.len());
     // The variants of the pairs whose originals are in `distinct` are now caught by the
     // streaming index, pointing at the right original.
     for (original, variant) in &fx.near_duplicates {
         if let Some(pos) = fx.distinct.iter().position(|d| d == original) {
-            assert_eq!(
-                index.insert_if_new(999, variant),
-                Some(pos as u64),
-                "{variant:?}"
-            );
+            assert_eq!(index.insert_if_new(999, variant), Some(pos as u64), "{variant:?}");
         }
     }
 }
 
 /// A text of `n` distinct word tokens numbered from `start`.
 fn tokens(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("w{i}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    (start..start + n).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")
 }
 
 #[test]
@@ -109,35 +89,20 @@ fn threshold_decides_on_controlled_jaccard() {
         (60, 0.25, 0.5, false),
     ];
     for &(d, jaccard, threshold, rejected) in cases {
-        let config = MinHashConfig {
-            shingle: Shingle::Words(1),
-            num_perm: 256,
-            threshold,
-            ..MinHashConfig::default()
-        };
+        let config = MinHashConfig { shingle: Shingle::Words(1), num_perm: 256, threshold, ..MinHashConfig::default() };
         let mut index = MinHashIndex::new(config).unwrap();
         index.insert(1, &tokens(0, 100));
         let got = index.query(&tokens(d, 100));
-        assert_eq!(
-            got.is_some(),
-            rejected,
-            "shift {d} (Jaccard {jaccard}) threshold {threshold}: got {got:?}"
-        );
+        assert_eq!(got.is_some(), rejected, "shift {d} (Jaccard {jaccard}) threshold {threshold}: got {got:?}");
         if let Some((_, est)) = got {
-            assert!(
-                est >= threshold && (est - jaccard).abs() < 0.12,
-                "estimate {est}"
-            );
+            assert!(est >= threshold && (est - jaccard).abs() < 0.12, "estimate {est}");
         }
     }
 }
 
 #[test]
 fn estimates_track_exact_jaccard_on_average() {
-    let config = MinHashConfig {
-        shingle: Shingle::Words(1),
-        ..MinHashConfig::default()
-    };
+    let config = MinHashConfig { shingle: Shingle::Words(1), ..MinHashConfig::default() };
     let mut hasher = MinHasher::new(&config).unwrap();
     let mut total_err = 0.0;
     let shifts = 0..100usize;
@@ -154,35 +119,21 @@ fn estimates_track_exact_jaccard_on_average() {
 
 #[test]
 fn word_shingles_catch_reordered_tail_but_not_rewrites() {
-    let config = MinHashConfig {
-        shingle: Shingle::Words(3),
-        threshold: 0.7,
-        ..MinHashConfig::default()
-    };
+    let config = MinHashConfig { shingle: Shingle::Words(3), threshold: 0.7, ..MinHashConfig::default() };
     let mut index = MinHashIndex::new(config).unwrap();
     let base = "the committee will meet on tuesday to review the budget proposal for the \
                 coming fiscal year and vote on the new hiring plan";
     assert_eq!(index.insert_if_new(1, base), None);
     // One word appended: 21 of 22 shingles shared.
     assert_eq!(index.insert_if_new(2, &format!("{base} today")), Some(1));
-    assert_eq!(
-        index.insert_if_new(
-            3,
-            "a completely different note about the weather and the garden"
-        ),
-        None
-    );
+    assert_eq!(index.insert_if_new(3, "a completely different note about the weather and the garden"), None);
 }
 
 #[test]
 fn seed_determines_signatures_and_decisions() {
     let fx = fixture();
     let run = |seed: u64| {
-        let config = MinHashConfig {
-            seed,
-            threshold: 0.7,
-            ..MinHashConfig::default()
-        };
+        let config = MinHashConfig { seed, threshold: 0.7, ..MinHashConfig::default() };
         let mut hasher = MinHasher::new(&config).unwrap();
         let sigs: Vec<Vec<u32>> = fx.distinct.iter().map(|t| hasher.signature(t)).collect();
         let mut index = MinHashIndex::new(config).unwrap();
@@ -217,14 +168,8 @@ fn edge_texts() {
     assert_eq!(index.insert_if_new(4, "hi"), Some(3));
     assert_eq!(index.insert_if_new(5, "yo"), None);
     // Non-ASCII text is shingled by characters, not bytes.
-    assert_eq!(
-        index.insert_if_new(6, "Größenänderung der Datenbank im laufenden Betrieb"),
-        None
-    );
-    assert_eq!(
-        index.insert_if_new(7, "größenänderung der datenbank im laufenden betrieb"),
-        Some(6)
-    );
+    assert_eq!(index.insert_if_new(6, "Größenänderung der Datenbank im laufenden Betrieb"), None);
+    assert_eq!(index.insert_if_new(7, "größenänderung der datenbank im laufenden betrieb"), Some(6));
     assert_eq!(index.len(), 4);
 }
 
@@ -232,72 +177,21 @@ fn edge_texts() {
 fn lsh_params_derived_or_given() {
     let index = MinHashIndex::new(MinHashConfig::default()).unwrap();
     assert_eq!(index.lsh_params(), LshParams { bands: 9, rows: 13 });
-    assert_eq!(
-        optimal_lsh_params(0.8, 128),
-        LshParams { bands: 9, rows: 13 }
-    );
-    let given = MinHashConfig {
-        lsh: Some(LshParams { bands: 16, rows: 8 }),
-        ..MinHashConfig::default()
-    };
-    assert_eq!(
-        MinHashIndex::new(given).unwrap().lsh_params(),
-        LshParams { bands: 16, rows: 8 }
-    );
+    assert_eq!(optimal_lsh_params(0.8, 128), LshParams { bands: 9, rows: 13 });
+    let given = MinHashConfig { lsh: Some(LshParams { bands: 16, rows: 8 }), ..MinHashConfig::default() };
+    assert_eq!(MinHashIndex::new(given).unwrap().lsh_params(), LshParams { bands: 16, rows: 8 });
 }
 
 #[test]
 fn invalid_configs_are_rejected_with_the_field_named() {
     let cases: Vec<(MinHashConfig, &str)> = vec![
-        (
-            MinHashConfig {
-                num_perm: 0,
-                ..Default::default()
-            },
-            "num_perm",
-        ),
-        (
-            MinHashConfig {
-                threshold: 0.0,
-                ..Default::default()
-            },
-            "threshold",
-        ),
-        (
-            MinHashConfig {
-                threshold: 1.5,
-                ..Default::default()
-            },
-            "threshold",
-        ),
-        (
-            MinHashConfig {
-                threshold: f64::NAN,
-                ..Default::default()
-            },
-            "threshold",
-        ),
-        (
-            MinHashConfig {
-                shingle: Shingle::Chars(0),
-                ..Default::default()
-            },
-            "shingle",
-        ),
-        (
-            MinHashConfig {
-                lsh: Some(LshParams { bands: 20, rows: 7 }),
-                ..Default::default()
-            },
-            "lsh",
-        ),
-        (
-            MinHashConfig {
-                lsh: Some(LshParams { bands: 0, rows: 7 }),
-                ..Default::default()
-            },
-            "lsh",
-        ),
+        (MinHashConfig { num_perm: 0, ..Default::default() }, "num_perm"),
+        (MinHashConfig { threshold: 0.0, ..Default::default() }, "threshold"),
+        (MinHashConfig { threshold: 1.5, ..Default::default() }, "threshold"),
+        (MinHashConfig { threshold: f64::NAN, ..Default::default() }, "threshold"),
+        (MinHashConfig { shingle: Shingle::Chars(0), ..Default::default() }, "shingle"),
+        (MinHashConfig { lsh: Some(LshParams { bands: 20, rows: 7 }), ..Default::default() }, "lsh"),
+        (MinHashConfig { lsh: Some(LshParams { bands: 0, rows: 7 }), ..Default::default() }, "lsh"),
     ];
     for (config, field) in cases {
         match MinHashIndex::new(config.clone()) {
@@ -309,14 +203,12 @@ fn invalid_configs_are_rejected_with_the_field_named() {
 
 #[test]
 fn config_deserialises_with_defaults_and_rejects_unknown_fields() {
-    let config: MinHashConfig =
-        serde_json::from_str(r#"{"shingle": {"words": 3}, "threshold": 0.7}"#).unwrap();
+    let config: MinHashConfig = serde_json::from_str(r#"{"shingle": {"words": 3}, "threshold": 0.7}"#).unwrap();
     assert_eq!(config.shingle, Shingle::Words(3));
     assert_eq!(config.num_perm, 128);
     assert_eq!(config.threshold, 0.7);
     assert_eq!(config.lsh, None);
-    let given: MinHashConfig =
-        serde_json::from_str(r#"{"lsh": {"bands": 4, "rows": 8}, "seed": 3}"#).unwrap();
+    let given: MinHashConfig = serde_json::from_str(r#"{"lsh": {"bands": 4, "rows": 8}, "seed": 3}"#).unwrap();
     assert_eq!(given.lsh, Some(LshParams { bands: 4, rows: 8 }));
     assert!(serde_json::from_str::<MinHashConfig>(r#"{"treshold": 0.7}"#).is_err());
 }

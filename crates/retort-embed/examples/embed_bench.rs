@@ -67,10 +67,7 @@ fn main() {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
 
     let t = Instant::now();
-    let options = MiniLmOptions {
-        batch_size,
-        ..MiniLmOptions::default()
-    };
+    let options = MiniLmOptions { batch_size, ..MiniLmOptions::default() };
     let model = MiniLmEmbedder::load_with(&default_model_dir(), options).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(1)

@@ -25,10 +25,7 @@ pub struct MiniLmOptions {
 
 impl Default for MiniLmOptions {
     fn default() -> Self {
-        Self {
-            batch_size: 32,
-            max_tokens: 256,
-        }
+        Self { batch_size: 32, max_tokens: 256 }
     }
 }
 
@@ -47,10 +44,7 @@ pub struct MiniLmEmbedder {
 
 impl std::fmt::Debug for MiniLmEmbedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MiniLmEmbedder")
-            .field("dim", &self.dim)
-            .field("options", &self.options)
-            .finish_non_exhaustive()
+        f.debug_struct("MiniLmEmbedder").field("dim", &self.dim).field("options", &self.options).finish_non_exhaustive()
     }
 }
 
@@ -86,11 +80,7 @@ impl MiniLmEmbedder {
             .and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string()))
             .map_err(|message| load_error("BERT config.json", &config_path, message))?;
         if options.batch_size == 0 {
-            return Err(EmbedError::InvalidOptions {
-                field: "batch_size",
-                expected: "at least 1".into(),
-                found: "0".into(),
-            });
+            return Err(EmbedError::InvalidOptions { field: "batch_size", expected: "at least 1".into(), found: "0".into() });
         }
         if options.max_tokens < 2 || options.max_tokens > config.max_position_embeddings {
             return Err(EmbedError::InvalidOptions {
@@ -101,33 +91,22 @@ impl MiniLmEmbedder {
         }
 
         let tokenizer_path = dir.join("tokenizer.json");
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| load_error("tokenizer.json", &tokenizer_path, e.to_string()))?;
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| load_error("tokenizer.json", &tokenizer_path, e.to_string()))?;
         // The file carries fixed padding to 128 and truncation at 128; padding is done here
         // per batch, and truncation follows sentence-transformers' max_seq_length.
         tokenizer.with_padding(None);
         tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: options.max_tokens,
-                ..TruncationParams::default()
-            }))
+            .with_truncation(Some(TruncationParams { max_length: options.max_tokens, ..TruncationParams::default() }))
             .map_err(|e| load_error("tokenizer.json", &tokenizer_path, e.to_string()))?;
 
         let weights_path = dir.join("model.safetensors");
         let device = Device::Cpu;
-        let bytes = std::fs::read(&weights_path)
-            .map_err(|e| load_error("model.safetensors", &weights_path, e.to_string()))?;
+        let bytes = std::fs::read(&weights_path).map_err(|e| load_error("model.safetensors", &weights_path, e.to_string()))?;
         let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)
             .map_err(|e| load_error("model.safetensors", &weights_path, e.to_string()))?;
-        let model = BertModel::load(vb, &config)
-            .map_err(|e| load_error("BERT model.safetensors", &weights_path, e.to_string()))?;
-        Ok(Self {
-            model,
-            tokenizer,
-            device,
-            dim: config.hidden_size,
-            options,
-        })
+        let model = BertModel::load(vb, &config).map_err(|e| load_error("BERT model.safetensors", &weights_path, e.to_string()))?;
+        Ok(Self { model, tokenizer, device, dim: config.hidden_size, options })
     }
 
     /// The options in use.
@@ -141,14 +120,8 @@ impl MiniLmEmbedder {
     }
 
     fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, EmbedError> {
-        let encodings = self
-            .tokenizer
-            .encode_batch_fast(texts.to_vec(), true)
-            .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
-        Ok(encodings
-            .into_iter()
-            .map(|e| e.get_ids().to_vec())
-            .collect())
+        let encodings = self.tokenizer.encode_batch_fast(texts.to_vec(), true).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
+        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 
     /// Embeds one batch of token id sequences; returns one unit vector per sequence.
@@ -158,38 +131,26 @@ impl MiniLmEmbedder {
         let mut mask = vec![0u32; batch.len() * len];
         for (row, seq) in batch.iter().enumerate() {
             ids[row * len..row * len + seq.len()].copy_from_slice(seq);
-            mask[row * len..row * len + seq.len()]
-                .iter_mut()
-                .for_each(|m| *m = 1);
+            mask[row * len..row * len + seq.len()].iter_mut().for_each(|m| *m = 1);
         }
         let shape = (batch.len(), len);
         let input_ids = Tensor::from_vec(ids, shape, &self.device)?;
         let attention = Tensor::from_vec(mask, shape, &self.device)?;
         let token_types = input_ids.zeros_like()?;
-        let hidden = self
-            .model
-            .forward(&input_ids, &token_types, Some(&attention))?;
+        let hidden = self.model.forward(&input_ids, &token_types, Some(&attention))?;
         // Mean over real tokens: sum(hidden * mask) / max(sum(mask), 1e-9).
         let mask = attention.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
         let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
         let mean = summed.broadcast_div(&counts)?;
         // L2 normalisation: x / max(|x|, 1e-12).
-        let norm = mean
-            .sqr()?
-            .sum_keepdim(1)?
-            .sqrt()?
-            .clamp(1e-12f32, f32::MAX)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
         mean.broadcast_div(&norm)?.to_vec2::<f32>()
     }
 }
 
 fn load_error(what: &'static str, path: &Path, message: String) -> EmbedError {
-    EmbedError::Load {
-        what,
-        path: PathBuf::from(path),
-        message,
-    }
+    EmbedError::Load { what, path: PathBuf::from(path), message }
 }
 
 impl Embedder for MiniLmEmbedder {
@@ -208,9 +169,7 @@ impl Embedder for MiniLmEmbedder {
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(self.options.batch_size) {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
-            let vectors = self
-                .embed_batch(&batch)
-                .map_err(|e| EmbedError::Inference(e.to_string()))?;
+            let vectors = self.embed_batch(&batch).map_err(|e| EmbedError::Inference(e.to_string()))?;
             for (&i, v) in chunk.iter().zip(vectors) {
                 out[i] = v;
             }

@@ -11,19 +11,14 @@ use retort_embed::{default_model_dir, EmbedError, Embedder, MiniLmEmbedder, Mini
 
 fn model() -> &'static MiniLmEmbedder {
     static MODEL: OnceLock<MiniLmEmbedder> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        MiniLmEmbedder::load(&default_model_dir()).unwrap_or_else(|e| panic!("{e}"))
-    })
+    MODEL.get_or_init(|| MiniLmEmbedder::load(&default_model_dir()).unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// A second embedder with batch size 1 (no padding at all) and truncation at 24 tokens.
 fn small_model() -> &'static MiniLmEmbedder {
     static MODEL: OnceLock<MiniLmEmbedder> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let options = MiniLmOptions {
-            batch_size: 1,
-            max_tokens: 24,
-        };
+        let options = MiniLmOptions { batch_size: 1, max_tokens: 24 };
         MiniLmEmbedder::load_with(&default_model_dir(), options).unwrap_or_else(|e| panic!("{e}"))
     })
 }
@@ -37,10 +32,7 @@ struct Reference {
 }
 
 fn references(jsonl: &str) -> Vec<Reference> {
-    jsonl
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -55,38 +47,22 @@ fn matches_reference_implementation() {
 #[test]
 fn truncation_matches_reference_implementation() {
     // Computed with truncation at 24 tokens: the long text keeps its first 22 word pieces.
-    check_against_reference(
-        small_model(),
-        include_str!("data/reference_truncated.jsonl"),
-    );
+    check_against_reference(small_model(), include_str!("data/reference_truncated.jsonl"));
 }
 
 fn check_against_reference(m: &MiniLmEmbedder, jsonl: &str) {
     let refs = references(jsonl);
     let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
-    assert_eq!(
-        m.token_counts(&texts).unwrap(),
-        refs.iter().map(|r| r.tokens).collect::<Vec<_>>()
-    );
+    assert_eq!(m.token_counts(&texts).unwrap(), refs.iter().map(|r| r.tokens).collect::<Vec<_>>());
     let got = m.embed(&texts).unwrap();
     assert_eq!(got.len(), refs.len());
     for (r, v) in refs.iter().zip(&got) {
         assert_eq!(v.len(), 384);
         let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "{:?}: norm {norm}", r.text);
-        let expected = r
-            .head
-            .iter()
-            .enumerate()
-            .map(|(i, x)| (i, *x))
-            .chain(r.idx.clone());
+        let expected = r.head.iter().enumerate().map(|(i, x)| (i, *x)).chain(r.idx.clone());
         for (i, want) in expected {
-            assert!(
-                (v[i] - want).abs() < 1e-4,
-                "{:?}: component {i} is {}, reference {want}",
-                r.text,
-                v[i]
-            );
+            assert!((v[i] - want).abs() < 1e-4, "{:?}: component {i} is {}, reference {want}", r.text, v[i]);
         }
     }
 }
@@ -108,27 +84,15 @@ fn similar_sentences_are_closer_than_unrelated_ones() {
 
 #[test]
 fn batching_and_order_do_not_change_vectors() {
-    let texts = [
-        "short",
-        "a somewhat longer sentence with more tokens in it",
-        "mid length text",
-        "",
-    ];
+    let texts = ["short", "a somewhat longer sentence with more tokens in it", "mid length text", ""];
     let all = model().embed(&texts).unwrap();
     // Batch size 1 in a separately loaded embedder (no padding at all); every text here is
     // shorter than its 24-token truncation.
     let single = small_model();
     for (t, batched) in texts.iter().zip(&all) {
         let alone = single.embed(&[t]).unwrap().remove(0);
-        let max_diff = alone
-            .iter()
-            .zip(batched)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
-        assert!(
-            max_diff < 1e-5,
-            "{t:?}: batch vs single differ by {max_diff}"
-        );
+        let max_diff = alone.iter().zip(batched).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(max_diff < 1e-5, "{t:?}: batch vs single differ by {max_diff}");
     }
     // Deterministic: the same call gives bit-identical output.
     assert_eq!(model().embed(&texts).unwrap(), all);
@@ -150,27 +114,9 @@ fn missing_model_names_the_setup_script() {
 #[test]
 fn invalid_options_are_rejected() {
     for (options, field) in [
-        (
-            MiniLmOptions {
-                batch_size: 0,
-                max_tokens: 256,
-            },
-            "batch_size",
-        ),
-        (
-            MiniLmOptions {
-                batch_size: 8,
-                max_tokens: 1,
-            },
-            "max_tokens",
-        ),
-        (
-            MiniLmOptions {
-                batch_size: 8,
-                max_tokens: 513,
-            },
-            "max_tokens",
-        ),
+        (MiniLmOptions { batch_size: 0, max_tokens: 256 }, "batch_size"),
+        (MiniLmOptions { batch_size: 8, max_tokens: 1 }, "max_tokens"),
+        (MiniLmOptions { batch_size: 8, max_tokens: 513 }, "max_tokens"),
     ] {
         match MiniLmEmbedder::load_with(&default_model_dir(), options) {
             Err(EmbedError::InvalidOptions { field: f, .. }) => assert_eq!(f, field),
@@ -178,12 +124,6 @@ fn invalid_options_are_rejected() {
         }
     }
     let parsed: MiniLmOptions = serde_json::from_str(r#"{"batch_size": 4}"#).unwrap();
-    assert_eq!(
-        parsed,
-        MiniLmOptions {
-            batch_size: 4,
-            max_tokens: 256
-        }
-    );
+    assert_eq!(parsed, MiniLmOptions { batch_size: 4, max_tokens: 256 });
     assert!(serde_json::from_str::<MiniLmOptions>(r#"{"batchsize": 4}"#).is_err());
 }

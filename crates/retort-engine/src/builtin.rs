@@ -23,10 +23,6 @@ pub struct Builtin {
     pub needs: String,
 }
 
-fn text(document: &serde_yaml::Value, key: &str) -> String {
-    document.get(key).and_then(serde_yaml::Value::as_str).unwrap_or_default().trim().to_string()
-}
-
 /// Every built-in recipe, by name.
 pub fn builtins() -> Vec<Builtin> {
     let mut found: Vec<Builtin> = RECIPES
@@ -34,14 +30,8 @@ pub fn builtins() -> Vec<Builtin> {
         .filter_map(|dir| {
             let name = dir.path().file_name()?.to_str()?.to_string();
             let file = dir.get_file(dir.path().join("recipe.yaml"))?;
-            let document: serde_yaml::Value = serde_yaml::from_slice(file.contents()).ok()?;
-            Some(Builtin {
-                name,
-                paper: text(&document, "paper"),
-                description: text(&document, "description"),
-                outputs: text(&document, "outputs"),
-                needs: text(&document, "needs"),
-            })
+            let header = crate::recipe::header(file.contents())?;
+            Some(Builtin { name, paper: header.paper, description: header.description, outputs: header.outputs, needs: header.needs })
         })
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));

@@ -64,13 +64,17 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] retort_store::StoreError),
     /// A backend could not be built.
-    #[error("llm `{name}`: {message}")]
+    #[error("llm `{name}`: {source}")]
     Backend {
         /// The backend's name in the recipe (`default` for `llm:`).
         name: String,
-        /// What went wrong.
-        message: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The run was cancelled (Ctrl-C) and its work in flight abandoned after the grace period.
+    #[error("the run was stopped before its work in flight finished")]
+    Cancelled,
     /// Reading or writing a file failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -247,7 +247,10 @@ mod tests {
         let unordered = |parts: &[u32], id: &str| R { key: key(parts), record: record(id), ordered: false };
         let cases: Vec<(Vec<Flow>, &[&str])> = vec![
             // In order already: passed straight through.
-            (vec![R { key: key(&[0]), record: record("0"), ordered: true }, R { key: key(&[1]), record: record("1"), ordered: true }], &["0", "1"]),
+            (
+                vec![R { key: key(&[0]), record: record("0"), ordered: true }, R { key: key(&[1]), record: record("1"), ordered: true }],
+                &["0", "1"],
+            ),
             // 2 and 1 overtook 0; the watermark after 0 releases all three in order.
             (vec![unordered(&[2], "2"), unordered(&[1], "1"), unordered(&[0], "0"), W(key(&[3]))], &["0", "1", "2"]),
             // Children of a fan-out sit between their parent's place and the next one.

@@ -12,7 +12,7 @@
 pub mod builtin;
 mod error;
 mod flow;
-mod gguf_embedder;
+mod introspect;
 mod limits;
 mod llm;
 mod output;
@@ -26,9 +26,10 @@ pub mod steps;
 mod template;
 
 pub use error::{Diagnostic, Diagnostics, EngineError};
+pub use llm::build_backend;
 pub use parse::ParseConfig;
 pub use recipe::{LlmConfig, Overrides, Recipe, StepSpec};
-pub use run::{build_backend, status, step_paths, PreparedRun, RunOptions, RunOutcome, RunReport, Status};
+pub use run::{status, step_paths, PreparedRun, RunOptions, RunOutcome, RunReport, Status};
 pub use source::Format;
 pub use stats::{RunStats, StepSnapshot, StepStats};
 pub use template::{extract_answer, normalize_number};

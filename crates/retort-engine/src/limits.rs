@@ -10,20 +10,16 @@ pub(crate) const MAX_JUDGMENTS: u64 = 64;
 /// Turns of a dialogue or a game, steps of an agent, rounds of a loop, epochs of a fit.
 pub(crate) const MAX_ITERATIONS: u64 = 10_000;
 
-/// Reports `value` at `key` unless it lies in `min..=max`.
-pub(crate) fn check(cx: &mut crate::steps::CheckCx<'_>, key: &str, value: u64, min: u64, max: u64) {
-    if value < min || value > max {
-        cx.error(key, format!("expected a number from {min} to {max}, found {value}"));
-    }
-}
-
 /// Rewrites serde's wording for a number out of range or of the wrong type into what was
 /// expected and what was found (`invalid type: integer `1e20` as u128, expected u32` says
 /// neither in words a recipe author uses).
 pub(crate) fn friendly(message: &str) -> String {
     static NUMBER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let pattern = NUMBER.get_or_init(|| {
-        regex::Regex::new(r"^invalid (?:value|type): integer `(-?\d+)`(?: as [iu]128)?, expected (u8|u16|u32|u64|usize|i32|i64|a nonzero u\d+)").expect("valid pattern")
+        regex::Regex::new(
+            r"^invalid (?:value|type): integer `(-?\d+)`(?: as [iu]128)?, expected (u8|u16|u32|u64|usize|i32|i64|a nonzero u\d+)",
+        )
+        .expect("valid pattern")
     });
     if let Some(captures) = pattern.captures(message) {
         let found = &captures[1];
@@ -37,7 +33,9 @@ pub(crate) fn friendly(message: &str) -> String {
         };
         return format!("expected {expected}, found {found}");
     }
-    for (rust, words) in [("u32", "a whole number"), ("u64", "a whole number"), ("usize", "a whole number"), ("f32", "a number"), ("f64", "a number")] {
+    for (rust, words) in
+        [("u32", "a whole number"), ("u64", "a whole number"), ("usize", "a whole number"), ("f32", "a number"), ("f64", "a number")]
+    {
         if let Some(prefix) = message.strip_suffix(&format!(", expected {rust}")) {
             if let Some(found) = prefix.strip_prefix("invalid type: ") {
                 return format!("expected {words}, found {found}");
@@ -54,7 +52,10 @@ mod tests {
     #[test]
     fn serde_number_errors_say_what_was_expected() {
         let cases = [
-            ("invalid type: integer `100000000000000000000` as u128, expected u32", "expected a whole number from 0 to 4294967295, found 100000000000000000000"),
+            (
+                "invalid type: integer `100000000000000000000` as u128, expected u32",
+                "expected a whole number from 0 to 4294967295, found 100000000000000000000",
+            ),
             ("invalid value: integer `-1`, expected usize", "expected a whole number from 0 to 18446744073709551615, found -1"),
             ("invalid type: string \"many\", expected usize", "expected a whole number, found string \"many\""),
             ("missing field `into`", "missing field `into`"),

@@ -8,9 +8,59 @@ use std::sync::Arc;
 use arrow_json::reader::{infer_json_schema_from_seekable, ReaderBuilder};
 use parquet::arrow::ArrowWriter;
 
+use serde::Deserialize;
+
 use crate::error::EngineError;
 use crate::stats::StepSnapshot;
-use crate::steps::export::{partial, ExportTarget, OutputFormat};
+
+/// An output file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Apache Parquet, columns inferred from the records.
+    Parquet,
+}
+
+/// The shape of each written row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// The record's fields as they are (or those named in `fields`).
+    #[default]
+    Records,
+    /// `{"messages": [...]}` for supervised fine-tuning.
+    Sft,
+    /// `{"prompt", "chosen", "rejected"}` for preference training (DPO).
+    Dpo,
+}
+
+/// An export's files, known to the run so it can finish them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ExportTarget {
+    /// The files' stem.
+    pub name: String,
+    /// The shape written.
+    pub shape: Shape,
+    /// The formats asked for.
+    pub formats: Vec<OutputFormat>,
+    /// The JSONL data file (always written; Parquet is made from it).
+    pub jsonl: PathBuf,
+    /// The lineage file, when written.
+    pub lineage: Option<PathBuf>,
+    /// The Parquet schema of an export with no rows.
+    #[serde(skip)]
+    pub empty_schema: Arc<arrow_schema::Schema>,
+}
+
+/// Where a file is written until it is complete; renamed over the final name at the end, so
+/// a run killed or out of disk never leaves a half-written file under the final name.
+pub(crate) fn partial(path: &std::path::Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
+}
 
 /// Writes `parquet_path` from the rows of `jsonl`: two passes (schema inference, then
 /// batches), flat memory. With no rows it writes `empty_schema` and no rows, so readers still
@@ -28,14 +78,10 @@ pub(crate) fn jsonl_to_parquet(jsonl: &Path, parquet_path: &Path, empty_schema: 
         reader.rewind().map_err(EngineError::io("read", jsonl))?;
         Arc::new(schema)
     };
-    let json_reader = ReaderBuilder::new(schema.clone())
-        .with_batch_size(4096)
-        .build(reader)
-        .map_err(|e| error(format!("reading rows: {e}")))?;
+    let json_reader =
+        ReaderBuilder::new(schema.clone()).with_batch_size(4096).build(reader).map_err(|e| error(format!("reading rows: {e}")))?;
     let output = File::create(&parquet_path).map_err(EngineError::io("create", &parquet_path))?;
-    let properties = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .build();
+    let properties = parquet::file::properties::WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build();
     let mut writer = ArrowWriter::try_new(output, schema, Some(properties)).map_err(|e| error(e.to_string()))?;
     for batch in json_reader {
         let batch = batch.map_err(|e| error(format!("reading rows: {e}")))?;
@@ -106,7 +152,9 @@ pub(crate) fn rename(from: &Path, to: &Path) -> Result<(), EngineError> {
 
 fn remove_if_present(path: &Path) -> Result<(), EngineError> {
     match std::fs::remove_file(path) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(EngineError::Io { op: "remove", path: path.to_path_buf(), source: error }),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(EngineError::Io { op: "remove", path: path.to_path_buf(), source: error })
+        }
         _ => Ok(()),
     }
 }
@@ -218,7 +266,15 @@ pub(crate) fn write_card(dir: &Path, facts: &CardFacts<'_>) -> Result<PathBuf, E
     for step in facts.steps {
         card.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            step.step, step.records_in, step.out, step.dropped, step.failed, step.requests, step.cached, step.prompt_tokens, step.completion_tokens
+            step.step,
+            step.records_in,
+            step.out,
+            step.dropped,
+            step.failed,
+            step.requests,
+            step.cached,
+            step.prompt_tokens,
+            step.completion_tokens
         ));
     }
     let reasons: Vec<String> = facts
@@ -252,7 +308,7 @@ mod tests {
         std::fs::create_dir(partial(&dir.path().join("data.parquet"))).unwrap();
         let target = ExportTarget {
             name: "data".into(),
-            shape: crate::steps::export::Shape::Records,
+            shape: Shape::Records,
             formats: vec![OutputFormat::Jsonl, OutputFormat::Parquet],
             jsonl: jsonl.clone(),
             lineage: None,

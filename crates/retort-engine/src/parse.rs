@@ -29,7 +29,8 @@ pub enum ParseConfig {
     List,
 }
 
-const SHAPES: &str = "expected `text`, `json`, `answer`, `list`, or a mapping with one of `json: {schema, spread}`, `regex: PATTERN`, `tagged: TAG`";
+const SHAPES: &str =
+    "expected `text`, `json`, `answer`, `list`, or a mapping with one of `json: {schema, spread}`, `regex: PATTERN`, `tagged: TAG`";
 
 impl<'de> Deserialize<'de> for ParseConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ParseConfig, D::Error> {
@@ -92,23 +93,49 @@ impl ParseConfig {
             ParseConfig::Regex(pattern) => {
                 regex::Regex::new(pattern).err().map(|error| format!("invalid regular expression: {error}")).into_iter().collect()
             }
-            ParseConfig::Json { schema: Some(schema), .. } => jsonschema::validator_for(schema)
-                .err()
-                .map(|error| format!("invalid JSON schema: {error}"))
-                .into_iter()
-                .collect(),
+            ParseConfig::Json { schema: Some(schema), .. } => {
+                jsonschema::validator_for(schema).err().map(|error| format!("invalid JSON schema: {error}")).into_iter().collect()
+            }
             _ => Vec::new(),
         }
     }
 
+    /// The parser for this config, its regular expression and JSON schema compiled once (the
+    /// check already found them valid; a problem here is reported the same way).
+    pub(crate) fn compile(&self) -> Result<Parser, String> {
+        let regex = match self {
+            ParseConfig::Regex(pattern) => {
+                Some(regex::Regex::new(pattern).map_err(|error| format!("invalid regular expression: {error}"))?)
+            }
+            _ => None,
+        };
+        let validator = match self {
+            ParseConfig::Json { schema: Some(schema), .. } => {
+                Some(jsonschema::validator_for(schema).map_err(|error| format!("invalid JSON schema: {error}"))?)
+            }
+            _ => None,
+        };
+        Ok(Parser { config: self.clone(), regex, validator: validator.map(std::sync::Arc::new) })
+    }
+}
+
+/// A [`ParseConfig`] ready to read answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Parser {
+    config: ParseConfig,
+    regex: Option<regex::Regex>,
+    validator: Option<std::sync::Arc<jsonschema::Validator>>,
+}
+
+impl Parser {
     /// Reads an answer; the error says what was expected and what was found.
     pub(crate) fn parse(&self, text: &str) -> Result<Parsed, String> {
-        match self {
+        match &self.config {
             ParseConfig::Text => Ok(Parsed::Value(Value::String(text.trim().to_string()))),
             ParseConfig::Json { schema, spread } => {
                 let value = find_json(text)?;
-                if let Some(schema) = schema {
-                    check_schema(schema, &value)?;
+                if let (Some(_), Some(validator)) = (schema, &self.validator) {
+                    validate(validator, &value)?;
                 }
                 match (spread, value) {
                     (true, Value::Object(fields)) => Ok(Parsed::Fields(fields)),
@@ -117,7 +144,7 @@ impl ParseConfig {
                 }
             }
             ParseConfig::Regex(pattern) => {
-                let regex = regex::Regex::new(pattern).map_err(|error| format!("invalid regular expression: {error}"))?;
+                let regex = self.regex.as_ref().expect("compiled with the config");
                 let captures = regex.captures(text).ok_or_else(|| format!("expected a match for /{pattern}/, found none"))?;
                 let names: Vec<&str> = regex.capture_names().flatten().collect();
                 if names.is_empty() {
@@ -134,7 +161,8 @@ impl ParseConfig {
                 }
             }
             ParseConfig::Tagged(tag) => {
-                let (_, tail) = text.rsplit_once(tag.as_str()).ok_or_else(|| format!("expected `{tag}` followed by the answer, found no `{tag}`"))?;
+                let (_, tail) =
+                    text.rsplit_once(tag.as_str()).ok_or_else(|| format!("expected `{tag}` followed by the answer, found no `{tag}`"))?;
                 let answer = tail.trim().lines().next().unwrap_or("").trim();
                 if answer.is_empty() {
                     return Err(format!("expected an answer after `{tag}`, found nothing"));
@@ -205,12 +233,21 @@ pub(crate) fn find_json(text: &str) -> Result<Value, String> {
 /// Checks a value against a JSON schema; the error lists the first violations.
 pub(crate) fn check_schema(schema: &Value, value: &Value) -> Result<(), String> {
     let validator = jsonschema::validator_for(schema).map_err(|error| format!("invalid JSON schema: {error}"))?;
+    validate(&validator, value)
+}
+
+/// Checks a value against a compiled schema; the error names the first problems and where.
+fn validate(validator: &jsonschema::Validator, value: &Value) -> Result<(), String> {
     let problems: Vec<String> = validator
         .iter_errors(value)
         .take(3)
         .map(|error| {
             let at = error.instance_path.to_string();
-            if at.is_empty() { error.to_string() } else { format!("{at}: {error}") }
+            if at.is_empty() {
+                error.to_string()
+            } else {
+                format!("{at}: {error}")
+            }
         })
         .collect();
     if problems.is_empty() {
@@ -237,7 +274,7 @@ mod tests {
     use serde_json::json;
 
     fn check(config: ParseConfig, text: &str, expected: Result<Parsed, &str>) {
-        let found = config.parse(text);
+        let found = config.compile().and_then(|parser| parser.parse(text));
         match (&found, &expected) {
             (Ok(found), Ok(expected)) => assert_eq!(found, expected, "{text}"),
             (Err(found), Err(expected)) => assert!(found.contains(expected), "{found} does not contain {expected}"),

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use retort_core::Backend;
 use retort_store::{RunLock, RunState, RunStore, StepRow};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -13,11 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
 use crate::llm::{Llm, SharedLocal};
+use crate::output::ExportTarget;
 use crate::output::{self, CardFacts};
-use crate::recipe::{for_each_step, LlmConfig, Recipe, StepSpec};
+use crate::recipe::Recipe;
 use crate::runtime::{empty_input, join_all, spawn_pipeline, PipelineStep, RunCx};
 use crate::stats::{RunStats, StepSnapshot};
-use crate::steps::export::{ExportConfig, ExportTarget};
+use crate::steps::export::ExportConfig;
+use crate::steps::{build_steps, for_each_step, StepSpec};
 use crate::steps::{BuildCx, StepConfig};
 use crate::template::Templates;
 
@@ -117,47 +118,6 @@ pub struct PreparedRun {
     models: Vec<String>,
     /// Held from `prepare` to the end of `execute`: one run per directory.
     _lock: RunLock,
-}
-
-/// Builds a backend from its config.
-pub fn build_backend(name: &str, config: &LlmConfig, base_dir: &Path) -> Result<(Arc<dyn Backend>, usize), EngineError> {
-    let fail = |message: String| EngineError::Backend { name: name.to_string(), message };
-    Ok(match config {
-        LlmConfig::Openai(config) => {
-            let backend = retort_backends::OpenAiBackend::new(config.clone()).map_err(|error| fail(error.to_string()))?;
-            (Arc::new(backend), config.max_concurrency)
-        }
-        LlmConfig::Local(config) => (Arc::new(local_backend(config).map_err(fail)?), config.max_sequences),
-        LlmConfig::Scripted(config) => {
-            let mut config = config.clone();
-            if let Some(file) = &config.rules_file {
-                config.rules_file = Some(base_dir.join(file));
-            }
-            let backend = retort_backends::ScriptedBackend::new(config).map_err(|error| fail(error.to_string()))?;
-            (Arc::new(backend), 64)
-        }
-    })
-}
-
-/// The in-process model for a config. It runs in a worker process: this binary re-launched as
-/// `__llama-worker` (or the program named by RETORT_WORKER_EXE, for tests and embedders).
-pub(crate) fn local_backend(config: &retort_llama::LocalConfig) -> Result<retort_llama::LocalBackend, String> {
-    let command = match std::env::var_os("RETORT_WORKER_EXE") {
-        Some(program) => retort_llama::WorkerCommand::new(program, vec!["__llama-worker".to_string()]),
-        None => retort_llama::WorkerCommand::current_exe().map_err(|error| format!("finding the running binary to start the model worker: {error}"))?,
-    };
-    retort_llama::LocalBackend::with_worker(config.clone(), command).map_err(|error| error.to_string())
-}
-
-/// Builds the runnable steps of a list of specs (used for the recipe and inside `repeat`).
-pub(crate) fn build_steps(specs: &[StepSpec], cx: &BuildCx) -> Result<Vec<Arc<PipelineStep>>, EngineError> {
-    let mut steps = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let stats = cx.stats.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).register(&spec.path, spec.config.kind());
-        let built = spec.config.def().build(spec, cx)?;
-        steps.push(Arc::new(PipelineStep { path: spec.path.clone(), when: spec.when.clone(), built, stats }));
-    }
-    Ok(steps)
 }
 
 /// The hash of the resolved recipe and every file it reads. Files are read in pieces, so a
@@ -328,7 +288,7 @@ impl PreparedRun {
         let steps = self.stats.snapshot();
         self.store.save_steps(run_id, &step_rows(&steps))?;
         if let Err(error) = pipeline_result {
-            let aborted = interrupted && matches!(&error, EngineError::Step { message, .. } if message.contains("cancelled"));
+            let aborted = interrupted && matches!(error, EngineError::Cancelled);
             if !aborted {
                 self.store.finish_run(run_id, RunState::Failed, &serde_json::json!({"error": error.to_string()}))?;
                 return Err(error);
@@ -415,7 +375,8 @@ pub fn status(dir: &Path) -> Result<Option<Status>, EngineError> {
     Ok(Some(Status {
         recipe: last.recipe,
         state,
-        elapsed_s: last.finished_at.unwrap_or(if holder.is_some() || last.state != RunState::Running { now } else { last.started_at }) - last.started_at,
+        elapsed_s: last.finished_at.unwrap_or(if holder.is_some() || last.state != RunState::Running { now } else { last.started_at })
+            - last.started_at,
         alive: holder.is_some(),
         answers: store.count("chat")? + store.count("score")?,
         steps,

@@ -8,16 +8,17 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use retort_core::{Outcome, Record, RecordStatus};
+use async_trait::async_trait;
+use retort_core::{Failure, Outcome, Record, RecordStatus};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
+use crate::flow::{Flow, Inbox, OrderKey, Outbox};
 use crate::stats::StepStats;
-use crate::flow::{Inbox, Outbox};
-use crate::steps::{drive_records, Built};
+
 use crate::template::Templates;
 
 /// Records buffered between two steps.
@@ -73,7 +74,8 @@ impl StageCx {
                 let _ = self.run.rejects.send(Reject { record, status }).await;
                 None
             }
-            Outcome::Fail(record, reason, raw) => {
+            Outcome::Interrupted(_) => None,
+            Outcome::Fail(record, Failure { reason, raw }) => {
                 self.stats.record_failed(&reason);
                 let status = RecordStatus::Failed { step: self.step.to_string(), reason, raw };
                 let _ = self.run.rejects.send(Reject { record, status }).await;
@@ -107,15 +109,12 @@ struct RejectLine<'a> {
 ///
 /// A task on the runtime rather than a thread of its own: writes go into 64 KiB buffers, so
 /// the occasional write to the file is short, and a reject costs no thread wake-up.
-pub(crate) fn spawn_reject_writer(
-    out_dir: PathBuf,
-    mut receiver: mpsc::Receiver<Reject>,
-) -> JoinHandle<Result<(u64, u64), EngineError>> {
+pub(crate) fn spawn_reject_writer(out_dir: PathBuf, mut receiver: mpsc::Receiver<Reject>) -> JoinHandle<Result<(u64, u64), EngineError>> {
     tokio::spawn(async move {
         let failed_path = out_dir.join("failed.jsonl");
         let dropped_path = out_dir.join("dropped.jsonl");
         let open = |path: &PathBuf| {
-            std::fs::File::create(crate::steps::export::partial(path))
+            std::fs::File::create(crate::output::partial(path))
                 .map(|file| std::io::BufWriter::with_capacity(1 << 16, file))
                 .map_err(EngineError::io("create", path.clone()))
         };
@@ -143,7 +142,7 @@ pub(crate) fn spawn_reject_writer(
         dropped.flush().map_err(EngineError::io("write", dropped_path.clone()))?;
         drop((failed, dropped));
         for path in [&failed_path, &dropped_path] {
-            crate::output::rename(&crate::steps::export::partial(path), path)?;
+            crate::output::rename(&crate::output::partial(path), path)?;
         }
         Ok((failed_count, dropped_count))
     })
@@ -152,7 +151,8 @@ pub(crate) fn spawn_reject_writer(
 /// A built step with what the runtime needs to run it.
 pub(crate) struct PipelineStep {
     pub path: String,
-    pub when: Option<String>,
+    /// `when:`, compiled once with the recipe's templates.
+    pub when: Option<crate::template::Expr>,
     pub built: Built,
     pub stats: Arc<StepStats>,
 }
@@ -170,9 +170,7 @@ pub(crate) fn spawn_pipeline(
         let (sender, receiver): (Outbox, Inbox) = crate::flow::channel(CHANNEL_CAPACITY);
         let cx = StageCx { run: run.clone(), step: Arc::from(step.path.as_str()), round, stats: step.stats.clone() };
         let task = match &step.built {
-            Built::Record(record_step) => {
-                tokio::spawn(drive_records(record_step.clone(), step.when.clone(), current, sender, cx))
-            }
+            Built::Record(record_step) => tokio::spawn(drive_records(record_step.clone(), step.when.clone(), current, sender, cx)),
             Built::Stream(stream_step) => {
                 let notes = run.clone();
                 let path = step.path.clone();
@@ -197,10 +195,11 @@ pub(crate) async fn join_all(tasks: Vec<JoinHandle<Result<(), EngineError>>>) ->
     for task in tasks {
         let result = match task.await {
             Ok(result) => result,
-            Err(join_error) => Err(EngineError::Step {
-                step: "runtime".to_string(),
-                message: format!("a step task stopped: {join_error}"),
-            }),
+            // Aborted after the grace period of a Ctrl-C.
+            Err(join_error) if join_error.is_cancelled() => Err(EngineError::Cancelled),
+            Err(join_error) => {
+                Err(EngineError::Step { step: "runtime".to_string(), message: format!("a step task stopped: {join_error}") })
+            }
         };
         if let Err(error) = result {
             first_error.get_or_insert(error);
@@ -212,4 +211,249 @@ pub(crate) async fn join_all(tasks: Vec<JoinHandle<Result<(), EngineError>>>) ->
 /// An empty, closed input, for sources.
 pub(crate) fn empty_input() -> Inbox {
     Inbox::empty()
+}
+
+/// A built step, ready to run.
+pub(crate) enum Built {
+    /// Works record by record.
+    Record(Arc<dyn RecordStep>),
+    /// Works on the stream.
+    Stream(Arc<dyn StreamStep>),
+}
+
+/// A step that works on one record at a time.
+#[async_trait]
+pub(crate) trait RecordStep: Send + Sync + 'static {
+    /// What became of one record: kept (possibly fanned out), dropped or failed.
+    async fn apply(&self, record: Record, cx: &StageCx) -> Vec<Outcome>;
+
+    /// How many records it works on at once.
+    fn concurrency(&self) -> usize;
+}
+
+/// A step that works on the whole stream.
+#[async_trait]
+pub(crate) trait StreamStep: Send + Sync + 'static {
+    /// Reads `input` to its end, sending kept records to `output` and rejects through `cx`.
+    async fn run(self: Arc<Self>, input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError>;
+}
+
+/// Runs a record step over a stream: many records at once, with `when:` and panics handled.
+///
+/// Each record goes on as soon as its work is done, so a slow one (a request hanging until
+/// its timeout) holds back no other; its place in the order travels with it, and watermarks
+/// tell the next ordered reader when it may release what overtook it (see `crate::flow`).
+pub(crate) async fn drive_records(
+    step: Arc<dyn RecordStep>,
+    when: Option<crate::template::Expr>,
+    mut input: Inbox,
+    output: Outbox,
+    cx: StageCx,
+) -> Result<(), EngineError> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let window = step.concurrency();
+    let mut running = FuturesUnordered::new();
+    let mut order = Watermarks::default();
+    loop {
+        tokio::select! {
+            biased;
+            done = running.next(), if !running.is_empty() => {
+                let Some((key, outcomes)) = done else { continue };
+                let in_order = order.is_lowest(&key);
+                order.finish(&key);
+                let outcomes: Vec<Outcome> = outcomes;
+                let count = outcomes.len();
+                for (index, outcome) in outcomes.into_iter().enumerate() {
+                    if let Some(record) = cx.settle(outcome).await {
+                        let key = crate::flow::outcome_key(&key, index, count);
+                        order.sent(&key, in_order);
+                        if output.send_flow(Flow::Record { key, record, ordered: in_order }).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                if let Some(watermark) = order.due() {
+                    if output.send_flow(Flow::Watermark(watermark)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            message = input.recv_flow(), if running.len() < window && !order.input_closed => {
+                match message {
+                    None => order.input_closed = true,
+                    Some(Flow::Watermark(watermark)) => order.input_reached(watermark),
+                    Some(Flow::Record { key, record, ordered }) => {
+                        if ordered {
+                            let mut past = key.clone();
+                            past.push(0);
+                            order.input_reached(past);
+                        }
+                        order.start(key.clone());
+                        running.push(apply_one(step.clone(), when.clone(), key, record, cx.clone()));
+                    }
+                }
+                if let Some(watermark) = order.due() {
+                    if output.send_flow(Flow::Watermark(watermark)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            else => break,
+        }
+    }
+    Ok(())
+}
+
+/// One record's work in a record step: `when:`, the step itself, a panic turned into a failure.
+async fn apply_one(
+    step: Arc<dyn RecordStep>,
+    when: Option<crate::template::Expr>,
+    key: OrderKey,
+    record: Record,
+    cx: StageCx,
+) -> (OrderKey, Vec<Outcome>) {
+    use futures::FutureExt;
+    cx.stats.record_in();
+    // After Ctrl-C no new record is started; a resumed run does it.
+    if cx.run.cancel.is_cancelled() {
+        return (key, Vec::new());
+    }
+    if let Some(condition) = &when {
+        match cx.run.templates.eval(condition, &record, cx.round) {
+            Ok(value) if !crate::template::truthy(&value) => return (key, vec![Outcome::Keep(record)]),
+            Ok(_) => {}
+            Err(error) => {
+                let reason = format!("`when: {condition}` failed: {error}");
+                return (key, vec![Outcome::fail(record, reason)]);
+            }
+        }
+    }
+    // Only the id is kept aside for a panic: a copy of every record at every step would
+    // cost more than the step itself on a fast server. A panicked record is failed under
+    // its id (which names its seed), without its fields.
+    let id_for_panic = record.id.clone();
+    let outcomes = match std::panic::AssertUnwindSafe(step.apply(record, &cx)).catch_unwind().await {
+        // Records the stopping run did not work on leave quietly; the next run does them.
+        Ok(outcomes) => outcomes.into_iter().filter(|outcome| !matches!(outcome, Outcome::Interrupted(_))).collect(),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+                .unwrap_or_else(|| "unknown panic".to_string());
+            vec![Outcome::fail(Record::new(id_for_panic, serde_json::Map::new()), format!("internal error (panic): {message}"))]
+        }
+    };
+    (key, outcomes)
+}
+
+/// A record step's bookkeeping of the order: which inputs are in flight, how far its input
+/// has come, and how far what it sent is complete.
+#[derive(Default)]
+struct Watermarks {
+    /// Keys of the records being worked on.
+    in_flight: std::collections::BTreeSet<OrderKey>,
+    /// Every input key below this one has arrived.
+    input: OrderKey,
+    input_closed: bool,
+    /// The last watermark sent (or implied by a record sent in order).
+    sent: OrderKey,
+    /// A record went out of order since the last watermark: the next reader waits for one.
+    owed: bool,
+}
+
+impl Watermarks {
+    fn input_reached(&mut self, key: OrderKey) {
+        if key > self.input {
+            self.input = key;
+        }
+    }
+
+    fn start(&mut self, key: OrderKey) {
+        self.in_flight.insert(key);
+    }
+
+    /// Whether every input before `key` has arrived and been finished: its outcomes then go
+    /// out in order.
+    fn is_lowest(&self, key: &OrderKey) -> bool {
+        self.in_flight.first() == Some(key) && (self.input_closed || self.input > *key)
+    }
+
+    fn finish(&mut self, key: &OrderKey) {
+        self.in_flight.remove(key);
+    }
+
+    fn sent(&mut self, key: &OrderKey, in_order: bool) {
+        if in_order {
+            if *key > self.sent {
+                self.sent = key.clone();
+            }
+        } else {
+            self.owed = true;
+        }
+    }
+
+    /// A watermark to send now: owed, and higher than the last. Everything below the lowest
+    /// record in flight (or below how far the input has come) has been sent.
+    fn due(&mut self) -> Option<OrderKey> {
+        if !self.owed {
+            return None;
+        }
+        let reached = match self.in_flight.first() {
+            Some(lowest) if self.input_closed || *lowest < self.input => lowest.clone(),
+            _ if self.input_closed => return None,
+            _ => self.input.clone(),
+        };
+        if reached > self.sent {
+            self.sent = reached.clone();
+            self.owed = false;
+            Some(reached)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a record's work did not end in a kept record: it failed, or the run is stopping and
+/// the work was not started (then the record is set aside and redone by the next run).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Miss {
+    /// The run is stopping: nothing was sent.
+    Interrupted,
+    /// The record failed.
+    Failed(Failure),
+}
+
+impl Miss {
+    /// A failure without a raw answer.
+    pub(crate) fn failed(reason: impl Into<String>) -> Miss {
+        Miss::Failed(Failure::new(reason))
+    }
+
+    /// A failure with the raw answer that caused it.
+    pub(crate) fn with_raw(reason: impl Into<String>, raw: impl Into<String>) -> Miss {
+        Miss::Failed(Failure::with_raw(reason, raw))
+    }
+
+    /// What becomes of `record`.
+    pub(crate) fn outcome(self, record: Record) -> Outcome {
+        match self {
+            Miss::Interrupted => Outcome::Interrupted(record),
+            Miss::Failed(failure) => Outcome::Fail(record, failure),
+        }
+    }
+
+    /// The same miss with the raw answer filled in when it has none.
+    pub(crate) fn or_raw(self, raw: impl FnOnce() -> String) -> Miss {
+        match self {
+            Miss::Failed(Failure { reason, raw: None }) => Miss::Failed(Failure { reason, raw: Some(raw()) }),
+            other => other,
+        }
+    }
+}
+
+impl From<Failure> for Miss {
+    fn from(failure: Failure) -> Miss {
+        Miss::Failed(failure)
+    }
 }

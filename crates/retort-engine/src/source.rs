@@ -137,9 +137,6 @@ pub(crate) fn first_line_is_object(path: &Path) -> bool {
 /// The format to read `path` in: the one given, else the one its extension names.
 pub(crate) fn resolve_format(path: &Path, given: Option<Format>) -> Result<Format, String> {
     given.or_else(|| Format::from_path(path)).ok_or_else(|| {
-        format!(
-            "cannot tell the format of {} from its extension; set `format` to jsonl, json, csv, parquet or text",
-            path.display()
-        )
+        format!("cannot tell the format of {} from its extension; set `format` to jsonl, json, csv, parquet or text", path.display())
     })
 }

@@ -32,9 +32,7 @@ pub(crate) fn environment() -> Environment<'static> {
     env.add_filter("last_number", |text: &str| last_number(text).map(Value::from).unwrap_or(Value::from(())));
     env.add_filter("word_count", |text: &str| text.split_whitespace().count());
     env.add_filter("numbered", numbered);
-    env.add_filter("truncate_words", |text: &str, count: usize| {
-        text.split_whitespace().take(count).collect::<Vec<_>>().join(" ")
-    });
+    env.add_filter("truncate_words", |text: &str, count: usize| text.split_whitespace().take(count).collect::<Vec<_>>().join(" "));
     env.add_function("raise_exception", |message: String| -> Result<Value, Error> {
         Err(Error::new(ErrorKind::InvalidOperation, message))
     });
@@ -71,13 +69,16 @@ impl Templates {
     }
 
     /// Evaluates an expression for a record.
-    pub(crate) fn eval(&self, expression: &str, record: &Record, round: Option<u32>) -> Result<Value, Error> {
+    pub(crate) fn eval(&self, expression: &Expr, record: &Record, round: Option<u32>) -> Result<Value, Error> {
         self.eval_with(expression, self.context(record, round))
     }
 
-    /// Evaluates an expression with an explicit context.
-    pub(crate) fn eval_with(&self, expression: &str, context: Value) -> Result<Value, Error> {
-        self.env.compile_expression(expression)?.eval(context)
+    /// Evaluates an expression with an explicit context. The expression was compiled once, with
+    /// the recipe's templates (see [`register_expression`]); nothing is compiled per record.
+    pub(crate) fn eval_with(&self, expression: &Expr, context: Value) -> Result<Value, Error> {
+        let template = self.env.get_template(&expression.name)?;
+        let captured = template.render_captured(context)?;
+        Ok(captured.state().lookup(RESULT).unwrap_or(Value::UNDEFINED))
     }
 
     /// The context a record's templates see.
@@ -91,6 +92,43 @@ impl Templates {
             ..fields
         }
     }
+}
+
+/// The variable a compiled expression's template sets to the expression's value.
+const RESULT: &str = "__retort_expression_result";
+
+/// An expression of a step, compiled once with the recipe's templates, by its name there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expr {
+    /// The template the expression was compiled into (`expr:steps[3].filter.keep`).
+    pub name: String,
+    /// The expression as written, for messages.
+    pub source: String,
+}
+
+impl Expr {
+    /// The expression at `key` of the step at `path`.
+    pub(crate) fn at(path: &str, key: &str, source: &str) -> Expr {
+        Expr { name: expression_name(path, key), source: source.to_string() }
+    }
+}
+
+impl std::fmt::Display for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// The name an expression of a step is compiled under.
+pub(crate) fn expression_name(path: &str, key: &str) -> String {
+    format!("expr:{path}.{key}")
+}
+
+/// Compiles an expression into the environment as a template that sets its value, so it is
+/// compiled once per run and evaluated without compiling again; an expression that does not
+/// compile is left out (the recipe's check reports it).
+pub(crate) fn register_expression(env: &mut Environment<'static>, path: &str, key: &str, expression: &str) {
+    let _ = env.add_template_owned(expression_name(path, key), format!("{{% set {RESULT} = ({expression}) %}}"));
 }
 
 /// The top-level variables a template uses that are not defined inside it.
@@ -214,12 +252,7 @@ pub fn normalize_number(text: &str) -> String {
 }
 
 fn numbered(items: Vec<Value>) -> String {
-    items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| format!("{}. {}", index + 1, item))
-        .collect::<Vec<_>>()
-        .join("\n")
+    items.iter().enumerate().map(|(index, item)| format!("{}. {}", index + 1, item)).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]
@@ -251,6 +284,14 @@ mod tests {
         let record = Record::new("3", serde_json::json!({"topic": "tides"}).as_object().unwrap().clone());
         assert_eq!(templates.render("t", &record, None).unwrap(), "Q about tides (3)");
         assert!(templates.render("bad", &record, None).is_err());
-        assert!(truthy(&templates.eval("topic | length > 3", &record, None).unwrap()));
+        let expression = Expr::at("steps[1].filter", "keep", "topic | length > 3");
+        let mut env = environment();
+        register_expression(&mut env, "steps[1].filter", "keep", &expression.source);
+        let templates = Templates::new(env, serde_json::json!({}));
+        assert!(truthy(&templates.eval(&expression, &record, None).unwrap()));
+        let count = Expr::at("steps[1].map", "set.n", "[1, 2, 3] | length");
+        let mut env = environment();
+        register_expression(&mut env, "steps[1].map", "set.n", &count.source);
+        assert_eq!(Templates::new(env, serde_json::json!({})).eval(&count, &record, None).unwrap(), Value::from(3));
     }
 }

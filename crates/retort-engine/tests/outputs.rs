@@ -45,10 +45,7 @@ steps:
 /// Regression: `datasets.load_dataset(RUN_DIR)` failed on a card with two configs and no default.
 #[test]
 fn the_main_data_is_the_default_config_of_the_card() {
-    let ran = run(
-        "name: t\nsteps:\n  - load: {path: topics.jsonl}\n  - export: {name: extra}\n  - export: {name: data}\n",
-        &[TOPICS],
-    );
+    let ran = run("name: t\nsteps:\n  - load: {path: topics.jsonl}\n  - export: {name: extra}\n  - export: {name: data}\n", &[TOPICS]);
     let card = std::fs::read_to_string(ran.out().join("README.md")).unwrap();
     let header = card.split("---").nth(1).unwrap();
     expect_test::expect![[r#"
@@ -116,7 +113,8 @@ steps:
 #[test]
 fn no_partial_file_is_left_after_a_run() {
     let ran = run("name: t\nsteps:\n  - load: {path: topics.jsonl}\n  - export: {formats: [jsonl, parquet]}\n", &[TOPICS]);
-    let names: Vec<String> = std::fs::read_dir(ran.out()).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(ran.out()).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|name| !name.ends_with(".partial")), "{names:?}");
     for name in ["data.jsonl", "data.parquet", "data.lineage.jsonl", "failed.jsonl", "dropped.jsonl", "README.md"] {
         assert!(names.contains(&name.to_string()), "{name} missing from {names:?}");

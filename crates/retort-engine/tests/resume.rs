@@ -45,8 +45,7 @@ fn a_changed_recipe_resends_only_what_changed() {
 
 #[test]
 fn server_errors_are_retried_and_exhausted_retries_fail_only_their_records() {
-    let mut config = MockConfig::default();
-    config.faults = Faults { fail_first: 6, fail_status: 500, ..Faults::default() };
+    let config = MockConfig { faults: Faults { fail_first: 6, fail_status: 500, ..Faults::default() }, ..MockConfig::default() };
     let mock = Mock::start(config);
     let dir = tempfile::tempdir().unwrap();
     let files = [("topics.jsonl", topics(10))];
@@ -56,8 +55,7 @@ fn server_errors_are_retried_and_exhausted_retries_fail_only_their_records() {
     assert_eq!(report.rows[0].1, 10);
 
     // A server that always fails: every record fails with the reason; the run completes.
-    let mut config = MockConfig::default();
-    config.faults = Faults { fail_every: Some(1), fail_status: 503, ..Faults::default() };
+    let config = MockConfig { faults: Faults { fail_every: Some(1), fail_status: 503, ..Faults::default() }, ..MockConfig::default() };
     let broken = Mock::start(config);
     let dir = tempfile::tempdir().unwrap();
     let report = run_in(dir.path(), &quickstart(&broken.url(), "Answer:"), &files, &Overrides::default());
@@ -73,8 +71,7 @@ fn server_errors_are_retried_and_exhausted_retries_fail_only_their_records() {
 
 #[test]
 fn a_cancelled_run_resumes_without_resending_answered_requests() {
-    let mut config = MockConfig::default();
-    config.latency_ms = 15;
+    let config = MockConfig { latency_ms: 15, ..MockConfig::default() };
     let mock = Mock::start(config);
     let files = [("topics.jsonl", topics(60))];
     let files: Vec<(&str, &str)> = files.iter().map(|(name, text)| (*name, text.as_str())).collect();

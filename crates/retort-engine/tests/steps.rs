@@ -200,7 +200,10 @@ steps:
 "#####,
         &[],
     );
-    assert_eq!(ran.data(), vec![json!({"n": 9, "double": 18, "label": "CC-18", "text": "cc", "note": "large"}).as_object().unwrap().clone()]);
+    assert_eq!(
+        ran.data(),
+        vec![json!({"n": 9, "double": 18, "label": "CC-18", "text": "cc", "note": "large"}).as_object().unwrap().clone()]
+    );
     let reasons: Vec<_> = ran.dropped().iter().map(|row| row["reason"].as_str().unwrap().to_string()).collect();
     assert_eq!(reasons, vec!["filter keep: `n >= vars.minimum` was false", "filter drop: `text | length > 3` was true"]);
 }
@@ -415,7 +418,13 @@ steps:
 "#####,
         &[],
     );
-    assert_eq!(ran.rows("sft"), vec![json!({"messages": [{"role": "user", "content": "hi?"}, {"role": "assistant", "content": "hello"}]}).as_object().unwrap().clone()]);
+    assert_eq!(
+        ran.rows("sft"),
+        vec![json!({"messages": [{"role": "user", "content": "hi?"}, {"role": "assistant", "content": "hello"}]})
+            .as_object()
+            .unwrap()
+            .clone()]
+    );
     assert_eq!(ran.rows("dpo"), vec![json!({"prompt": "hi?", "chosen": "yes", "rejected": "no"}).as_object().unwrap().clone()]);
     assert_eq!(ran.rows("slim"), vec![json!({"q": "hi?"}).as_object().unwrap().clone()]);
     assert!(ran.out().join("sft.parquet").exists());
@@ -438,11 +447,9 @@ fn load_reads_every_format() {
     assert_eq!(report.rows, vec![("data".to_string(), 2)]);
     let back = common::read_jsonl(&dir.path().join("out/data.jsonl"));
     assert_eq!(back[1]["a"], "so");
-    for (file, text, expected) in [
-        ("rows.json", "[{\"q\": 1}, {\"q\": 2}]", 2),
-        ("rows.txt", "one\n\ntwo\nthree\n", 3),
-        ("rows.tsv", "q\ta\nx\ty\n", 1),
-    ] {
+    for (file, text, expected) in
+        [("rows.json", "[{\"q\": 1}, {\"q\": 2}]", 2), ("rows.txt", "one\n\ntwo\nthree\n", 3), ("rows.tsv", "q\ta\nx\ty\n", 1)]
+    {
         let ran = run(&format!("name: t\nsteps:\n  - load: {{path: {file}, limit: 5}}\n"), &[(file, text)]);
         assert_eq!(ran.data().len(), expected, "{file}");
     }
@@ -486,7 +493,8 @@ steps:
 #[test]
 fn dedup_minhash_and_embedding_remove_near_duplicates() {
     let records = r#####"[{q: "How do tides form on the coast of Maine?"}, {q: "How do tides form on the coast of Maine??"}, {q: "Why is the sky blue during the day?"}, {q: "Explain why the daytime sky looks blue."}, {q: "What is the capital of France?"}]"#####;
-    let minhash = run(&format!("name: t\nsteps:\n  - load: {{records: {records}}}\n  - dedup: {{field: q, method: minhash, threshold: 0.8}}\n"), &[]);
+    let minhash =
+        run(&format!("name: t\nsteps:\n  - load: {{records: {records}}}\n  - dedup: {{field: q, method: minhash, threshold: 0.8}}\n"), &[]);
     assert_eq!(minhash.data().len(), 4, "{:?}", minhash.column("q"));
     assert!(minhash.dropped()[0]["reason"].as_str().unwrap().starts_with("dedup: near-duplicate kept record #0"));
     let words = run(&format!("name: t\nsteps:\n  - load: {{records: {records}}}\n  - dedup: {{field: q, method: minhash, threshold: 0.7, shingle: {{words: 2}}}}\n"), &[]);
@@ -601,6 +609,13 @@ steps:
     assert_eq!(calls, "1 2\n2 2\n3 2\n");
     let lineage = common::read_jsonl(&ran.out().join("data.lineage.jsonl"));
     let models: Vec<_> = lineage.iter().map(|line| line["lineage"][0]["model"].as_str().unwrap().to_string()).collect();
-    assert_eq!(models, ["scripted", "scripted", "model-after-round-1", "model-after-round-1", "model-after-round-2", "model-after-round-2"]);
-    assert!(ran.report.notes.iter().any(|note| note.contains("round 2 trained on 2 rows → model model-after-round-2")), "{:?}", ran.report.notes);
+    assert_eq!(
+        models,
+        ["scripted", "scripted", "model-after-round-1", "model-after-round-1", "model-after-round-2", "model-after-round-2"]
+    );
+    assert!(
+        ran.report.notes.iter().any(|note| note.contains("round 2 trained on 2 rows → model model-after-round-2")),
+        "{:?}",
+        ran.report.notes
+    );
 }

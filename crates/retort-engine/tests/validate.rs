@@ -77,21 +77,36 @@ steps:
 
 #[test]
 fn top_level_problems() {
-    check("steps: 3\nseed: -1\nvars: [1]\n", expect![[r#"
+    check(
+        "steps: 3\nseed: -1\nvars: [1]\n",
+        expect![[r#"
         name: missing; every recipe has a name
         seed: expected a non-negative integer, found the number -1
         vars: expected a mapping, found a list
-        steps: expected a list of steps, found the number 3"#]]);
-    check("name: t\nsteps:\n  - generate: {prompt: x, into: y}\n", expect![[r#"
+        steps: expected a list of steps, found the number 3"#]],
+    );
+    check(
+        "name: t\nsteps:\n  - generate: {prompt: x, into: y}\n",
+        expect![[r#"
         steps[0].generate: the first step must be `load`, found `generate`
-        steps[0].generate.llm: this step needs a model, but the recipe has no `llm:` block"#]]);
-    check("name: t\nllm: {backend: vllm}\nsteps:\n  - load: {path: missing.jsonl}\n", expect![[r#"
+        steps[0].generate.llm: this step needs a model, but the recipe has no `llm:` block"#]],
+    );
+    check(
+        "name: t\nllm: {backend: vllm}\nsteps:\n  - load: {path: missing.jsonl}\n",
+        expect![[r#"
         llm.backend: unknown backend `vllm`; expected one of: openai, local, scripted
-        steps[0].load.path: file not found: PATH/missing.jsonl"#]]);
-    check("name: t\nsteps:\n  - load: {path: topics.jsonl}\n    extra: 1\n", expect![[r#"
-        steps[0]: expected exactly one step kind as the key, found 2 keys: load, extra"#]]);
-    check("name: t\nsteps: [\n", expect![[r#"
-        not valid YAML: did not find expected node content at line 3 column 1, while parsing a flow node"#]]);
+        steps[0].load.path: file not found: PATH/missing.jsonl"#]],
+    );
+    check(
+        "name: t\nsteps:\n  - load: {path: topics.jsonl}\n    extra: 1\n",
+        expect![[r#"
+        steps[0]: expected exactly one step kind as the key, found 2 keys: load, extra"#]],
+    );
+    check(
+        "name: t\nsteps: [\n",
+        expect![[r#"
+        not valid YAML: did not find expected node content at line 3 column 1, while parsing a flow node"#]],
+    );
 }
 
 #[test]
@@ -199,10 +214,14 @@ fn files_that_cannot_be_read_as_seeds_say_why() {
     std::os::unix::fs::symlink(base.join("gone.jsonl"), base.join("dangling.jsonl")).unwrap();
     assert!(std::process::Command::new("mkfifo").arg(base.join("pipe.jsonl")).status().unwrap().success());
     let problem = |path: &str, prompt: &str| {
-        let recipe = format!("name: t\nllm: {{backend: scripted}}\nsteps:\n  - load: {{path: {path:?}}}\n  - generate: {{prompt: {prompt:?}, into: q}}\n");
+        let recipe = format!(
+            "name: t\nllm: {{backend: scripted}}\nsteps:\n  - load: {{path: {path:?}}}\n  - generate: {{prompt: {prompt:?}, into: q}}\n"
+        );
         match retort_engine::Recipe::parse(&recipe, base, &retort_engine::Overrides::default()) {
             Ok(_) => "ok".to_string(),
-            Err(problems) => problems.iter().map(|p| p.to_string().replace(&base.display().to_string(), "PATH")).collect::<Vec<_>>().join("\n"),
+            Err(problems) => {
+                problems.iter().map(|p| p.to_string().replace(&base.display().to_string(), "PATH")).collect::<Vec<_>>().join("\n")
+            }
         }
     };
     let cases = [
@@ -211,7 +230,13 @@ fn files_that_cannot_be_read_as_seeds_say_why() {
         ("loop-a", "x", expect!["steps[0].load.path: PATH/loop-a is a loop of symbolic links; point it at a file"]),
         ("dangling.jsonl", "x", expect!["steps[0].load.path: PATH/dangling.jsonl is a symbolic link to a file that does not exist"]),
         ("missing.jsonl", "x", expect!["steps[0].load.path: file not found: PATH/missing.jsonl"]),
-        ("words.jsonl", "{{ topic }}", expect![[r#"steps[1].generate.prompt: unknown variable `topic`; fields available here: text (the first line of PATH/words.jsonl is not a JSON object, so its value went into `text`; write each seed as {"field": value}, or set `text_field`)"#]]),
+        (
+            "words.jsonl",
+            "{{ topic }}",
+            expect![[
+                r#"steps[1].generate.prompt: unknown variable `topic`; fields available here: text (the first line of PATH/words.jsonl is not a JSON object, so its value went into `text`; write each seed as {"field": value}, or set `text_field`)"#
+            ]],
+        ),
     ];
     for (path, prompt, expected) in cases {
         expected.assert_eq(&problem(path, prompt));

@@ -34,13 +34,9 @@ async fn run(backend: &LocalBackend, sequences: usize, tokens: u32) -> (u64, f64
         })
         .collect();
     let start = Instant::now();
-    let answers =
-        futures::future::join_all(requests.iter().map(|request| backend.chat(request))).await;
+    let answers = futures::future::join_all(requests.iter().map(|request| backend.chat(request))).await;
     let elapsed = start.elapsed().as_secs_f64();
-    let generated = answers
-        .into_iter()
-        .map(|answer| answer.expect("chat").usage.completion_tokens)
-        .sum();
+    let generated = answers.into_iter().map(|answer| answer.expect("chat").usage.completion_tokens).sum();
     (generated, elapsed)
 }
 
@@ -51,43 +47,23 @@ async fn main() {
     if args.peek().map(String::as_str) == Some("__llama-worker") {
         retort_llama::worker_main();
     }
-    let model = args
-        .next()
-        .unwrap_or_else(|| retort_llama::DEFAULT_MODEL.to_string());
-    let tokens: u32 = args
-        .next()
-        .map(|value| value.parse().expect("tokens: a number"))
-        .unwrap_or(64);
-    let threads: Option<usize> = args
-        .next()
-        .map(|value| value.parse().expect("threads: a number"));
-    let batch_threads: Option<usize> = args
-        .next()
-        .map(|value| value.parse().expect("batch threads: a number"));
-    let config = LocalConfig {
-        max_sequences: 8,
-        context_size: 1024,
-        threads,
-        batch_threads,
-        ..LocalConfig::for_model(model.clone())
-    };
+    let model = args.next().unwrap_or_else(|| retort_llama::DEFAULT_MODEL.to_string());
+    let tokens: u32 = args.next().map(|value| value.parse().expect("tokens: a number")).unwrap_or(64);
+    let threads: Option<usize> = args.next().map(|value| value.parse().expect("threads: a number"));
+    let batch_threads: Option<usize> = args.next().map(|value| value.parse().expect("batch threads: a number"));
+    let config = LocalConfig { max_sequences: 8, context_size: 1024, threads, batch_threads, ..LocalConfig::for_model(model.clone()) };
     println!("threads {threads:?}, batch threads {batch_threads:?}");
     let backend = LocalBackend::new(config).unwrap_or_else(|error| panic!("{error}"));
     let load = Instant::now();
     backend.warm_up().await.expect("load the model");
-    println!(
-        "model {model}: loaded in {:.2}s",
-        load.elapsed().as_secs_f64()
-    );
+    println!("model {model}: loaded in {:.2}s", load.elapsed().as_secs_f64());
     run(&backend, 1, 8).await;
     let mut rates = Vec::new();
     for sequences in [1, 8] {
         let (generated, seconds) = run(&backend, sequences, tokens).await;
         let rate = generated as f64 / seconds;
         rates.push(rate);
-        println!(
-            "{sequences} sequence(s): {generated} tokens in {seconds:.2}s = {rate:.1} tokens/s"
-        );
+        println!("{sequences} sequence(s): {generated} tokens in {seconds:.2}s = {rate:.1} tokens/s");
     }
     println!("speed-up of 8 over 1: {:.2}x", rates[1] / rates[0]);
 }

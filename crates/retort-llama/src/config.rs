@@ -14,11 +14,7 @@ pub const DEFAULT_MODEL: &str = "smollm2-135m";
 /// The models retort knows by name: (name, file under the models folder, setup script flag).
 const KNOWN_MODELS: &[(&str, &str, &str)] = &[
     ("smollm2-135m", "smollm2-135m-instruct.q4_1.gguf", ""),
-    (
-        "qwen2.5-coder-0.5b",
-        "qwen2.5-coder-0.5b-instruct.q4_k_m.gguf",
-        " --qwen",
-    ),
+    ("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct.q4_k_m.gguf", " --qwen"),
 ];
 
 /// The recipe's `llm: {backend: local, ...}` block.
@@ -85,10 +81,7 @@ impl Default for LocalConfig {
 impl LocalConfig {
     /// A default config for the given model name or path.
     pub fn for_model(model: impl Into<String>) -> LocalConfig {
-        LocalConfig {
-            model: model.into(),
-            ..LocalConfig::default()
-        }
+        LocalConfig { model: model.into(), ..LocalConfig::default() }
     }
 
     /// Every problem of these settings, the model file included, found without loading it:
@@ -97,7 +90,8 @@ impl LocalConfig {
         use retort_core::ConfigProblem;
         let mut problems = Vec::new();
         if let Err(LocalError::Config(message)) = self.validate() {
-            let key = ["context_size", "max_sequences", "batch_size", "threads"].into_iter().find(|key| message.starts_with(key)).unwrap_or("");
+            let key =
+                ["context_size", "max_sequences", "batch_size", "threads"].into_iter().find(|key| message.starts_with(key)).unwrap_or("");
             problems.push(ConfigProblem::new(key, message));
         }
         if self.default_max_tokens == 0 {
@@ -111,27 +105,16 @@ impl LocalConfig {
 
     pub(crate) fn validate(&self) -> Result<(), LocalError> {
         if self.context_size < 16 {
-            return Err(LocalError::Config(format!(
-                "context_size must be at least 16 tokens, found {}",
-                self.context_size
-            )));
+            return Err(LocalError::Config(format!("context_size must be at least 16 tokens, found {}", self.context_size)));
         }
         if self.max_sequences == 0 || self.max_sequences > 256 {
-            return Err(LocalError::Config(format!(
-                "max_sequences must be between 1 and 256, found {}",
-                self.max_sequences
-            )));
+            return Err(LocalError::Config(format!("max_sequences must be between 1 and 256, found {}", self.max_sequences)));
         }
         if self.batch_size < 16 {
-            return Err(LocalError::Config(format!(
-                "batch_size must be at least 16 tokens, found {}",
-                self.batch_size
-            )));
+            return Err(LocalError::Config(format!("batch_size must be at least 16 tokens, found {}", self.batch_size)));
         }
         if self.threads == Some(0) || self.batch_threads == Some(0) {
-            return Err(LocalError::Config(
-                "threads and batch_threads must be at least 1, found 0".to_string(),
-            ));
+            return Err(LocalError::Config("threads and batch_threads must be at least 1, found 0".to_string()));
         }
         Ok(())
     }
@@ -152,10 +135,7 @@ pub fn models_dir() -> PathBuf {
             }
         }
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("..")
-        .join("models")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("models")
 }
 
 /// Finds the GGUF file for a model name or path, and checks that it is GGUF.
@@ -169,11 +149,7 @@ pub fn resolve_model_in(dir: &Path, model: &str) -> Result<PathBuf, LocalError> 
         Some((name, file, flag)) => {
             let path = dir.join(file);
             if !path.is_file() {
-                return Err(LocalError::ModelNotInstalled {
-                    name: name.to_string(),
-                    path,
-                    flag,
-                });
+                return Err(LocalError::ModelNotInstalled { name: name.to_string(), path, flag });
             }
             path
         }
@@ -192,28 +168,17 @@ pub fn resolve_model_in(dir: &Path, model: &str) -> Result<PathBuf, LocalError> 
 /// Checks a file's magic bytes: a GGUF file starts with `GGUF`.
 pub fn check_gguf(path: &Path) -> Result<(), LocalError> {
     let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(|source| LocalError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut file = std::fs::File::open(path).map_err(|source| LocalError::Read { path: path.to_path_buf(), source })?;
     let mut read = 0;
     while read < magic.len() {
         match file.read(&mut magic[read..]) {
             Ok(0) => break,
             Ok(n) => read += n,
-            Err(source) => {
-                return Err(LocalError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
+            Err(source) => return Err(LocalError::Read { path: path.to_path_buf(), source }),
         }
     }
     if &magic[..read] != b"GGUF" {
-        return Err(LocalError::NotGguf {
-            path: path.to_path_buf(),
-            found: String::from_utf8_lossy(&magic[..read]).into_owned(),
-        });
+        return Err(LocalError::NotGguf { path: path.to_path_buf(), found: String::from_utf8_lossy(&magic[..read]).into_owned() });
     }
     Ok(())
 }
@@ -235,20 +200,12 @@ pub struct WorkerCommand {
 impl WorkerCommand {
     /// The running binary re-launched as `<self> __llama-worker`.
     pub fn current_exe() -> std::io::Result<WorkerCommand> {
-        Ok(WorkerCommand {
-            program: std::env::current_exe()?,
-            args: vec!["__llama-worker".to_string()],
-            env: Vec::new(),
-        })
+        Ok(WorkerCommand { program: std::env::current_exe()?, args: vec!["__llama-worker".to_string()], env: Vec::new() })
     }
 
     /// A worker started as `program args...`.
     pub fn new(program: impl Into<PathBuf>, args: Vec<String>) -> WorkerCommand {
-        WorkerCommand {
-            program: program.into(),
-            args,
-            env: Vec::new(),
-        }
+        WorkerCommand { program: program.into(), args, env: Vec::new() }
     }
 }
 
@@ -259,52 +216,29 @@ mod tests {
     #[test]
     fn model_names_and_paths_resolve_or_say_how_to_fix_them() {
         let dir = tempfile::tempdir().unwrap();
-        let error = resolve_model_in(dir.path(), "smollm2-135m")
-            .unwrap_err()
-            .to_string();
+        let error = resolve_model_in(dir.path(), "smollm2-135m").unwrap_err().to_string();
         assert!(error.contains("smollm2-135m-instruct.q4_1.gguf"), "{error}");
-        assert!(
-            error.contains("run scripts/setup-models.sh to install it"),
-            "{error}"
-        );
-        let error = resolve_model_in(dir.path(), "qwen2.5-coder-0.5b")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("run scripts/setup-models.sh --qwen to install it"),
-            "{error}"
-        );
+        assert!(error.contains("run scripts/setup-models.sh to install it"), "{error}");
+        let error = resolve_model_in(dir.path(), "qwen2.5-coder-0.5b").unwrap_err().to_string();
+        assert!(error.contains("run scripts/setup-models.sh --qwen to install it"), "{error}");
 
         let missing = dir.path().join("nope.gguf");
-        let error = resolve_model_in(dir.path(), missing.to_str().unwrap())
-            .unwrap_err()
-            .to_string();
+        let error = resolve_model_in(dir.path(), missing.to_str().unwrap()).unwrap_err().to_string();
         assert!(error.contains("nope.gguf does not exist"), "{error}");
 
         let text = dir.path().join("model.bin");
         std::fs::write(&text, b"PK\x03\x04 not a model").unwrap();
-        let error = resolve_model_in(dir.path(), text.to_str().unwrap())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("is not a GGUF file") && error.contains("PK"),
-            "{error}"
-        );
+        let error = resolve_model_in(dir.path(), text.to_str().unwrap()).unwrap_err().to_string();
+        assert!(error.contains("is not a GGUF file") && error.contains("PK"), "{error}");
 
         let short = dir.path().join("short.gguf");
         std::fs::write(&short, b"GG").unwrap();
-        assert!(matches!(
-            resolve_model_in(dir.path(), short.to_str().unwrap()),
-            Err(LocalError::NotGguf { .. })
-        ));
+        assert!(matches!(resolve_model_in(dir.path(), short.to_str().unwrap()), Err(LocalError::NotGguf { .. })));
 
         let gguf = dir.path().join("smollm2-135m-instruct.q4_1.gguf");
         std::fs::write(&gguf, b"GGUF\x03\x00\x00\x00").unwrap();
         assert_eq!(resolve_model_in(dir.path(), "smollm2-135m").unwrap(), gguf);
-        assert_eq!(
-            resolve_model_in(dir.path(), gguf.to_str().unwrap()).unwrap(),
-            gguf
-        );
+        assert_eq!(resolve_model_in(dir.path(), gguf.to_str().unwrap()).unwrap(), gguf);
         for error in [
             resolve_model_in(dir.path(), "qwen2.5-coder-0.5b").unwrap_err(),
             resolve_model_in(dir.path(), text.to_str().unwrap()).unwrap_err(),
@@ -315,45 +249,16 @@ mod tests {
 
     #[test]
     fn config_reads_the_recipe_block_with_defaults() {
-        let config: LocalConfig = serde_json::from_value(
-            serde_json::json!({"model": "qwen2.5-coder-0.5b", "threads": 2}),
-        )
-        .unwrap();
-        assert_eq!(
-            config,
-            LocalConfig {
-                threads: Some(2),
-                ..LocalConfig::for_model("qwen2.5-coder-0.5b")
-            }
-        );
+        let config: LocalConfig = serde_json::from_value(serde_json::json!({"model": "qwen2.5-coder-0.5b", "threads": 2})).unwrap();
+        assert_eq!(config, LocalConfig { threads: Some(2), ..LocalConfig::for_model("qwen2.5-coder-0.5b") });
         let config: LocalConfig = serde_json::from_value(serde_json::json!({})).unwrap();
-        assert_eq!(
-            (
-                config.model.as_str(),
-                config.context_size,
-                config.max_sequences
-            ),
-            ("smollm2-135m", 2048, 8)
-        );
-        let error =
-            serde_json::from_value::<LocalConfig>(serde_json::json!({"modle": "x"})).unwrap_err();
-        assert!(
-            error.to_string().contains("unknown field `modle`"),
-            "{error}"
-        );
+        assert_eq!((config.model.as_str(), config.context_size, config.max_sequences), ("smollm2-135m", 2048, 8));
+        let error = serde_json::from_value::<LocalConfig>(serde_json::json!({"modle": "x"})).unwrap_err();
+        assert!(error.to_string().contains("unknown field `modle`"), "{error}");
         for bad in [
-            LocalConfig {
-                max_sequences: 0,
-                ..LocalConfig::default()
-            },
-            LocalConfig {
-                context_size: 8,
-                ..LocalConfig::default()
-            },
-            LocalConfig {
-                threads: Some(0),
-                ..LocalConfig::default()
-            },
+            LocalConfig { max_sequences: 0, ..LocalConfig::default() },
+            LocalConfig { context_size: 8, ..LocalConfig::default() },
+            LocalConfig { threads: Some(0), ..LocalConfig::default() },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     /// A model named by the recipe is not installed.
-    #[error(
-        "local model '{name}' is not installed: expected {path}; run scripts/setup-models.sh{flag} to install it"
-    )]
+    #[error("local model '{name}' is not installed: expected {path}; run scripts/setup-models.sh{flag} to install it")]
     ModelNotInstalled {
         /// The model's name as the recipe gave it.
         name: String,

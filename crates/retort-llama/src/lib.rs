@@ -21,18 +21,18 @@ mod config;
 mod error;
 mod local;
 mod protocol;
+#[cfg(feature = "worker")]
 mod scheduler;
 mod supervisor;
 mod template;
+#[cfg(feature = "worker")]
 mod worker;
 
-pub use config::{
-    check_gguf, models_dir, resolve_model, resolve_model_in, LocalConfig, WorkerCommand,
-    DEFAULT_MODEL,
-};
+pub use config::{check_gguf, models_dir, resolve_model, resolve_model_in, LocalConfig, WorkerCommand, DEFAULT_MODEL};
 pub use error::LocalError;
 pub use local::LocalBackend;
 pub use template::ChatTemplate;
+#[cfg(feature = "worker")]
 pub use worker::worker_main;
 
 /// Environment variable that enables the worker's test hooks (`1`): a prompt containing

@@ -5,8 +5,8 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use retort_core::{
-    Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, Choice,
-    FinishReason, Message, ScoreRequest, ScoreResponse, Usage,
+    Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, Choice, FinishReason, Message, ScoreRequest,
+    ScoreResponse, Usage,
 };
 
 use crate::config::{resolve_model, LocalConfig, WorkerCommand};
@@ -38,10 +38,7 @@ pub struct LocalBackend {
 
 impl std::fmt::Debug for LocalBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalBackend")
-            .field("config", &self.config)
-            .field("model_path", &self.model_path)
-            .finish()
+        f.debug_struct("LocalBackend").field("config", &self.config).field("model_path", &self.model_path).finish()
     }
 }
 
@@ -51,19 +48,13 @@ impl LocalBackend {
     /// Fails at once when the model is missing or not GGUF; the model itself loads on the
     /// first request.
     pub fn new(config: LocalConfig) -> Result<LocalBackend, LocalError> {
-        let command = WorkerCommand::current_exe().map_err(|error| {
-            LocalError::Config(format!(
-                "finding the running binary to start the model worker: {error}"
-            ))
-        })?;
+        let command = WorkerCommand::current_exe()
+            .map_err(|error| LocalError::Config(format!("finding the running binary to start the model worker: {error}")))?;
         LocalBackend::with_worker(config, command)
     }
 
     /// A backend whose worker is started with the given command.
-    pub fn with_worker(
-        config: LocalConfig,
-        command: WorkerCommand,
-    ) -> Result<LocalBackend, LocalError> {
+    pub fn with_worker(config: LocalConfig, command: WorkerCommand) -> Result<LocalBackend, LocalError> {
         config.validate()?;
         let path = resolve_model(&config.model)?;
         let model_path = path.to_string_lossy().into_owned();
@@ -105,11 +96,7 @@ impl LocalBackend {
     }
 
     /// Renders a conversation with the model's chat template (starting the worker if needed).
-    pub async fn render(
-        &self,
-        messages: &[Message],
-        add_generation_prompt: bool,
-    ) -> Result<String, BackendError> {
+    pub async fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, BackendError> {
         let info = self.model_info().await?;
         render(&info, &self.config.model, messages, add_generation_prompt)
     }
@@ -119,23 +106,12 @@ impl LocalBackend {
             return Ok(());
         }
         let template = match &ready.chat_template {
-            Some(source) => Some(
-                ChatTemplate::new(source, &ready.bos_token, &ready.eos_token).map_err(|error| {
-                    BackendError::new(
-                        BackendErrorKind::BadRequest,
-                        format!(
-                            "compiling the chat template of {}: {error}",
-                            self.model_path
-                        ),
-                    )
-                })?,
-            ),
+            Some(source) => Some(ChatTemplate::new(source, &ready.bos_token, &ready.eos_token).map_err(|error| {
+                BackendError::new(BackendErrorKind::BadRequest, format!("compiling the chat template of {}: {error}", self.model_path))
+            })?),
             None => None,
         };
-        let _ = self.info.set(Arc::new(ModelInfo {
-            template,
-            context_per_sequence: ready.context_per_sequence,
-        }));
+        let _ = self.info.set(Arc::new(ModelInfo { template, context_per_sequence: ready.context_per_sequence }));
         Ok(())
     }
 
@@ -145,35 +121,15 @@ impl LocalBackend {
         }
         // A score of nothing starts the worker and returns at once.
         self.supervisor
-            .call(
-                |id| ToWorker::Score {
-                    id,
-                    prompt: String::from(" "),
-                    continuation: String::new(),
-                },
-                |ready| self.learn(ready),
-            )
+            .call(|id| ToWorker::Score { id, prompt: String::from(" "), continuation: String::new() }, |ready| self.learn(ready))
             .await?;
-        Ok(self
-            .info
-            .get()
-            .expect("the worker said it was ready")
-            .clone())
+        Ok(self.info.get().expect("the worker said it was ready").clone())
     }
 
     /// Embeds texts with the model: mean-pooled over tokens, L2-normalised, one vector per text.
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, BackendError> {
         let _counted = InFlight::new(&self.in_flight);
-        let answer = self
-            .supervisor
-            .call(
-                |id| ToWorker::Embed {
-                    id,
-                    texts: texts.to_vec(),
-                },
-                |ready| self.learn(ready),
-            )
-            .await?;
+        let answer = self.supervisor.call(|id| ToWorker::Embed { id, texts: texts.to_vec() }, |ready| self.learn(ready)).await?;
         match answer {
             FromWorker::Embedded { vectors, .. } => Ok(vectors),
             other => Err(unexpected(other)),
@@ -181,15 +137,7 @@ impl LocalBackend {
     }
 
     async fn generate(&self, job: Generate) -> Result<FromWorker, BackendError> {
-        self.supervisor
-            .call(
-                |id| ToWorker::Generate {
-                    id,
-                    job: job.clone(),
-                },
-                |ready| self.learn(ready),
-            )
-            .await
+        self.supervisor.call(|id| ToWorker::Generate { id, job: job.clone() }, |ready| self.learn(ready)).await
     }
 
     async fn chat_inner(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
@@ -203,12 +151,10 @@ impl LocalBackend {
         let prompt = render(&info, &self.config.model, &request.messages, true)?;
         let params = &request.params;
         let json_schema = match &request.json_schema {
-            Some(schema) => Some(serde_json::to_string(schema).map_err(|error| {
-                BackendError::new(
-                    BackendErrorKind::BadRequest,
-                    format!("writing the JSON schema: {error}"),
-                )
-            })?),
+            Some(schema) => Some(
+                serde_json::to_string(schema)
+                    .map_err(|error| BackendError::new(BackendErrorKind::BadRequest, format!("writing the JSON schema: {error}")))?,
+            ),
             None => None,
         };
         if json_schema.is_some() && request.grammar.is_some() {
@@ -238,14 +184,7 @@ impl LocalBackend {
         let mut usage = Usage::default();
         for answer in answers {
             match answer? {
-                FromWorker::Generated {
-                    text,
-                    finish,
-                    logprobs,
-                    prompt_tokens,
-                    completion_tokens,
-                    ..
-                } => {
+                FromWorker::Generated { text, finish, logprobs, prompt_tokens, completion_tokens, .. } => {
                     usage.prompt_tokens = prompt_tokens;
                     usage.completion_tokens += completion_tokens;
                     choices.push(Choice {
@@ -261,11 +200,7 @@ impl LocalBackend {
                 other => return Err(unexpected(other)),
             }
         }
-        Ok(ChatResponse {
-            choices,
-            usage,
-            model: self.config.model.clone(),
-        })
+        Ok(ChatResponse { choices, usage, model: self.config.model.clone() })
     }
 
     async fn score_inner(&self, request: &ScoreRequest) -> Result<ScoreResponse, BackendError> {
@@ -274,11 +209,7 @@ impl LocalBackend {
         let answer = self
             .supervisor
             .call(
-                |id| ToWorker::Score {
-                    id,
-                    prompt: prompt.clone(),
-                    continuation: request.continuation.clone(),
-                },
+                |id| ToWorker::Score { id, prompt: prompt.clone(), continuation: request.continuation.clone() },
                 |ready| self.learn(ready),
             )
             .await?;
@@ -289,12 +220,7 @@ impl LocalBackend {
     }
 }
 
-fn render(
-    info: &ModelInfo,
-    model: &str,
-    messages: &[Message],
-    add_generation_prompt: bool,
-) -> Result<String, BackendError> {
+fn render(info: &ModelInfo, model: &str, messages: &[Message], add_generation_prompt: bool) -> Result<String, BackendError> {
     let Some(template) = &info.template else {
         return Err(BackendError::new(
             BackendErrorKind::BadRequest,
@@ -305,12 +231,7 @@ fn render(
     };
     let prompt = template
         .render(messages, add_generation_prompt)
-        .map_err(|error| {
-            BackendError::new(
-                BackendErrorKind::BadRequest,
-                format!("rendering the chat template of {model}: {error:#}"),
-            )
-        })?;
+        .map_err(|error| BackendError::new(BackendErrorKind::BadRequest, format!("rendering the chat template of {model}: {error:#}")))?;
     Ok(prompt)
 }
 
@@ -324,10 +245,7 @@ fn unexpected(frame: FromWorker) -> BackendError {
             },
             message,
         ),
-        other => BackendError::new(
-            BackendErrorKind::Protocol,
-            format!("the model worker answered with an unexpected frame: {other:?}"),
-        ),
+        other => BackendError::new(BackendErrorKind::Protocol, format!("the model worker answered with an unexpected frame: {other:?}")),
     }
 }
 
@@ -358,14 +276,7 @@ impl Backend for LocalBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            n: true,
-            logprobs: true,
-            score: true,
-            json_schema: true,
-            grammar: true,
-            tools: false,
-        }
+        Capabilities { n: true, logprobs: true, score: true, json_schema: true, grammar: true, tools: false }
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
@@ -389,16 +300,10 @@ mod tests {
 
     #[test]
     fn chat_without_a_template_is_a_clear_error() {
-        let info = ModelInfo {
-            template: None,
-            context_per_sequence: 64,
-        };
+        let info = ModelInfo { template: None, context_per_sequence: 64 };
         let error = render(&info, "base-model", &[Message::user("hi")], true).unwrap_err();
         assert_eq!(error.kind, BackendErrorKind::BadRequest);
-        assert!(
-            error.message.contains("base-model has no chat template"),
-            "{error}"
-        );
+        assert!(error.message.contains("base-model has no chat template"), "{error}");
     }
 
     #[test]
@@ -409,17 +314,10 @@ mod tests {
             (FailKind::Server, BackendErrorKind::Server),
         ];
         for (kind, expected) in cases {
-            let error = unexpected(FromWorker::Failed {
-                id: 1,
-                kind,
-                message: "m".into(),
-            });
+            let error = unexpected(FromWorker::Failed { id: 1, kind, message: "m".into() });
             assert_eq!((error.kind, error.message.as_str()), (expected, "m"));
         }
-        let error = unexpected(FromWorker::Scored {
-            id: 1,
-            tokens: Vec::new(),
-        });
+        let error = unexpected(FromWorker::Scored { id: 1, tokens: Vec::new() });
         assert_eq!(error.kind, BackendErrorKind::Protocol);
     }
 }

@@ -30,11 +30,7 @@ pub(crate) enum ToWorker {
     /// Generate an answer.
     Generate { id: u64, job: Generate },
     /// Score a continuation.
-    Score {
-        id: u64,
-        prompt: String,
-        continuation: String,
-    },
+    Score { id: u64, prompt: String, continuation: String },
     /// Embed texts (mean-pooled, L2-normalised).
     Embed { id: u64, texts: Vec<String> },
 }
@@ -77,33 +73,17 @@ pub(crate) enum Finish {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum FromWorker {
     /// The model is loaded.
-    Ready {
-        chat_template: Option<String>,
-        bos_token: String,
-        eos_token: String,
-        context_per_sequence: u32,
-    },
+    Ready { chat_template: Option<String>, bos_token: String, eos_token: String, context_per_sequence: u32 },
     /// The model could not be loaded.
     LoadFailed { message: String },
     /// A generation finished.
-    Generated {
-        id: u64,
-        text: String,
-        finish: Finish,
-        logprobs: Option<Vec<TokenLogprob>>,
-        prompt_tokens: u64,
-        completion_tokens: u64,
-    },
+    Generated { id: u64, text: String, finish: Finish, logprobs: Option<Vec<TokenLogprob>>, prompt_tokens: u64, completion_tokens: u64 },
     /// A continuation was scored.
     Scored { id: u64, tokens: Vec<TokenLogprob> },
     /// Texts were embedded.
     Embedded { id: u64, vectors: Vec<Vec<f32>> },
     /// A job failed.
-    Failed {
-        id: u64,
-        kind: FailKind,
-        message: String,
-    },
+    Failed { id: u64, kind: FailKind, message: String },
 }
 
 impl FromWorker {
@@ -128,12 +108,8 @@ pub(crate) fn encode<T: Serialize>(frame: &T) -> String {
 }
 
 /// Reads a frame line; `None` for a line that is not a frame.
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
-    line: &str,
-) -> Option<Result<T, serde_json::Error>> {
-    let body = line
-        .trim_end_matches(['\n', '\r'])
-        .strip_prefix(FRAME_PREFIX)?;
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(line: &str) -> Option<Result<T, serde_json::Error>> {
+    let body = line.trim_end_matches(['\n', '\r']).strip_prefix(FRAME_PREFIX)?;
     Some(serde_json::from_str(body))
 }
 
@@ -143,34 +119,16 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_stray_lines_are_not_frames() {
-        let frame = ToWorker::Score {
-            id: 7,
-            prompt: "a\nb".into(),
-            continuation: "c".into(),
-        };
+        let frame = ToWorker::Score { id: 7, prompt: "a\nb".into(), continuation: "c".into() };
         let line = encode(&frame);
-        assert_eq!(
-            line.matches('\n').count(),
-            1,
-            "a frame is one line: {line:?}"
-        );
+        assert_eq!(line.matches('\n').count(), 1, "a frame is one line: {line:?}");
         match decode::<ToWorker>(&line) {
-            Some(Ok(ToWorker::Score {
-                id,
-                prompt,
-                continuation,
-            })) => {
-                assert_eq!(
-                    (id, prompt.as_str(), continuation.as_str()),
-                    (7, "a\nb", "c")
-                );
+            Some(Ok(ToWorker::Score { id, prompt, continuation })) => {
+                assert_eq!((id, prompt.as_str(), continuation.as_str()), (7, "a\nb", "c"));
             }
             other => panic!("expected the score frame back, found {other:?}"),
         }
         assert!(decode::<ToWorker>("llama_model_loader: loaded meta data\n").is_none());
-        assert!(matches!(
-            decode::<ToWorker>("@retort-llama {not json\n"),
-            Some(Err(_))
-        ));
+        assert!(matches!(decode::<ToWorker>("@retort-llama {not json\n"), Some(Err(_))));
     }
 }

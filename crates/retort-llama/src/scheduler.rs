@@ -76,11 +76,7 @@ pub(crate) fn run(
     ready: &dyn Fn(u32) -> FromWorker,
 ) -> Result<(), String> {
     let n_seq = load.max_sequences as u32;
-    let threads = load.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(1)
-    });
+    let threads = load.threads.unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(1));
     let batch_threads = i32::try_from(load.batch_threads.unwrap_or(threads)).unwrap_or(i32::MAX);
     let threads = i32::try_from(threads).unwrap_or(i32::MAX);
     let n_ctx = load.context_size.saturating_mul(n_seq);
@@ -95,9 +91,7 @@ pub(crate) fn run(
         Ok(ctx) => ctx,
         Err(error) => {
             let message = format!("creating a llama.cpp context of {n_ctx} tokens: {error}");
-            sink.send(&FromWorker::LoadFailed {
-                message: message.clone(),
-            });
+            sink.send(&FromWorker::LoadFailed { message: message.clone() });
             return Err(message);
         }
     };
@@ -177,20 +171,13 @@ impl<'m> Scheduler<'m> {
                 Ok(vectors) => sink.send(&FromWorker::Embedded { id, vectors }),
                 Err((kind, message)) => sink.send(&FromWorker::Failed { id, kind, message }),
             },
-            ToWorker::Score {
-                id,
-                prompt,
-                continuation,
-            } => {
+            ToWorker::Score { id, prompt, continuation } => {
                 self.run_hooks(&prompt);
                 let mut tokens = self.tokenize(&prompt, true);
                 let n_prompt = tokens.len();
                 tokens.extend(self.tokenize(&continuation, false));
                 if tokens.len() == n_prompt {
-                    sink.send(&FromWorker::Scored {
-                        id,
-                        tokens: Vec::new(),
-                    });
+                    sink.send(&FromWorker::Scored { id, tokens: Vec::new() });
                 } else if tokens.len() > self.per_sequence {
                     sink.send(&FromWorker::Failed {
                         id,
@@ -202,12 +189,7 @@ impl<'m> Scheduler<'m> {
                         ),
                     });
                 } else {
-                    self.waiting.push_back(Job {
-                        id,
-                        tokens,
-                        n_prompt,
-                        kind: JobKind::Score { scored: Vec::new() },
-                    });
+                    self.waiting.push_back(Job { id, tokens, n_prompt, kind: JobKind::Score { scored: Vec::new() } });
                 }
             }
         }
@@ -228,15 +210,7 @@ impl<'m> Scheduler<'m> {
             let ctx = self
                 .model
                 .new_context(self.backend, params)
-                .map_err(|error| {
-                    (
-                        FailKind::Server,
-                        format!(
-                            "creating the embedding context of {} tokens: {error}",
-                            self.context_size
-                        ),
-                    )
-                })?;
+                .map_err(|error| (FailKind::Server, format!("creating the embedding context of {} tokens: {error}", self.context_size)))?;
             self.embed_ctx = Some(ctx);
         }
         let vocab = self.model.vocab();
@@ -244,19 +218,12 @@ impl<'m> Scheduler<'m> {
         for text in texts {
             let tokens = vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), false);
             if tokens.is_empty() {
-                return Err((
-                    FailKind::BadRequest,
-                    "cannot embed an empty text".to_string(),
-                ));
+                return Err((FailKind::BadRequest, "cannot embed an empty text".to_string()));
             }
             if tokens.len() > self.context_size as usize {
                 return Err((
                     FailKind::ContextLength,
-                    format!(
-                        "a text to embed has {} tokens; the context holds {}",
-                        tokens.len(),
-                        self.context_size
-                    ),
+                    format!("a text to embed has {} tokens; the context holds {}", tokens.len(), self.context_size),
                 ));
             }
             let ctx = self.embed_ctx.as_mut().expect("made above");
@@ -265,31 +232,12 @@ impl<'m> Scheduler<'m> {
             for (position, token) in tokens.iter().enumerate() {
                 batch
                     .add(*token, position as i32, &[0], true)
-                    .map_err(|error| {
-                        (
-                            FailKind::Server,
-                            format!("filling the embedding batch: {error}"),
-                        )
-                    })?;
+                    .map_err(|error| (FailKind::Server, format!("filling the embedding batch: {error}")))?;
             }
-            ctx.decode(&mut batch).map_err(|error| {
-                (
-                    FailKind::Server,
-                    format!("llama.cpp could not embed a text: {error}"),
-                )
-            })?;
-            let embedding = ctx.embeddings_seq_ith(0).map_err(|error| {
-                (
-                    FailKind::Server,
-                    format!("reading the pooled embedding: {error}"),
-                )
-            })?;
-            let norm = embedding
-                .iter()
-                .map(|x| x * x)
-                .sum::<f32>()
-                .sqrt()
-                .max(f32::MIN_POSITIVE);
+            ctx.decode(&mut batch).map_err(|error| (FailKind::Server, format!("llama.cpp could not embed a text: {error}")))?;
+            let embedding =
+                ctx.embeddings_seq_ith(0).map_err(|error| (FailKind::Server, format!("reading the pooled embedding: {error}")))?;
+            let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
             vectors.push(embedding.iter().map(|x| x / norm).collect());
         }
         Ok(vectors)
@@ -346,12 +294,8 @@ impl<'m> Scheduler<'m> {
         let mut chain = Vec::new();
         let grammar = match (&job.json_schema, &job.grammar) {
             (Some(schema), _) => Some((
-                llama_cpp_2::json_schema_to_grammar(schema).map_err(|error| {
-                    (
-                        FailKind::BadRequest,
-                        format!("turning the JSON schema into a grammar: {error}"),
-                    )
-                })?,
+                llama_cpp_2::json_schema_to_grammar(schema)
+                    .map_err(|error| (FailKind::BadRequest, format!("turning the JSON schema into a grammar: {error}")))?,
                 "the grammar of the JSON schema",
             )),
             (None, Some(grammar)) => Some((grammar.clone(), "the request's grammar")),
@@ -403,13 +347,7 @@ impl<'m> Scheduler<'m> {
             };
             let seq_id = self.free.pop().expect("a free slot");
             let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
-            self.slots.push(Slot {
-                seq_id,
-                job,
-                n_past: 0,
-                rows: Vec::new(),
-                stepped: false,
-            });
+            self.slots.push(Slot { seq_id, job, n_past: 0, rows: Vec::new(), stepped: false });
         }
     }
 
@@ -439,16 +377,7 @@ impl<'m> Scheduler<'m> {
                     JobKind::Score { .. } => position + 1 >= slot.job.n_prompt,
                 };
                 let row = self.batch.n_tokens();
-                if self
-                    .batch
-                    .add(
-                        slot.job.tokens[position],
-                        position as i32,
-                        &[slot.seq_id],
-                        wants_logits,
-                    )
-                    .is_err()
-                {
+                if self.batch.add(slot.job.tokens[position], position as i32, &[slot.seq_id], wants_logits).is_err() {
                     break;
                 }
                 if wants_logits {
@@ -464,20 +393,11 @@ impl<'m> Scheduler<'m> {
         }
         if let Err(error) = ctx.decode(&mut self.batch) {
             // Fail the sequences of this step; the others are untouched.
-            let message = format!(
-                "llama.cpp could not decode a batch of {} tokens: {error}",
-                self.batch.n_tokens()
-            );
-            let failed: Vec<usize> = (0..self.slots.len())
-                .filter(|&i| self.slots[i].stepped)
-                .collect();
+            let message = format!("llama.cpp could not decode a batch of {} tokens: {error}", self.batch.n_tokens());
+            let failed: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].stepped).collect();
             for index in failed.into_iter().rev() {
                 let slot = self.slots.swap_remove(index);
-                sink.send(&FromWorker::Failed {
-                    id: slot.job.id,
-                    kind: FailKind::Server,
-                    message: message.clone(),
-                });
+                sink.send(&FromWorker::Failed { id: slot.job.id, kind: FailKind::Server, message: message.clone() });
                 self.release(ctx, slot.seq_id);
             }
             return;
@@ -511,11 +431,7 @@ impl<'m> Scheduler<'m> {
                     let target = slot.job.tokens[position + 1];
                     let logits = ctx.get_logits_ith(row);
                     let (logprob, _) = log_softmax_at(logits, target, 0);
-                    scored.push(TokenLogprob {
-                        token: piece(model, target),
-                        logprob,
-                        top: Vec::new(),
-                    });
+                    scored.push(TokenLogprob { token: piece(model, target), logprob, top: Vec::new() });
                 }
                 slot.n_past + 1 >= slot.job.tokens.len()
             }
@@ -535,24 +451,15 @@ impl<'m> Scheduler<'m> {
                     generating.token_logprobs.push(TokenLogprob {
                         token: piece(model, token),
                         logprob,
-                        top: top
-                            .into_iter()
-                            .map(|(alt, lp)| (piece(model, alt), lp))
-                            .collect(),
+                        top: top.into_iter().map(|(alt, lp)| (piece(model, alt), lp)).collect(),
                     });
                 }
-                generating
-                    .bytes
-                    .extend(vocab.token_to_piece(token, false, None));
+                generating.bytes.extend(vocab.token_to_piece(token, false, None));
                 slot.job.tokens.push(token);
                 let generated = slot.job.tokens.len() - slot.job.n_prompt;
                 if !generating.stop.is_empty() {
                     let text = String::from_utf8_lossy(&generating.bytes);
-                    if generating
-                        .stop
-                        .iter()
-                        .any(|stop| !stop.is_empty() && text.contains(stop.as_str()))
-                    {
+                    if generating.stop.iter().any(|stop| !stop.is_empty() && text.contains(stop.as_str())) {
                         return true;
                     }
                 }
@@ -565,20 +472,12 @@ impl<'m> Scheduler<'m> {
 /// The answer frame for a finished job.
 fn finish(job: Job) -> FromWorker {
     match job.kind {
-        JobKind::Score { scored } => FromWorker::Scored {
-            id: job.id,
-            tokens: scored,
-        },
+        JobKind::Score { scored } => FromWorker::Scored { id: job.id, tokens: scored },
         JobKind::Generate(generating) => {
             let completion_tokens = (job.tokens.len() - job.n_prompt) as u64;
             let mut text = String::from_utf8_lossy(&generating.bytes).into_owned();
             let mut finish = Finish::Length;
-            let stop_at = generating
-                .stop
-                .iter()
-                .filter(|stop| !stop.is_empty())
-                .filter_map(|stop| text.find(stop.as_str()))
-                .min();
+            let stop_at = generating.stop.iter().filter(|stop| !stop.is_empty()).filter_map(|stop| text.find(stop.as_str())).min();
             if let Some(at) = stop_at {
                 text.truncate(at);
                 finish = Finish::Stop;
@@ -602,17 +501,11 @@ fn piece(model: &LlamaModel, token: LlamaToken) -> String {
 }
 
 /// The log-probability of `token` under `logits`, and the `k` most likely tokens with theirs.
-pub(crate) fn log_softmax_at(
-    logits: &[f32],
-    token: LlamaToken,
-    k: usize,
-) -> (f64, Vec<(LlamaToken, f64)>) {
+pub(crate) fn log_softmax_at(logits: &[f32], token: LlamaToken, k: usize) -> (f64, Vec<(LlamaToken, f64)>) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let sum: f64 = logits.iter().map(|&logit| (logit as f64 - max).exp()).sum();
     let log_norm = max + sum.ln();
-    let logprob = logits
-        .get(token.0 as usize)
-        .map_or(f64::NEG_INFINITY, |&logit| logit as f64 - log_norm);
+    let logprob = logits.get(token.0 as usize).map_or(f64::NEG_INFINITY, |&logit| logit as f64 - log_norm);
     let mut top = Vec::new();
     if k > 0 {
         let mut indices: Vec<usize> = (0..logits.len()).collect();
@@ -620,10 +513,7 @@ pub(crate) fn log_softmax_at(
         indices.select_nth_unstable_by(k - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
         indices.truncate(k);
         indices.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-        top = indices
-            .into_iter()
-            .map(|index| (LlamaToken(index as i32), logits[index] as f64 - log_norm))
-            .collect();
+        top = indices.into_iter().map(|index| (LlamaToken(index as i32), logits[index] as f64 - log_norm)).collect();
     }
     (logprob, top)
 }
@@ -640,9 +530,7 @@ mod tests {
         assert_eq!(top.len(), 2);
         assert_eq!(top[0].0, LlamaToken(2));
         assert!((top[1].1 - 0.2f64.ln()).abs() < 1e-6, "{top:?}");
-        let total: f64 = (0..4)
-            .map(|i| log_softmax_at(&logits, LlamaToken(i), 0).0.exp())
-            .sum();
+        let total: f64 = (0..4).map(|i| log_softmax_at(&logits, LlamaToken(i), 0).0.exp()).sum();
         assert!((total - 1.0).abs() < 1e-6);
     }
 }

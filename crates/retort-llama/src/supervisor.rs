@@ -95,13 +95,7 @@ impl Supervisor {
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|error| {
-            BackendError::new(
-                BackendErrorKind::Server,
-                format!(
-                    "starting the model worker {}: {error}",
-                    self.command.program.display()
-                ),
-            )
+            BackendError::new(BackendErrorKind::Server, format!("starting the model worker {}: {error}", self.command.program.display()))
         })?;
         let mut stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -110,52 +104,21 @@ impl Supervisor {
         stdin
             .write_all(encode(&ToWorker::Load(self.load.clone())).as_bytes())
             .await
-            .map_err(|error| {
-                died(format!(
-                    "sending the load frame to the model worker: {error}"
-                ))
-            })?;
-        stdin.flush().await.map_err(|error| {
-            died(format!(
-                "sending the load frame to the model worker: {error}"
-            ))
-        })?;
+            .map_err(|error| died(format!("sending the load frame to the model worker: {error}")))?;
+        stdin.flush().await.map_err(|error| died(format!("sending the load frame to the model worker: {error}")))?;
         let ready = loop {
-            let line = lines
-                .next_line()
-                .await
-                .map_err(|error| died(format!("reading from the model worker: {error}")))?;
+            let line = lines.next_line().await.map_err(|error| died(format!("reading from the model worker: {error}")))?;
             let Some(line) = line else {
-                let status = child
-                    .wait()
-                    .await
-                    .map(|status| status.to_string())
-                    .unwrap_or_default();
-                return Err(died(format!(
-                    "the model worker exited while loading {} ({status})",
-                    self.load.model_path
-                )));
+                let status = child.wait().await.map(|status| status.to_string()).unwrap_or_default();
+                return Err(died(format!("the model worker exited while loading {} ({status})", self.load.model_path)));
             };
             match decode::<FromWorker>(&line) {
                 None => tracing::debug!(target: "retort_llama::worker", "{line}"),
                 Some(Err(error)) => {
-                    return Err(BackendError::new(
-                        BackendErrorKind::Protocol,
-                        format!("reading the model worker's ready frame: {error}"),
-                    ))
+                    return Err(BackendError::new(BackendErrorKind::Protocol, format!("reading the model worker's ready frame: {error}")))
                 }
-                Some(Ok(FromWorker::Ready {
-                    chat_template,
-                    bos_token,
-                    eos_token,
-                    context_per_sequence,
-                })) => {
-                    break Ready {
-                        chat_template,
-                        bos_token,
-                        eos_token,
-                        context_per_sequence,
-                    };
+                Some(Ok(FromWorker::Ready { chat_template, bos_token, eos_token, context_per_sequence })) => {
+                    break Ready { chat_template, bos_token, eos_token, context_per_sequence };
                 }
                 Some(Ok(FromWorker::LoadFailed { message })) => {
                     return Err(BackendError::new(BackendErrorKind::BadRequest, message));
@@ -171,14 +134,7 @@ impl Supervisor {
         let pending = Arc::new(Mutex::new(Some(Pending::new())));
         let death = Arc::new(Mutex::new(None));
         tokio::spawn(read_answers(lines, child, pending.clone(), death.clone()));
-        Ok((
-            Worker {
-                stdin: tokio::sync::Mutex::new(stdin),
-                pending,
-                death,
-            },
-            ready,
-        ))
+        Ok((Worker { stdin: tokio::sync::Mutex::new(stdin), pending, death }, ready))
     }
 
     /// Sends one job and waits for its answer, restarting the worker and retrying when it
@@ -192,11 +148,7 @@ impl Supervisor {
     ) -> Result<FromWorker, BackendError> {
         let mut deaths = 0;
         loop {
-            let _retrying = if deaths > 0 {
-                Some(self.retry_lock.lock().await)
-            } else {
-                None
-            };
+            let _retrying = if deaths > 0 { Some(self.retry_lock.lock().await) } else { None };
             let (worker, ready) = match self.worker().await {
                 Ok(started) => started,
                 Err(error) if error.kind == BackendErrorKind::WorkerDied => {
@@ -238,15 +190,8 @@ impl Supervisor {
                 Ok(answer) => return Ok(answer),
                 Err(_) => {
                     deaths += 1;
-                    let cause = worker
-                        .death
-                        .lock()
-                        .expect("death lock")
-                        .clone()
-                        .unwrap_or_default();
-                    tracing::warn!(
-                        "the model worker died ({cause}); death {deaths} of this request"
-                    );
+                    let cause = worker.death.lock().expect("death lock").clone().unwrap_or_default();
+                    tracing::warn!("the model worker died ({cause}); death {deaths} of this request");
                     if deaths >= MAX_DEATHS {
                         return Err(BackendError::new(
                             BackendErrorKind::WorkerDied,
@@ -275,11 +220,7 @@ async fn read_answers(
                 }
                 Some(Ok(frame)) => {
                     let Some(id) = frame.id() else { continue };
-                    let sender = pending
-                        .lock()
-                        .expect("pending lock")
-                        .as_mut()
-                        .and_then(|map| map.remove(&id));
+                    let sender = pending.lock().expect("pending lock").as_mut().and_then(|map| map.remove(&id));
                     if let Some(sender) = sender {
                         let _ = sender.send(frame);
                     }
@@ -290,11 +231,7 @@ async fn read_answers(
         }
     };
     let _ = child.start_kill();
-    let status = child
-        .wait()
-        .await
-        .map(|status| status.to_string())
-        .unwrap_or_default();
+    let status = child.wait().await.map(|status| status.to_string()).unwrap_or_default();
     *death.lock().expect("death lock") = Some(format!("{cause}; {status}"));
     // Dropping the senders fails every request in flight on this worker.
     pending.lock().expect("pending lock").take();

@@ -51,42 +51,31 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned("chat", source.to_string())?;
-        Ok(ChatTemplate {
-            env,
-            bos_token: bos_token.to_string(),
-            eos_token: eos_token.to_string(),
-        })
+        Ok(ChatTemplate { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
     }
 
     /// Renders a conversation; with `add_generation_prompt` it ends where the assistant's answer begins.
-    pub fn render(
-        &self,
-        messages: &[Message],
-        add_generation_prompt: bool,
-    ) -> Result<String, Error> {
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, Error> {
         let messages: Vec<TemplateMessage<'_>> = messages
             .iter()
             .map(|message| TemplateMessage {
                 role: message.role.as_str(),
                 content: &message.content,
-                tool_calls: (message.role == Role::Assistant && !message.tool_calls.is_empty())
-                    .then(|| {
-                        message
-                            .tool_calls
-                            .iter()
-                            .map(|call| TemplateToolCall {
-                                id: &call.id,
-                                kind: "function",
-                                function: TemplateFunction {
-                                    name: &call.name,
-                                    arguments: serde_json::from_str(&call.arguments)
-                                        .unwrap_or_else(|_| {
-                                            serde_json::Value::String(call.arguments.clone())
-                                        }),
-                                },
-                            })
-                            .collect()
-                    }),
+                tool_calls: (message.role == Role::Assistant && !message.tool_calls.is_empty()).then(|| {
+                    message
+                        .tool_calls
+                        .iter()
+                        .map(|call| TemplateToolCall {
+                            id: &call.id,
+                            kind: "function",
+                            function: TemplateFunction {
+                                name: &call.name,
+                                arguments: serde_json::from_str(&call.arguments)
+                                    .unwrap_or_else(|_| serde_json::Value::String(call.arguments.clone())),
+                            },
+                        })
+                        .collect()
+                }),
                 tool_call_id: message.tool_call_id.as_deref(),
             })
             .collect();
@@ -101,44 +90,18 @@ impl ChatTemplate {
 }
 
 fn raise_exception(message: String) -> Result<Value, Error> {
-    Err(Error::new(
-        ErrorKind::InvalidOperation,
-        format!("the chat template refused the conversation: {message}"),
-    ))
+    Err(Error::new(ErrorKind::InvalidOperation, format!("the chat template refused the conversation: {message}")))
 }
 
 /// `strftime_now(format)`: the current UTC time, for templates that print today's date.
 fn strftime_now(format: String) -> String {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or(0);
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|elapsed| elapsed.as_secs() as i64).unwrap_or(0);
     strftime(&format, seconds)
 }
 
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+const MONTHS: [&str; 12] =
+    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// Formats a Unix time (UTC) with the common `strftime` directives.
 fn strftime(format: &str, unix_seconds: i64) -> String {
@@ -218,23 +181,15 @@ mod tests {
         let source = "{{ bos_token }}{% for m in messages %}{% if m.role == 'system' %}{{ '<s>' + m.content.strip() + '\\n' }}\
 {% else %}{{ m.role + ': ' + m.content }}\n{% endif %}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
         let template = ChatTemplate::new(source, "<bos>", "<eos>").unwrap();
-        let text = template
-            .render(
-                &[Message::system("  be brief  "), Message::user("hi")],
-                true,
-            )
-            .unwrap();
+        let text = template.render(&[Message::system("  be brief  "), Message::user("hi")], true).unwrap();
         assert_eq!(text, "<bos><s>be brief\nuser: hi\nassistant:");
     }
 
     #[test]
     fn raise_exception_is_an_error() {
-        let source =
-            "{% if messages[0].role != 'user' %}{{ raise_exception('user first') }}{% endif %}ok";
+        let source = "{% if messages[0].role != 'user' %}{{ raise_exception('user first') }}{% endif %}ok";
         let template = ChatTemplate::new(source, "", "").unwrap();
-        let error = template
-            .render(&[Message::assistant("x")], false)
-            .unwrap_err();
+        let error = template.render(&[Message::assistant("x")], false).unwrap_err();
         assert!(error.to_string().contains("user first"), "{error}");
         assert_eq!(template.render(&[Message::user("x")], false).unwrap(), "ok");
     }

@@ -43,15 +43,11 @@ fn serve() -> Result<(), String> {
     // llama.cpp logs to stderr; keep it quiet unless asked, and never on stdout.
     let verbose = std::env::var("RETORT_LLAMA_LOG").is_ok_and(|value| value == "1");
     send_logs_to_tracing(LogOptions::default().with_logs_enabled(verbose));
-    let mut sink = StdoutSink {
-        out: std::io::stdout(),
-    };
+    let mut sink = StdoutSink { out: std::io::stdout() };
     let stdin = std::io::stdin();
     let load = loop {
         let mut line = String::new();
-        let read = stdin
-            .read_line(&mut line)
-            .map_err(|error| format!("reading the load frame from stdin: {error}"))?;
+        let read = stdin.read_line(&mut line).map_err(|error| format!("reading the load frame from stdin: {error}"))?;
         if read == 0 {
             return Ok(());
         }
@@ -65,15 +61,12 @@ fn serve() -> Result<(), String> {
     let (backend, model) = match load_model(&load) {
         Ok(loaded) => loaded,
         Err(message) => {
-            sink.send(&FromWorker::LoadFailed {
-                message: message.clone(),
-            });
+            sink.send(&FromWorker::LoadFailed { message: message.clone() });
             return Err(message);
         }
     };
     let vocab = model.vocab();
-    let token_text =
-        |token| String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned();
+    let token_text = |token| String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned();
     let ready = |context_per_sequence| FromWorker::Ready {
         chat_template: model.meta_val_str("tokenizer.chat_template").ok(),
         bos_token: token_text(vocab.bos()),
@@ -104,8 +97,7 @@ fn serve() -> Result<(), String> {
 
 fn load_model(load: &Load) -> Result<(LlamaBackend, LlamaModel), String> {
     let backend = LlamaBackend::init().map_err(|error| format!("starting llama.cpp: {error}"))?;
-    let model =
-        LlamaModel::load_from_file(&backend, &load.model_path, &LlamaModelParams::default())
-            .map_err(|error| format!("loading the model {}: {error}", load.model_path))?;
+    let model = LlamaModel::load_from_file(&backend, &load.model_path, &LlamaModelParams::default())
+        .map_err(|error| format!("loading the model {}: {error}", load.model_path))?;
     Ok((backend, model))
 }

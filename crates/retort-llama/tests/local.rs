@@ -3,19 +3,13 @@
 mod common;
 
 use common::{backend, backend_with, config};
-use retort_core::{
-    Backend, BackendErrorKind, ChatRequest, FinishReason, Message, SamplingParams, ScoreRequest,
-};
+use retort_core::{Backend, BackendErrorKind, ChatRequest, FinishReason, Message, SamplingParams, ScoreRequest};
 use serde_json::{json, Value};
 
 fn greedy(prompt: &str, max_tokens: u32) -> ChatRequest {
     ChatRequest {
         messages: vec![Message::user(prompt)],
-        params: SamplingParams {
-            temperature: Some(0.0),
-            max_tokens: Some(max_tokens),
-            ..SamplingParams::default()
-        },
+        params: SamplingParams { temperature: Some(0.0), max_tokens: Some(max_tokens), ..SamplingParams::default() },
         ..ChatRequest::default()
     }
 }
@@ -23,17 +17,8 @@ fn greedy(prompt: &str, max_tokens: u32) -> ChatRequest {
 #[tokio::test]
 async fn renders_the_models_chat_template() {
     let backend = backend();
-    let text = backend
-        .render(
-            &[Message::system("Be brief."), Message::user("Hi there")],
-            true,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        text,
-        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n"
-    );
+    let text = backend.render(&[Message::system("Be brief."), Message::user("Hi there")], true).await.unwrap();
+    assert_eq!(text, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n");
 }
 
 #[tokio::test]
@@ -46,11 +31,7 @@ async fn greedy_chat_is_deterministic_and_counts_tokens() {
     assert_eq!(first.choices[0].text, second.choices[0].text);
     assert!(!first.choices[0].text.trim().is_empty());
     assert!(first.usage.prompt_tokens > 5, "{:?}", first.usage);
-    assert!(
-        (1..=12).contains(&first.usage.completion_tokens),
-        "{:?}",
-        first.usage
-    );
+    assert!((1..=12).contains(&first.usage.completion_tokens), "{:?}", first.usage);
     assert_eq!(first.model, "smollm2-135m");
     assert_eq!(backend.kind(), "local");
     assert_eq!(backend.in_flight(), 0);
@@ -94,38 +75,18 @@ async fn json_schema_output_parses_and_follows_the_schema() {
     for seed in [1, 2] {
         let request = ChatRequest {
             messages: vec![Message::user("Describe Paris as JSON.")],
-            params: SamplingParams {
-                temperature: Some(0.7),
-                seed: Some(seed),
-                max_tokens: Some(120),
-                ..SamplingParams::default()
-            },
+            params: SamplingParams { temperature: Some(0.7), seed: Some(seed), max_tokens: Some(120), ..SamplingParams::default() },
             json_schema: Some(schema.clone()),
             ..ChatRequest::default()
         };
         let choice = backend.chat(&request).await.unwrap().choices.remove(0);
-        assert_eq!(
-            choice.finish_reason,
-            FinishReason::Stop,
-            "{:?}",
-            choice.text
-        );
-        let value: Value = serde_json::from_str(&choice.text)
-            .unwrap_or_else(|error| panic!("not JSON ({error}): {:?}", choice.text));
+        assert_eq!(choice.finish_reason, FinishReason::Stop, "{:?}", choice.text);
+        let value: Value = serde_json::from_str(&choice.text).unwrap_or_else(|error| panic!("not JSON ({error}): {:?}", choice.text));
         assert!(value["city"].is_string(), "{value}");
-        assert!(
-            value["population"].is_i64() || value["population"].is_u64(),
-            "{value}"
-        );
+        assert!(value["population"].is_i64() || value["population"].is_u64(), "{value}");
         assert!(value["capital"].is_boolean(), "{value}");
-        assert!(
-            ["Europe", "Asia", "Africa"].contains(&value["continent"].as_str().unwrap()),
-            "{value}"
-        );
-        assert!(
-            value["tags"].as_array().is_some_and(|tags| tags.len() <= 2),
-            "{value}"
-        );
+        assert!(["Europe", "Asia", "Africa"].contains(&value["continent"].as_str().unwrap()), "{value}");
+        assert!(value["tags"].as_array().is_some_and(|tags| tags.len() <= 2), "{value}");
     }
 }
 
@@ -143,10 +104,7 @@ async fn logprobs_come_with_generated_tokens() {
     for token in logprobs {
         assert!(token.logprob <= 0.0, "{token:?}");
         assert_eq!(token.top.len(), 3, "{token:?}");
-        assert!(
-            token.top.windows(2).all(|pair| pair[0].1 >= pair[1].1),
-            "{token:?}"
-        );
+        assert!(token.top.windows(2).all(|pair| pair[0].1 >= pair[1].1), "{token:?}");
         // Greedy decoding picks the most likely token.
         assert_eq!(token.top[0].0, token.token);
         assert!((token.top[0].1 - token.logprob).abs() < 1e-9, "{token:?}");
@@ -159,28 +117,15 @@ async fn logprobs_come_with_generated_tokens() {
 async fn score_orders_likely_above_unlikely_continuations() {
     let backend = backend();
     let messages = vec![Message::user("What is the capital of France?")];
-    let cases = [
-        (
-            "The capital of France is Paris.",
-            "Purple bananas sing loudly under the ocean.",
-        ),
-        ("Paris", "Tuesday"),
-    ];
+    let cases = [("The capital of France is Paris.", "Purple bananas sing loudly under the ocean."), ("Paris", "Tuesday")];
     for (likely, unlikely) in cases {
         let score = |continuation: &str| {
-            let request = ScoreRequest {
-                messages: messages.clone(),
-                continuation: continuation.to_string(),
-            };
+            let request = ScoreRequest { messages: messages.clone(), continuation: continuation.to_string() };
             let backend = &backend;
             async move { backend.score(&request).await.unwrap() }
         };
         let (likely_score, unlikely_score) = (score(likely).await, score(unlikely).await);
-        let text: String = likely_score
-            .tokens
-            .iter()
-            .map(|token| token.token.as_str())
-            .collect();
+        let text: String = likely_score.tokens.iter().map(|token| token.token.as_str()).collect();
         assert_eq!(text, likely);
         assert!(likely_score.tokens.iter().all(|token| token.logprob <= 0.0));
         assert!(
@@ -190,13 +135,7 @@ async fn score_orders_likely_above_unlikely_continuations() {
             unlikely_score.mean()
         );
     }
-    let empty = backend
-        .score(&ScoreRequest {
-            messages,
-            continuation: String::new(),
-        })
-        .await
-        .unwrap();
+    let empty = backend.score(&ScoreRequest { messages, continuation: String::new() }).await.unwrap();
     assert!(empty.tokens.is_empty());
 }
 
@@ -209,26 +148,16 @@ async fn n_gives_that_many_choices_and_capabilities_say_so() {
     let response = backend.chat(&request).await.unwrap();
     assert_eq!(response.choices.len(), 3);
     let capabilities = backend.capabilities();
-    assert!(
-        capabilities.n && capabilities.logprobs && capabilities.score && capabilities.json_schema
-    );
+    assert!(capabilities.n && capabilities.logprobs && capabilities.score && capabilities.json_schema);
     assert!(!capabilities.tools);
 }
 
 #[tokio::test]
 async fn concurrent_requests_join_one_batch() {
     let backend = backend();
-    let prompts = [
-        "Name a fruit.",
-        "Name a city.",
-        "Name an animal.",
-        "Name a colour.",
-        "Name a planet.",
-        "Name a tree.",
-    ];
+    let prompts = ["Name a fruit.", "Name a city.", "Name an animal.", "Name a colour.", "Name a planet.", "Name a tree."];
     let requests: Vec<ChatRequest> = prompts.iter().map(|prompt| greedy(prompt, 6)).collect();
-    let answers =
-        futures::future::join_all(requests.iter().map(|request| backend.chat(request))).await;
+    let answers = futures::future::join_all(requests.iter().map(|request| backend.chat(request))).await;
     for answer in answers {
         let answer = answer.unwrap();
         assert!((1..=6).contains(&answer.usage.completion_tokens));
@@ -239,13 +168,7 @@ async fn concurrent_requests_join_one_batch() {
 
 #[tokio::test]
 async fn a_prompt_longer_than_the_context_fails_only_that_request() {
-    let backend = backend_with(
-        retort_llama::LocalConfig {
-            context_size: 64,
-            ..config()
-        },
-        false,
-    );
+    let backend = backend_with(retort_llama::LocalConfig { context_size: 64, ..config() }, false);
     let long = greedy(&"tell me a story about a dragon ".repeat(40), 4);
     let short = greedy("Hi", 4);
     let (long, short) = tokio::join!(backend.chat(&long), backend.chat(&short));
@@ -260,11 +183,7 @@ async fn a_prompt_longer_than_the_context_fails_only_that_request() {
 async fn tools_are_unsupported() {
     let backend = backend();
     let mut request = greedy("Hi", 4);
-    request.tools.push(retort_core::ToolSpec {
-        name: "lookup".into(),
-        description: String::new(),
-        parameters: Value::Null,
-    });
+    request.tools.push(retort_core::ToolSpec { name: "lookup".into(), description: String::new(), parameters: Value::Null });
     let error = backend.chat(&request).await.unwrap_err();
     assert_eq!(error.kind, BackendErrorKind::Unsupported);
 }
@@ -274,15 +193,10 @@ async fn passes_the_backend_compliance_suite() {
     use retort_backends::compliance::{check_backend, ComplianceOptions};
     let backend = backend();
     let options = ComplianceOptions {
-        failing: Some((
-            greedy(&"a very long prompt ".repeat(200), 4),
-            BackendErrorKind::ContextLength,
-        )),
+        failing: Some((greedy(&"a very long prompt ".repeat(200), 4), BackendErrorKind::ContextLength)),
         ..ComplianceOptions::default()
     };
-    let report = check_backend(&backend, &options)
-        .await
-        .unwrap_or_else(|failure| panic!("{failure}"));
+    let report = check_backend(&backend, &options).await.unwrap_or_else(|failure| panic!("{failure}"));
     assert_eq!(report.skipped, [], "{report:?}");
     assert_eq!(report.passed.len(), 9, "{report:?}");
 }
@@ -290,28 +204,19 @@ async fn passes_the_backend_compliance_suite() {
 #[tokio::test]
 async fn embeddings_are_unit_vectors_that_place_paraphrases_closer() {
     let backend = backend();
-    let texts: Vec<String> = [
-        "The cat sat on the mat.",
-        "A cat was sitting on the mat.",
-        "Quarterly revenue grew by five percent.",
-    ]
-    .iter()
-    .map(|text| text.to_string())
-    .collect();
+    let texts: Vec<String> = ["The cat sat on the mat.", "A cat was sitting on the mat.", "Quarterly revenue grew by five percent."]
+        .iter()
+        .map(|text| text.to_string())
+        .collect();
     let vectors = backend.embed(&texts).await.unwrap();
     assert_eq!(vectors.len(), 3);
-    assert!(vectors
-        .iter()
-        .all(|vector| vector.len() == vectors[0].len() && !vector.is_empty()));
+    assert!(vectors.iter().all(|vector| vector.len() == vectors[0].len() && !vector.is_empty()));
     for vector in &vectors {
         let norm: f32 = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
     }
     let cosine = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-    let (close, far) = (
-        cosine(&vectors[0], &vectors[1]),
-        cosine(&vectors[0], &vectors[2]),
-    );
+    let (close, far) = (cosine(&vectors[0], &vectors[1]), cosine(&vectors[0], &vectors[2]));
     assert!(close > far, "paraphrase {close} vs unrelated {far}");
     // Embedding does not disturb chat.
     backend.chat(&greedy("Hi", 3)).await.unwrap();

@@ -8,11 +8,7 @@ use retort_core::{Backend, BackendErrorKind, ChatRequest, Message, SamplingParam
 fn greedy(prompt: &str) -> ChatRequest {
     ChatRequest {
         messages: vec![Message::user(prompt)],
-        params: SamplingParams {
-            temperature: Some(0.0),
-            max_tokens: Some(4),
-            ..SamplingParams::default()
-        },
+        params: SamplingParams { temperature: Some(0.0), max_tokens: Some(4), ..SamplingParams::default() },
         ..ChatRequest::default()
     }
 }
@@ -31,11 +27,7 @@ async fn a_request_that_kills_the_worker_fails_alone_and_others_go_on() {
     answered.unwrap();
     // The worker died three times; the next request gets a fresh one.
     backend.chat(&innocent).await.unwrap();
-    assert!(
-        backend.worker_starts() >= 4,
-        "starts: {}",
-        backend.worker_starts()
-    );
+    assert!(backend.worker_starts() >= 4, "starts: {}", backend.worker_starts());
     assert_eq!(backend.in_flight(), 0);
 }
 
@@ -44,10 +36,7 @@ async fn a_request_in_flight_when_the_worker_dies_is_retried() {
     let backend = backend_with(config(), true);
     let marker = tempfile::tempdir().unwrap();
     let path = marker.path().join("aborted");
-    let request = greedy(&format!(
-        "<<retort-llama:abort-once:{}>> Name a fruit.",
-        path.display()
-    ));
+    let request = greedy(&format!("<<retort-llama:abort-once:{}>> Name a fruit.", path.display()));
     let response = backend.chat(&request).await.unwrap();
     assert!(path.exists(), "the worker should have aborted once");
     assert_eq!(response.choices.len(), 1);

@@ -10,13 +10,11 @@ use retort_core::{ChatRequest, Choice, Role};
 use serde_json::{Map, Value};
 
 const WORDS: [&str; 64] = [
-    "alpha", "amber", "anchor", "apple", "arrow", "autumn", "basil", "beacon", "birch", "bloom",
-    "breeze", "bridge", "canyon", "cedar", "cinder", "clover", "comet", "coral", "crane",
-    "crystal", "delta", "dune", "ember", "falcon", "fern", "field", "flint", "forest", "garnet",
-    "glacier", "harbor", "hazel", "horizon", "island", "ivory", "jasper", "juniper", "lagoon",
-    "lantern", "maple", "meadow", "mesa", "nectar", "oasis", "ocean", "orchid", "pebble", "pine",
-    "prairie", "quartz", "raven", "reef", "river", "sable", "sierra", "spruce", "summit",
-    "thistle", "tundra", "valley", "willow", "winter", "yarrow", "zephyr",
+    "alpha", "amber", "anchor", "apple", "arrow", "autumn", "basil", "beacon", "birch", "bloom", "breeze", "bridge", "canyon", "cedar",
+    "cinder", "clover", "comet", "coral", "crane", "crystal", "delta", "dune", "ember", "falcon", "fern", "field", "flint", "forest",
+    "garnet", "glacier", "harbor", "hazel", "horizon", "island", "ivory", "jasper", "juniper", "lagoon", "lantern", "maple", "meadow",
+    "mesa", "nectar", "oasis", "ocean", "orchid", "pebble", "pine", "prairie", "quartz", "raven", "reef", "river", "sable", "sierra",
+    "spruce", "summit", "thistle", "tundra", "valley", "willow", "winter", "yarrow", "zephyr",
 ];
 
 /// SplitMix64: a fast, well-mixed step for deriving many values from one hash.
@@ -32,8 +30,7 @@ pub fn splitmix(state: &mut u64) -> u64 {
 pub fn conversation_hash(request: &ChatRequest) -> u64 {
     let mut hash = 0u64;
     for message in &request.messages {
-        let part =
-            fnv1a(message.content.as_bytes()) ^ (message.role as u64).wrapping_mul(0x100_0000_01b3);
+        let part = fnv1a(message.content.as_bytes()) ^ (message.role as u64).wrapping_mul(0x100_0000_01b3);
         hash = splitmix(&mut (hash ^ part));
     }
     hash
@@ -42,11 +39,7 @@ pub fn conversation_hash(request: &ChatRequest) -> u64 {
 /// Whether the text asks for a score: it contains the word score, rate, rating or grade.
 pub fn asks_for_score(text: &str) -> bool {
     text.split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|word| {
-            ["score", "rate", "rating", "grade"]
-                .iter()
-                .any(|wanted| word.eq_ignore_ascii_case(wanted))
-        })
+        .any(|word| ["score", "rate", "rating", "grade"].iter().any(|wanted| word.eq_ignore_ascii_case(wanted)))
 }
 
 /// The raw answer (before stop, max_tokens and logprobs are applied) for one sample.
@@ -56,11 +49,7 @@ pub fn answer_text(request: &ChatRequest, conversation: u64, sample_seed: u64) -
     if let Some(schema) = &request.json_schema {
         return fake_instance(schema, &mut state, 0).to_string();
     }
-    let last_user = request
-        .messages
-        .iter()
-        .rev()
-        .find(|message| message.role == Role::User);
+    let last_user = request.messages.iter().rev().find(|message| message.role == Role::User);
     if last_user.is_some_and(|message| asks_for_score(&message.content)) {
         return format!("Score: {}", 1 + hash % 5);
     }
@@ -105,21 +94,14 @@ pub fn fake_instance(schema: &Value, state: &mut u64, depth: usize) -> Value {
     }
     for key in ["anyOf", "oneOf", "allOf"] {
         if let Some(Value::Array(options)) = schema.get(key) {
-            if let Some(first) = options
-                .iter()
-                .find(|option| option.get("type") != Some(&Value::from("null")))
-            {
+            if let Some(first) = options.iter().find(|option| option.get("type") != Some(&Value::from("null"))) {
                 return fake_instance(first, state, depth + 1);
             }
         }
     }
     let kind = match schema.get("type") {
         Some(Value::String(kind)) => kind.as_str(),
-        Some(Value::Array(kinds)) => kinds
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|kind| *kind != "null")
-            .unwrap_or("null"),
+        Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).find(|kind| *kind != "null").unwrap_or("null"),
         _ if schema.get("properties").is_some() => "object",
         _ if schema.get("items").is_some() => "array",
         _ => "string",
@@ -135,44 +117,24 @@ pub fn fake_instance(schema: &Value, state: &mut u64, depth: usize) -> Value {
             Value::Object(object)
         }
         "array" => {
-            let min = schema
-                .get("minItems")
-                .and_then(Value::as_u64)
-                .unwrap_or(1)
-                .max(1);
+            let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(1).max(1);
             let items = schema.get("items").cloned().unwrap_or(Value::Null);
-            Value::Array(
-                (0..min.min(16))
-                    .map(|_| fake_instance(&items, state, depth + 1))
-                    .collect(),
-            )
+            Value::Array((0..min.min(16)).map(|_| fake_instance(&items, state, depth + 1)).collect())
         }
         "integer" => {
             let low = schema.get("minimum").and_then(Value::as_i64).unwrap_or(1);
-            let high = schema
-                .get("maximum")
-                .and_then(Value::as_i64)
-                .unwrap_or(low.max(1) + 4)
-                .max(low);
+            let high = schema.get("maximum").and_then(Value::as_i64).unwrap_or(low.max(1) + 4).max(low);
             Value::from(low + (splitmix(state) % (high - low + 1) as u64) as i64)
         }
         "number" => {
             let low = schema.get("minimum").and_then(Value::as_f64).unwrap_or(0.0);
-            let high = schema
-                .get("maximum")
-                .and_then(Value::as_f64)
-                .unwrap_or(low + 1.0)
-                .max(low);
+            let high = schema.get("maximum").and_then(Value::as_f64).unwrap_or(low + 1.0).max(low);
             let fraction = (splitmix(state) % 1000) as f64 / 1000.0;
             Value::from(low + (high - low) * fraction)
         }
         "boolean" => Value::Bool(splitmix(state) % 2 == 0),
         "null" => Value::Null,
-        _ => Value::from(format!(
-            "{} {}",
-            WORDS[(splitmix(state) % 64) as usize],
-            WORDS[(splitmix(state) % 64) as usize]
-        )),
+        _ => Value::from(format!("{} {}", WORDS[(splitmix(state) % 64) as usize], WORDS[(splitmix(state) % 64) as usize])),
     }
 }
 
@@ -201,12 +163,7 @@ mod tests {
 
     #[test]
     fn score_questions_get_scores_in_range() {
-        let cases = [
-            ("Please rate this answer", true),
-            ("Score it from 1 to 5", true),
-            ("generate a poem", false),
-            ("underrated", false),
-        ];
+        let cases = [("Please rate this answer", true), ("Score it from 1 to 5", true), ("generate a poem", false), ("underrated", false)];
         for (prompt, scored) in cases {
             assert_eq!(asks_for_score(prompt), scored, "{prompt}");
         }

@@ -74,14 +74,8 @@ impl MockServer {
     pub async fn start(config: MockConfig) -> Result<MockServer, MockError> {
         let listener = TcpListener::bind((config.host, config.port))
             .await
-            .map_err(|source| MockError::Bind {
-                addr: format!("{}:{}", config.host, config.port),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| MockError::Bind {
-            addr: format!("{}:{}", config.host, config.port),
-            source,
-        })?;
+            .map_err(|source| MockError::Bind { addr: format!("{}:{}", config.host, config.port), source })?;
+        let addr = listener.local_addr().map_err(|source| MockError::Bind { addr: format!("{}:{}", config.host, config.port), source })?;
         let scripted = if config.rules.is_empty() && config.default_reply.is_none() {
             None
         } else {
@@ -99,10 +93,7 @@ impl MockServer {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|source| MockError::LogFile {
-                        path: path.clone(),
-                        source,
-                    })?,
+                    .map_err(|source| MockError::LogFile { path: path.clone(), source })?,
             )),
         };
         let shared = Arc::new(Shared {
@@ -128,12 +119,7 @@ impl MockServer {
             .with_state(Arc::clone(&shared));
         let token = CancellationToken::new();
         let task = tokio::spawn(accept_loop(listener, router, token.clone()));
-        Ok(MockServer {
-            addr,
-            shared,
-            token,
-            task: Some(task),
-        })
+        Ok(MockServer { addr, shared, token, task: Some(task) })
     }
 
     /// The address it listens on.
@@ -148,11 +134,7 @@ impl MockServer {
 
     /// Every chat request so far, in arrival order (empty when `record` is off).
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.shared
-            .log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.shared.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// How many chat requests have arrived.
@@ -162,11 +144,7 @@ impl MockServer {
 
     /// Replaces the faults and restarts their request numbering at 1.
     pub fn set_faults(&self, faults: Faults) {
-        *self
-            .shared
-            .faults
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = faults;
+        *self.shared.faults.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = faults;
         self.shared.fault_seq.store(0, Ordering::Relaxed);
     }
 
@@ -209,8 +187,7 @@ async fn accept_loop(listener: TcpListener, router: Router, token: CancellationT
                 let mut router = router.clone();
                 async move { router.call(request).await }
             });
-            let serve = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+            let serve = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = serve => {}
                 _ = kill.notified() => {}
@@ -235,10 +212,7 @@ async fn models(State(shared): State<Arc<Shared>>) -> Response<Body> {
 fn json_response(status: StatusCode, body: Vec<u8>, retry_after: Option<f64>) -> Response<Body> {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(seconds) = retry_after {
         if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -282,22 +256,13 @@ fn dripped_body(bytes: Vec<u8>) -> Response<Body> {
 }
 
 fn error_body(status: StatusCode, message: &str) -> Vec<u8> {
-    let kind = if status == StatusCode::TOO_MANY_REQUESTS {
-        "rate_limit_error"
-    } else {
-        "mock_error"
-    };
-    serde_json::json!({"error": {"message": message, "type": kind, "code": status.as_u16()}})
-        .to_string()
-        .into_bytes()
+    let kind = if status == StatusCode::TOO_MANY_REQUESTS { "rate_limit_error" } else { "mock_error" };
+    serde_json::json!({"error": {"message": message, "type": kind, "code": status.as_u16()}}).to_string().into_bytes()
 }
 
 impl Shared {
     fn plan(&self, body: &[u8]) -> (Plan, Option<f64>) {
-        let faults = *self
-            .faults
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let faults = *self.faults.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         let number = self.fault_seq.fetch_add(1, Ordering::Relaxed) + 1;
         if faults.mixed_rate > 0.0 {
             let body_hash = fnv1a(body);
@@ -315,18 +280,14 @@ impl Shared {
             }
         }
         let hits = |first: u32, every: Option<u32>| {
-            number <= u64::from(first)
-                || every.is_some_and(|every| every > 0 && number % u64::from(every) == 0)
+            number <= u64::from(first) || every.is_some_and(|every| every > 0 && number % u64::from(every) == 0)
         };
         let plan = if hits(faults.drop_first, faults.drop_every) {
             Plan::Drop
         } else if number <= u64::from(faults.hang_first) {
             Plan::Hang(Duration::from_secs_f64(faults.hang_s.max(0.0)))
         } else if hits(faults.fail_first, faults.fail_every) {
-            Plan::Fail(
-                StatusCode::from_u16(faults.fail_status)
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            )
+            Plan::Fail(StatusCode::from_u16(faults.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         } else {
             Plan::Answer
         };
@@ -347,36 +308,19 @@ impl Shared {
         }
         let key = format!("{:016x}", fnv1a(body));
         if let Some(file) = &self.log_file {
-            let line = format!(
-                "{seq}\t{key}\t{status}\t{}\n",
-                serde_json::to_string(last_user).unwrap_or_default()
-            );
+            let line = format!("{seq}\t{key}\t{status}\t{}\n", serde_json::to_string(last_user).unwrap_or_default());
             let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let _ = file.write_all(line.as_bytes());
             let _ = file.flush();
         }
         if self.record {
-            let entry = LoggedRequest {
-                seq,
-                key,
-                status,
-                last_user: last_user.to_owned(),
-                authorized,
-                fault,
-            };
-            self.log
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(entry);
+            let entry = LoggedRequest { seq, key, status, last_user: last_user.to_owned(), authorized, fault };
+            self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(entry);
         }
     }
 
     /// Answers a parsed request: scripted rules first, else the default responder.
-    fn answer(
-        &self,
-        request: &ChatRequest,
-        model: &str,
-    ) -> Result<ChatResponse, (BackendErrorKind, String)> {
+    fn answer(&self, request: &ChatRequest, model: &str) -> Result<ChatResponse, (BackendErrorKind, String)> {
         if request.params.logprobs.is_some() && !self.logprobs {
             // Imitate a server that ignores `logprobs`.
             let mut plain = request.clone();
@@ -389,38 +333,22 @@ impl Shared {
             }
         }
         let choices = responder::default_choices(request);
-        let completion_tokens = choices
-            .iter()
-            .map(|choice| choice.text.split_whitespace().count() as u64)
-            .sum();
-        let prompt_tokens = request
-            .messages
-            .iter()
-            .map(|message| message.content.split_whitespace().count() as u64)
-            .sum();
-        Ok(ChatResponse {
-            choices,
-            usage: retort_core::Usage {
-                prompt_tokens,
-                completion_tokens,
-            },
-            model: model.to_owned(),
-        })
+        let completion_tokens = choices.iter().map(|choice| choice.text.split_whitespace().count() as u64).sum();
+        let prompt_tokens = request.messages.iter().map(|message| message.content.split_whitespace().count() as u64).sum();
+        Ok(ChatResponse { choices, usage: retort_core::Usage { prompt_tokens, completion_tokens }, model: model.to_owned() })
     }
 }
 
 fn status_for(kind: BackendErrorKind) -> Option<StatusCode> {
     Some(match kind {
         BackendErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        BackendErrorKind::Server | BackendErrorKind::WorkerDied => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        BackendErrorKind::Server | BackendErrorKind::WorkerDied => StatusCode::INTERNAL_SERVER_ERROR,
         BackendErrorKind::Timeout => StatusCode::REQUEST_TIMEOUT,
-        BackendErrorKind::BadRequest
-        | BackendErrorKind::ContextLength
-        | BackendErrorKind::Unsupported => StatusCode::BAD_REQUEST,
+        BackendErrorKind::BadRequest | BackendErrorKind::ContextLength | BackendErrorKind::Unsupported => StatusCode::BAD_REQUEST,
         BackendErrorKind::Auth => StatusCode::UNAUTHORIZED,
-        BackendErrorKind::Connection | BackendErrorKind::Protocol | BackendErrorKind::Malformed => return None,
+        BackendErrorKind::Connection | BackendErrorKind::Protocol | BackendErrorKind::Malformed | BackendErrorKind::Cancelled => {
+            return None
+        }
     })
 }
 
@@ -435,11 +363,7 @@ async fn chat(
     let parsed: Result<IncomingRequest, _> = serde_json::from_slice(&body);
     let request = match parsed {
         Ok(parsed) => {
-            let model = if parsed.model.is_empty() {
-                None
-            } else {
-                Some(parsed.model.clone())
-            };
+            let model = if parsed.model.is_empty() { None } else { Some(parsed.model.clone()) };
             let mut request = parsed.into_chat_request();
             if shared.ignore_seed {
                 request.params.seed = None;
@@ -448,22 +372,12 @@ async fn chat(
         }
         Err(error) => {
             shared.log(seq, &body, 400, "", authorized);
-            let message =
-                format!("expected a chat-completions request body, found invalid JSON: {error}");
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                error_body(StatusCode::BAD_REQUEST, &message),
-                None,
-            );
+            let message = format!("expected a chat-completions request body, found invalid JSON: {error}");
+            return json_response(StatusCode::BAD_REQUEST, error_body(StatusCode::BAD_REQUEST, &message), None);
         }
     };
     let (request, model) = request;
-    let last_user = request
-        .messages
-        .iter()
-        .rev()
-        .find(|message| message.role == Role::User)
-        .map_or("", |message| message.content.as_str());
+    let last_user = request.messages.iter().rev().find(|message| message.role == Role::User).map_or("", |message| message.content.as_str());
     let (plan, retry_after) = shared.plan(&body);
     let mut fault = None;
     match plan {
@@ -501,7 +415,11 @@ async fn chat(
                 MixedFault::Unavailable => Some((status(503), Some(0.1))),
                 MixedFault::Malformed => {
                     shared.log_fault(seq, &body, 200, last_user, authorized, kind);
-                    return json_response(StatusCode::OK, b"{\"id\": \"chatcmpl-mock\", \"choices\": [{\"index\": 0, \"mess".to_vec(), None);
+                    return json_response(
+                        StatusCode::OK,
+                        b"{\"id\": \"chatcmpl-mock\", \"choices\": [{\"index\": 0, \"mess".to_vec(),
+                        None,
+                    );
                 }
                 MixedFault::NoChoices => {
                     shared.log_fault(seq, &body, 200, last_user, authorized, kind);
@@ -544,12 +462,7 @@ async fn chat(
                 object: "chat.completion".into(),
                 created: 0,
                 model: answer.model.as_str().into(),
-                choices: answer
-                    .choices
-                    .iter()
-                    .enumerate()
-                    .map(|(index, choice)| WireChoice::from_choice(index as u32, choice))
-                    .collect(),
+                choices: answer.choices.iter().enumerate().map(|(index, choice)| WireChoice::from_choice(index as u32, choice)).collect(),
                 usage: Some(WireUsage {
                     prompt_tokens: answer.usage.prompt_tokens,
                     completion_tokens: answer.usage.completion_tokens,
@@ -562,11 +475,7 @@ async fn chat(
                 Ok(bytes) => json_response(StatusCode::OK, bytes, None),
                 Err(error) => {
                     let message = format!("serializing the answer: {error}");
-                    json_response(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        error_body(StatusCode::INTERNAL_SERVER_ERROR, &message),
-                        None,
-                    )
+                    json_response(StatusCode::INTERNAL_SERVER_ERROR, error_body(StatusCode::INTERNAL_SERVER_ERROR, &message), None)
                 }
             }
         }
@@ -578,19 +487,13 @@ async fn chat(
                 } else {
                     message
                 };
-                let retry_after = if kind == BackendErrorKind::RateLimited {
-                    retry_after
-                } else {
-                    None
-                };
+                let retry_after = if kind == BackendErrorKind::RateLimited { retry_after } else { None };
                 json_response(status, error_body(status, &message), retry_after)
             }
             None if matches!(kind, BackendErrorKind::Protocol | BackendErrorKind::Malformed) => {
                 shared.log(seq, &body, 200, last_user, authorized);
                 let mut response = Response::new(Body::from("this is not a chat completion"));
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 response
             }
             None => {

@@ -13,8 +13,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use landlock::{
-    Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+    Scope, ABI,
 };
 use nix::sys::resource::{setrlimit, Resource};
 
@@ -37,9 +37,10 @@ pub fn is_helper_invocation() -> bool {
 /// environment, restricts the process and replaces it with Python. It never returns; when
 /// set-up fails it reports to the parent and exits with [`HELPER_FAILURE_EXIT`].
 pub fn helper_main() -> ! {
-    let spec = match std::env::var(SPEC_ENV).map_err(|e| e.to_string()).and_then(|s| {
-        serde_json::from_str::<HelperSpec>(&s).map_err(|e| format!("parsing {SPEC_ENV}: {e}"))
-    }) {
+    let spec = match std::env::var(SPEC_ENV)
+        .map_err(|e| e.to_string())
+        .and_then(|s| serde_json::from_str::<HelperSpec>(&s).map_err(|e| format!("parsing {SPEC_ENV}: {e}")))
+    {
         Ok(spec) => spec,
         Err(e) => fail(None, &format!("reading the sandbox spec: {e}")),
     };
@@ -73,15 +74,13 @@ fn setup(spec: &HelperSpec) -> Result<bool, String> {
     // seccomp filter then forbids leaving it. EPERM means it already leads a group.
     let _ = nix::unistd::setsid();
     set_rlimits(spec)?;
-    nix::unistd::chdir(&spec.workdir)
-        .map_err(|e| format!("changing directory to {}: {e}", spec.workdir.display()))?;
+    nix::unistd::chdir(&spec.workdir).map_err(|e| format!("changing directory to {}: {e}", spec.workdir.display()))?;
     close_inherited_fds();
     drop_capabilities()?;
     let landlock_ok = apply_landlock(spec).or_else(|e| if spec.enforce { Err(e) } else { Ok(false) })?;
     let pid = nix::unistd::getpid().as_raw();
-    let seccomp_ok = apply_seccomp(pid, spec.limits.max_processes > 1)
-        .map(|()| true)
-        .or_else(|e| if spec.enforce { Err(e) } else { Ok(false) })?;
+    let seccomp_ok =
+        apply_seccomp(pid, spec.limits.max_processes > 1).map(|()| true).or_else(|e| if spec.enforce { Err(e) } else { Ok(false) })?;
     Ok(landlock_ok && seccomp_ok)
 }
 
@@ -107,10 +106,7 @@ fn set_rlimits(spec: &HelperSpec) -> Result<(), String> {
 /// Closes every descriptor above 2 (the status file is close-on-exec already and kept).
 fn close_inherited_fds() {
     let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .filter(|&fd| fd > 2)
-            .collect(),
+        Ok(rd) => rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|&fd| fd > 2).collect(),
         Err(_) => return,
     };
     for fd in fds {
@@ -164,9 +160,7 @@ fn apply_landlock(spec: &HelperSpec) -> Result<bool, String> {
         let Ok(meta) = std::fs::metadata(path) else { return Ok(ruleset) };
         let access = if meta.is_dir() { dir } else { file };
         let fd = PathFd::new(path).map_err(|e| err(&format!("opening {}", path.display()), &e))?;
-        ruleset
-            .add_rule(PathBeneath::new(fd, access))
-            .map_err(|e| err(&format!("allowing {}", path.display()), &e))
+        ruleset.add_rule(PathBeneath::new(fd, access)).map_err(|e| err(&format!("allowing {}", path.display()), &e))
     };
     for p in &spec.read_paths {
         ruleset = add(ruleset, p, read_dir, AccessFs::ReadFile.into())?;
@@ -178,8 +172,8 @@ fn apply_landlock(spec: &HelperSpec) -> Result<bool, String> {
     for p in &spec.rw_devices {
         ruleset = add(ruleset, p, dev_rw, dev_rw)?;
     }
-    let work = AccessFs::from_all(abi)
-        & !(AccessFs::Execute | AccessFs::MakeChar | AccessFs::MakeBlock | AccessFs::MakeSock | AccessFs::IoctlDev);
+    let work =
+        AccessFs::from_all(abi) & !(AccessFs::Execute | AccessFs::MakeChar | AccessFs::MakeBlock | AccessFs::MakeSock | AccessFs::IoctlDev);
     ruleset = add(ruleset, &spec.workdir, work, work)?;
     let status = ruleset.restrict_self().map_err(|e| err("restricting the process", &e))?;
     match status.ruleset {
@@ -203,11 +197,7 @@ fn exec_python(spec: &HelperSpec) -> String {
         for a in &spec.args {
             argv.push(cstr(a.as_bytes())?);
         }
-        let env = spec
-            .env
-            .iter()
-            .map(|(k, v)| cstr(format!("{k}={v}").as_bytes()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let env = spec.env.iter().map(|(k, v)| cstr(format!("{k}={v}").as_bytes())).collect::<Result<Vec<_>, _>>()?;
         Ok((path, argv, env))
     };
     match build() {

@@ -1,9 +1,6 @@
 //! What the running kernel offers the sandbox: Landlock (and which parts) and seccomp filters.
 
-use landlock::{
-    Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetError, Scope,
-    ABI,
-};
+use landlock::{Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetError, Scope, ABI};
 use serde::{Deserialize, Serialize};
 
 /// The sandbox layers the running kernel supports.
@@ -49,8 +46,7 @@ pub fn probe() -> KernelSupport {
             landlock_abi = n;
         }
     }
-    let landlock_network =
-        supported(|r| r.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp));
+    let landlock_network = supported(|r| r.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp));
     if landlock_network && landlock_abi >= 3 {
         landlock_abi = landlock_abi.max(4);
     }
@@ -58,12 +54,7 @@ pub fn probe() -> KernelSupport {
     if landlock_scopes {
         landlock_abi = 6;
     }
-    KernelSupport {
-        landlock_abi,
-        landlock_network,
-        landlock_scopes,
-        seccomp_filter: seccomp_filter_available(),
-    }
+    KernelSupport { landlock_abi, landlock_network, landlock_scopes, seccomp_filter: seccomp_filter_available() }
 }
 
 fn supported(f: impl FnOnce(Ruleset) -> Result<Ruleset, RulesetError>) -> bool {

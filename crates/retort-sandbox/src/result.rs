@@ -101,9 +101,7 @@ pub(crate) fn classify(f: &Facts<'_>) -> (ExecStatus, Option<String>) {
     match f.exit {
         Exit::Signal(sig) => {
             let name = signal_name(sig);
-            if sig == libc_sig::SIGXCPU
-                || (sig == libc_sig::SIGKILL && f.elapsed_secs + 0.05 >= f.cpu_seconds as f64)
-            {
+            if sig == libc_sig::SIGXCPU || (sig == libc_sig::SIGKILL && f.elapsed_secs + 0.05 >= f.cpu_seconds as f64) {
                 (ExecStatus::Timeout, Some(format!("CPU limit of {} s reached ({name})", f.cpu_seconds)))
             } else if sig == libc_sig::SIGSYS {
                 (ExecStatus::Denied, Some("seccomp killed it (SIGSYS)".to_string()))
@@ -176,14 +174,7 @@ mod tests {
     use super::*;
 
     fn facts(exit: Exit, tail: &str) -> Facts<'_> {
-        Facts {
-            exit,
-            wall_timeout: None,
-            output_overflow: false,
-            stderr_tail: tail,
-            elapsed_secs: 0.1,
-            cpu_seconds: 5,
-        }
+        Facts { exit, wall_timeout: None, output_overflow: false, stderr_tail: tail, elapsed_secs: 0.1, cpu_seconds: 5 }
     }
 
     #[test]

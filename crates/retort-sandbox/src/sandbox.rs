@@ -94,18 +94,8 @@ pub(crate) enum HelperReport {
     Silent,
 }
 
-const SYSTEM_READ_PATHS: &[&str] = &[
-    "/usr",
-    "/lib",
-    "/lib64",
-    "/lib32",
-    "/bin",
-    "/etc/ld.so.cache",
-    "/etc/localtime",
-    "/dev/zero",
-    "/dev/urandom",
-    "/dev/random",
-];
+const SYSTEM_READ_PATHS: &[&str] =
+    &["/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc/ld.so.cache", "/etc/localtime", "/dev/zero", "/dev/urandom", "/dev/random"];
 
 const RW_DEVICES: &[&str] = &["/dev/null"];
 
@@ -157,17 +147,7 @@ impl Sandbox {
             }
         }
         let slots = Arc::new(Semaphore::new(config.max_concurrency.max(1)));
-        Ok(Sandbox {
-            inner: Arc::new(Inner {
-                enforce: missing.is_empty(),
-                config,
-                kernel,
-                python,
-                read_paths,
-                exec_paths,
-                slots,
-            }),
-        })
+        Ok(Sandbox { inner: Arc::new(Inner { enforce: missing.is_empty(), config, kernel, python, read_paths, exec_paths, slots }) })
     }
 
     /// What the kernel supports (as probed at `new`).
@@ -198,8 +178,7 @@ impl Sandbox {
         let _permit = self.slot().await?;
         let prep = self.prepare()?;
         let script = prep.work.join("main.py");
-        std::fs::write(&script, req.code.as_bytes())
-            .map_err(|e| SandboxError::io(format!("writing {}", script.display()), e))?;
+        std::fs::write(&script, req.code.as_bytes()).map_err(|e| SandboxError::io(format!("writing {}", script.display()), e))?;
         let args = vec!["-B".into(), "-s".into(), "-u".into(), script.display().to_string()];
         let mut child = self.spawn(&prep, args, &limits)?;
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
@@ -283,12 +262,7 @@ impl Sandbox {
     }
 
     pub(crate) async fn slot(&self) -> Result<OwnedSemaphorePermit, SandboxError> {
-        self.inner
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| SandboxError::Invalid("the sandbox's slots were closed".into()))
+        self.inner.slots.clone().acquire_owned().await.map_err(|_| SandboxError::Invalid("the sandbox's slots were closed".into()))
     }
 
     pub(crate) fn prepare(&self) -> Result<Prepared, SandboxError> {
@@ -297,8 +271,8 @@ impl Sandbox {
             .prefix("retort-sbx-")
             .tempdir_in(&root)
             .map_err(|e| SandboxError::io(format!("creating a work directory under {}", root.display()), e))?;
-        let base_path = std::fs::canonicalize(base.path())
-            .map_err(|e| SandboxError::io(format!("resolving {}", base.path().display()), e))?;
+        let base_path =
+            std::fs::canonicalize(base.path()).map_err(|e| SandboxError::io(format!("resolving {}", base.path().display()), e))?;
         let work = base_path.join("work");
         std::fs::create_dir(&work).map_err(|e| SandboxError::io(format!("creating {}", work.display()), e))?;
         Ok(Prepared { _base: base, status_file: base_path.join("helper-status"), work })

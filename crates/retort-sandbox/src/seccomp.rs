@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond,
-    SeccompFilter, SeccompRule, TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond, SeccompFilter, SeccompRule,
+    TargetArch,
 };
 
 /// Syscalls denied whatever their arguments.
@@ -142,10 +142,7 @@ pub(crate) fn build(self_pid: i32, allow_fork: bool) -> Result<Vec<BpfProgram>, 
         rules.insert(nr, vec![]);
     }
     // socketpair is harmless (an anonymous connected pair, asyncio needs it) for AF_UNIX only.
-    rules.insert(
-        libc::SYS_socketpair,
-        vec![rule(vec![cond(0, Len::Dword, Op::Ne, libc::AF_UNIX as u64)])],
-    );
+    rules.insert(libc::SYS_socketpair, vec![rule(vec![cond(0, Len::Dword, Op::Ne, libc::AF_UNIX as u64)])]);
     // Namespaces through clone, always; child processes unless allowed.
     let ns_flags = [
         libc::CLONE_NEWNS,
@@ -156,10 +153,8 @@ pub(crate) fn build(self_pid: i32, allow_fork: bool) -> Result<Vec<BpfProgram>, 
         libc::CLONE_NEWUTS,
         libc::CLONE_NEWCGROUP,
     ];
-    let mut clone_rules: Vec<SeccompRule> = ns_flags
-        .iter()
-        .map(|&f| rule(vec![cond(0, Len::Qword, Op::MaskedEq(f as u64), f as u64)]))
-        .collect();
+    let mut clone_rules: Vec<SeccompRule> =
+        ns_flags.iter().map(|&f| rule(vec![cond(0, Len::Qword, Op::MaskedEq(f as u64), f as u64)])).collect();
     if !allow_fork {
         let thread = libc::CLONE_THREAD as u64;
         clone_rules.push(rule(vec![cond(0, Len::Qword, Op::MaskedEq(thread), 0)]));
@@ -181,13 +176,9 @@ pub(crate) fn build(self_pid: i32, allow_fork: bool) -> Result<Vec<BpfProgram>, 
             rules.insert(nr, vec![rule(not_self(0))]);
         }
     }
-    for nr in [
-        libc::SYS_prlimit64,
-        libc::SYS_sched_setaffinity,
-        libc::SYS_sched_setscheduler,
-        libc::SYS_sched_setparam,
-        libc::SYS_sched_setattr,
-    ] {
+    for nr in
+        [libc::SYS_prlimit64, libc::SYS_sched_setaffinity, libc::SYS_sched_setscheduler, libc::SYS_sched_setparam, libc::SYS_sched_setattr]
+    {
         if allow_fork {
             // Children have other pids; only the caller itself (0) stays allowed.
             rules.insert(nr, vec![rule(vec![cond(0, Len::Dword, Op::Ne, 0)])]);

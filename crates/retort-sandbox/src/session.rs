@@ -140,16 +140,12 @@ impl Session {
             Some(s) => s.write_all(&line).await.is_ok() && s.flush().await.is_ok(),
             None => false,
         };
-        let reply = if sent {
-            tokio::time::timeout(self.limits.timeout, self.read_frame()).await
-        } else {
-            Ok(Ok(None))
-        };
+        let reply = if sent { tokio::time::timeout(self.limits.timeout, self.read_frame()).await } else { Ok(Ok(None)) };
         self.in_flight = false;
         match reply {
             Ok(Ok(Some(text))) => {
-                let r: CellReply = serde_json::from_str(&text)
-                    .map_err(|e| SandboxError::Protocol(format!("{e} in {:?}", truncate(&text, 200))))?;
+                let r: CellReply =
+                    serde_json::from_str(&text).map_err(|e| SandboxError::Protocol(format!("{e} in {:?}", truncate(&text, 200))))?;
                 let (status, reason) = match (&r.exc_type, r.exit_code) {
                     (Some(t), _) => {
                         let msg = r.exc_message.clone().unwrap_or_default();
@@ -289,4 +285,3 @@ fn truncate(s: &str, n: usize) -> &str {
     }
     &s[..end]
 }
-

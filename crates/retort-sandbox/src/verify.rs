@@ -15,8 +15,7 @@ pub struct TestOutcome {
 }
 
 fn check_identifier(name: &str, what: &str) -> Result<(), SandboxError> {
-    let ok = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+    let ok = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') && name.chars().all(|c| c.is_alphanumeric() || c == '_');
     if ok {
         Ok(())
     } else {
@@ -86,10 +85,8 @@ impl Sandbox {
         check_identifier(function_name, "the function name")?;
         let mark = marker("RESULT");
         let args_text = serde_json::to_string(args).map_err(|e| SandboxError::Invalid(format!("encoding args: {e}")))?;
-        let harness = CALL_HARNESS
-            .replace("@ARGS@", &py_str(&args_text))
-            .replace("@FUNCTION@", function_name)
-            .replace("@MARKER@", &py_str(&mark));
+        let harness =
+            CALL_HARNESS.replace("@ARGS@", &py_str(&args_text)).replace("@FUNCTION@", function_name).replace("@MARKER@", &py_str(&mark));
         let mut result = self.run(ExecRequest::new(format!("{code}{harness}"))).await?;
         let payload = take_marker_line(&mut result.stdout, &mark);
         if payload.is_some() && result.stdout.ends_with('\n') {

@@ -183,8 +183,7 @@ impl RunStore {
     }
 
     fn open_with(dir: &Path, indexed: bool) -> Result<RunStore, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
         let path = dir.join(DB_FILE);
         let conn = open_connection(&path)?;
         conn.execute_batch(SCHEMA).map_err(sql(&path, "create schema"))?;
@@ -195,14 +194,13 @@ impl RunStore {
             .contains("WITHOUT ROWID");
         // A store left unindexed (a run killed while it filled) is indexed before anything
         // looks up in it; an empty one stays unindexed while it fills.
-        let has_rows = conn.query_row("SELECT EXISTS (SELECT 1 FROM memo)", [], |row| row.get::<_, bool>(0)).map_err(sql(&path, "look into memo"))?;
+        let has_rows =
+            conn.query_row("SELECT EXISTS (SELECT 1 FROM memo)", [], |row| row.get::<_, bool>(0)).map_err(sql(&path, "look into memo"))?;
         if indexed && !legacy && has_rows {
             build_index(&conn, &path)?;
         }
         let writer = StoreWriter::start(path.clone(), conn)?;
-        let readers = (0..4)
-            .map(|_| open_connection(&path).map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        let readers = (0..4).map(|_| open_connection(&path).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
         Ok(RunStore { path, legacy, readers, writer })
     }
 
@@ -244,13 +242,9 @@ impl RunStore {
     /// The committed value for `(kind, key)`, if any.
     pub fn get(&self, kind: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let conn = self.reader();
-        let mut statement = conn
-            .prepare_cached("SELECT value FROM memo WHERE kind = ?1 AND key = ?2")
-            .map_err(sql(&self.path, "prepare memo lookup"))?;
-        statement
-            .query_row(params![kind, key], |row| row.get::<_, Vec<u8>>(0))
-            .optional()
-            .map_err(sql(&self.path, "look up memo"))
+        let mut statement =
+            conn.prepare_cached("SELECT value FROM memo WHERE kind = ?1 AND key = ?2").map_err(sql(&self.path, "prepare memo lookup"))?;
+        statement.query_row(params![kind, key], |row| row.get::<_, Vec<u8>>(0)).optional().map_err(sql(&self.path, "look up memo"))
     }
 
     /// Queues `(kind, key) → value` for the next commit (the writer's next one, as soon as it is free).
@@ -267,22 +261,16 @@ impl RunStore {
     /// How many values of `kind` are stored.
     pub fn count(&self, kind: &str) -> Result<u64, StoreError> {
         let conn = self.reader();
-        conn.query_row("SELECT COUNT(*) FROM memo WHERE kind = ?1", params![kind], |row| {
-            row.get::<_, i64>(0)
-        })
-        .map(|count| count as u64)
-        .map_err(sql(&self.path, "count memo"))
+        conn.query_row("SELECT COUNT(*) FROM memo WHERE kind = ?1", params![kind], |row| row.get::<_, i64>(0))
+            .map(|count| count as u64)
+            .map_err(sql(&self.path, "count memo"))
     }
 
     /// Every key of `kind`, for tests and audits.
     pub fn keys(&self, kind: &str) -> Result<Vec<Vec<u8>>, StoreError> {
         let conn = self.reader();
-        let mut statement = conn
-            .prepare("SELECT key FROM memo WHERE kind = ?1")
-            .map_err(sql(&self.path, "prepare key listing"))?;
-        let rows = statement
-            .query_map(params![kind], |row| row.get::<_, Vec<u8>>(0))
-            .map_err(sql(&self.path, "list keys"))?;
+        let mut statement = conn.prepare("SELECT key FROM memo WHERE kind = ?1").map_err(sql(&self.path, "prepare key listing"))?;
+        let rows = statement.query_map(params![kind], |row| row.get::<_, Vec<u8>>(0)).map_err(sql(&self.path, "list keys"))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(sql(&self.path, "list keys"))
     }
 
@@ -346,9 +334,7 @@ impl RunStore {
     pub fn save_steps(&self, run_id: i64, steps: &[StepRow]) -> Result<(), StoreError> {
         let mut conn = self.reader();
         let transaction = conn.transaction().map_err(sql(&self.path, "begin step statistics"))?;
-        transaction
-            .execute("DELETE FROM steps WHERE run_id = ?1", params![run_id])
-            .map_err(sql(&self.path, "clear step statistics"))?;
+        transaction.execute("DELETE FROM steps WHERE run_id = ?1", params![run_id]).map_err(sql(&self.path, "clear step statistics"))?;
         for step in steps {
             transaction
                 .execute(
@@ -367,9 +353,7 @@ impl RunStore {
             .prepare("SELECT ordinal, step, stats FROM steps WHERE run_id = ?1 ORDER BY ordinal")
             .map_err(sql(&self.path, "prepare step statistics"))?;
         let rows = statement
-            .query_map(params![run_id], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
-            })
+            .query_map(params![run_id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
             .map_err(sql(&self.path, "read step statistics"))?;
         let mut steps = Vec::new();
         for row in rows {
@@ -441,10 +425,7 @@ fn sql<'a>(path: &'a Path, op: &'static str) -> impl Fn(rusqlite::Error) -> Stor
 }
 
 pub(crate) fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs_f64())
-        .unwrap_or(0.0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|elapsed| elapsed.as_secs_f64()).unwrap_or(0.0)
 }
 
 fn thread_index() -> usize {
@@ -494,7 +475,10 @@ mod tests {
         store.finish_run(store.begin_run("r", "f").unwrap(), RunState::Completed, &serde_json::json!({})).unwrap();
         assert_eq!(store.get("chat", b"k1").unwrap(), Some(b"v1".to_vec()));
         assert_eq!(store.count("chat").unwrap(), 2);
-        let indexes: i64 = store.reader().query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'memo_key'", [], |row| row.get(0)).unwrap();
+        let indexes: i64 = store
+            .reader()
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'memo_key'", [], |row| row.get(0))
+            .unwrap();
         assert_eq!(indexes, 0, "the primary key is the index");
     }
 

@@ -86,9 +86,7 @@ impl RunLock {
         let mut file = File::open(dir.join(LOCK_FILE)).ok()?;
         match file.try_lock_shared() {
             Ok(()) => None,
-            Err(TryLockError::WouldBlock) => {
-                read_holder(&mut file).or(Some(LockHolder { pid: 0, started_at: 0 }))
-            }
+            Err(TryLockError::WouldBlock) => read_holder(&mut file).or(Some(LockHolder { pid: 0, started_at: 0 })),
             Err(TryLockError::Error(_)) => None,
         }
     }

@@ -169,7 +169,7 @@ fn write_loop(path: PathBuf, mut conn: Connection, shared: &Shared) {
     }
 }
 
-fn commit(path: &PathBuf, conn: &mut Connection, batch: &mut Vec<Row>) -> Result<(), StoreError> {
+fn commit(path: &std::path::Path, conn: &mut Connection, batch: &mut Vec<Row>) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
     }

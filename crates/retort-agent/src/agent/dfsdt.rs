@@ -84,6 +84,9 @@ pub struct SearchResult {
     /// The last backend error, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_error: Option<String>,
+    /// The run is stopping: the search ended without sending its next request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
 }
 
 struct Frame {
@@ -116,13 +119,20 @@ fn diversity_hint(tried: &[String]) -> Option<String> {
 }
 
 /// Searches for a successful trajectory, depth first; `give_up` is always offered.
-pub async fn dfsdt(backend: &dyn Backend, tools: &ToolRegistry, agent: &AgentConfig, search: &DfsdtConfig, task: Vec<Message>) -> SearchResult {
+pub async fn dfsdt(
+    backend: &dyn Backend,
+    tools: &ToolRegistry,
+    agent: &AgentConfig,
+    search: &DfsdtConfig,
+    task: Vec<Message>,
+) -> SearchResult {
     let config = AgentConfig { allow_give_up: true, ..agent.clone() };
     let mut stats = SearchStats::default();
     let mut paths = Vec::new();
     let mut backend_error = None;
     let mut stack = vec![Frame { state: AgentState::new(&config, tools, task), path: Vec::new(), next: 0, tried: Vec::new() }];
-    let finish = |stats: SearchStats, trajectory, paths, backend_error| SearchResult { trajectory, stats, paths, backend_error };
+    let finish =
+        |stats: SearchStats, trajectory, paths, backend_error| SearchResult { trajectory, stats, paths, backend_error, cancelled: false };
     while let Some(top) = stack.last_mut() {
         if top.next >= search.width.max(1) || top.state.model_calls >= config.max_steps {
             stack.pop();
@@ -143,9 +153,12 @@ pub async fn dfsdt(backend: &dyn Backend, tools: &ToolRegistry, agent: &AgentCon
         let mut child = top.state.clone();
         let choice = match sample(backend, tools, &config, &mut child, seed, hint.as_deref()).await {
             Ok(choice) => choice,
+            Err(e) if e.kind == retort_core::BackendErrorKind::Cancelled => {
+                return SearchResult { trajectory: None, stats, paths, backend_error: Some(e.to_string()), cancelled: true };
+            }
             Err(e) => {
                 stats.backend_errors += 1;
-                backend_error = Some(e);
+                backend_error = Some(e.to_string());
                 continue;
             }
         };

@@ -85,7 +85,7 @@ pub async fn run_episode(backend: &dyn Backend, env: &mut dyn Environment, confi
         model_calls += 1;
         let reply = match backend.chat(&request).await {
             Ok(response) => response.choices.into_iter().next().map(|c| c.text).unwrap_or_default(),
-            Err(e) => return Ok(finish(messages, steps, StopReason::BackendError, None, model_calls, Some(e.to_string()))),
+            Err(e) => return Ok(finish(messages, steps, super::stop_reason_for(&e), None, model_calls, Some(e.to_string()))),
         };
         let action = reply.trim().to_string();
         messages.push(Message::assistant(action.clone()));

@@ -5,7 +5,7 @@ pub mod dfsdt;
 pub mod episode;
 pub mod react;
 
-use retort_core::{Backend, ChatRequest, Choice, Message, Role, SamplingParams, ToolCall, ToolSpec};
+use retort_core::{Backend, BackendError, BackendErrorKind, ChatRequest, Choice, Message, Role, SamplingParams, ToolCall, ToolSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -159,6 +159,8 @@ pub enum StopReason {
     GaveUp,
     /// The backend failed (see `Trajectory::backend_error`).
     BackendError,
+    /// The run is stopping: the next request was not sent (the record is redone later).
+    Cancelled,
 }
 
 /// A whole run.
@@ -203,7 +205,8 @@ pub(crate) enum Advance {
 fn give_up_spec() -> ToolSpec {
     ToolSpec {
         name: GIVE_UP.into(),
-        description: "Give up on the current line of attack when it cannot lead to an answer; an earlier step will be retried differently.".into(),
+        description: "Give up on the current line of attack when it cannot lead to an answer; an earlier step will be retried differently."
+            .into(),
         parameters: json!({"type": "object", "properties": {"reason": {"type": "string"}}}),
     }
 }
@@ -259,12 +262,13 @@ pub(crate) async fn sample(
     state: &mut AgentState,
     seed: u64,
     hint: Option<&str>,
-) -> Result<Choice, String> {
+) -> Result<Choice, BackendError> {
     let mut messages = state.messages.clone();
     if let Some(hint) = hint {
         messages.push(Message::user(hint));
     }
-    let mut params = SamplingParams { temperature: config.temperature, max_tokens: config.max_tokens, seed: Some(seed), ..SamplingParams::default() };
+    let mut params =
+        SamplingParams { temperature: config.temperature, max_tokens: config.max_tokens, seed: Some(seed), ..SamplingParams::default() };
     let mut specs = Vec::new();
     match config.format {
         AgentFormat::FunctionCalling => {
@@ -277,20 +281,31 @@ pub(crate) async fn sample(
     }
     let request = ChatRequest { messages, params, json_schema: None, grammar: None, tools: specs };
     state.model_calls += 1;
-    let response = backend.chat(&request).await.map_err(|e| e.to_string())?;
-    response.choices.into_iter().next().ok_or_else(|| "the backend answered with no choices".to_string())
+    let response = backend.chat(&request).await?;
+    response
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| BackendError::new(BackendErrorKind::Malformed, "the backend answered with no choices"))
+}
+
+/// Why a trajectory ends when the backend failed: a request the run's stop cancelled is not
+/// an error of the model's.
+pub(crate) fn stop_reason_for(error: &BackendError) -> StopReason {
+    if error.kind == BackendErrorKind::Cancelled {
+        StopReason::Cancelled
+    } else {
+        StopReason::BackendError
+    }
 }
 
 /// A key that is equal for two replies that would do the same thing (tree search skips a
 /// candidate equal to a sibling already tried).
 pub(crate) fn signature(config: &AgentConfig, choice: &Choice) -> String {
     match config.format {
-        AgentFormat::FunctionCalling if !choice.tool_calls.is_empty() => choice
-            .tool_calls
-            .iter()
-            .map(|c| format!("{}({})", c.name, canonical(&c.arguments)))
-            .collect::<Vec<_>>()
-            .join(";"),
+        AgentFormat::FunctionCalling if !choice.tool_calls.is_empty() => {
+            choice.tool_calls.iter().map(|c| format!("{}({})", c.name, canonical(&c.arguments))).collect::<Vec<_>>().join(";")
+        }
         AgentFormat::FunctionCalling => format!("answer:{}", choice.text.trim()),
         AgentFormat::React => match parse_react(cut_at_observation(&choice.text)) {
             ReactReply::Action { action, input, .. } => format!("{action}({})", canonical(&input)),
@@ -319,7 +334,14 @@ async fn apply_function_calls(tools: &ToolRegistry, config: &AgentConfig, state:
         if thought.is_empty() {
             let observation = "Error: the reply was empty. Call a tool, or write the final answer as plain text.".to_string();
             state.messages.push(Message::user(observation.clone()));
-            state.steps.push(TrajectoryStep { thought, action: String::new(), arguments: Value::Null, observation, reward: None, status: StepStatus::Malformed });
+            state.steps.push(TrajectoryStep {
+                thought,
+                action: String::new(),
+                arguments: Value::Null,
+                observation,
+                reward: None,
+                status: StepStatus::Malformed,
+            });
             return if state.error(config) { Advance::ErrorBudget } else { Advance::Continue };
         }
         state.final_answer = Some(thought);
@@ -333,14 +355,38 @@ async fn apply_function_calls(tools: &ToolRegistry, config: &AgentConfig, state:
         let step_thought = if index == 0 { thought.clone() } else { String::new() };
         if config.allow_give_up && call.name == GIVE_UP {
             let observation = "Gave up on this path.".to_string();
-            state.messages.push(Message { role: Role::Tool, content: observation.clone(), tool_calls: Vec::new(), tool_call_id: Some(call.id) });
-            state.steps.push(TrajectoryStep { thought: step_thought, action: call.name, arguments, observation, reward: None, status: StepStatus::GaveUp });
+            state.messages.push(Message {
+                role: Role::Tool,
+                content: observation.clone(),
+                tool_calls: Vec::new(),
+                tool_call_id: Some(call.id),
+            });
+            state.steps.push(TrajectoryStep {
+                thought: step_thought,
+                action: call.name,
+                arguments,
+                observation,
+                reward: None,
+                status: StepStatus::GaveUp,
+            });
             return Advance::GaveUp;
         }
         let outcome = tools.call_text(&call.name, &call.arguments).await;
         let observation = clip(&outcome.observation, config.max_observation_chars);
-        state.messages.push(Message { role: Role::Tool, content: observation.clone(), tool_calls: Vec::new(), tool_call_id: Some(call.id) });
-        state.steps.push(TrajectoryStep { thought: step_thought, action: call.name, arguments, observation, reward: None, status: outcome.status.into() });
+        state.messages.push(Message {
+            role: Role::Tool,
+            content: observation.clone(),
+            tool_calls: Vec::new(),
+            tool_call_id: Some(call.id),
+        });
+        state.steps.push(TrajectoryStep {
+            thought: step_thought,
+            action: call.name,
+            arguments,
+            observation,
+            reward: None,
+            status: outcome.status.into(),
+        });
         if outcome.is_error() && state.error(config) {
             over_budget = true;
         }
@@ -363,7 +409,14 @@ async fn apply_react(tools: &ToolRegistry, config: &AgentConfig, state: &mut Age
         ReactReply::Malformed { thought, problem } => {
             let observation = format_reminder(&problem);
             state.messages.push(Message::user(format!("Observation: {observation}")));
-            state.steps.push(TrajectoryStep { thought, action: String::new(), arguments: Value::Null, observation, reward: None, status: StepStatus::Malformed });
+            state.steps.push(TrajectoryStep {
+                thought,
+                action: String::new(),
+                arguments: Value::Null,
+                observation,
+                reward: None,
+                status: StepStatus::Malformed,
+            });
             if state.error(config) {
                 Advance::ErrorBudget
             } else {
@@ -374,7 +427,14 @@ async fn apply_react(tools: &ToolRegistry, config: &AgentConfig, state: &mut Age
             if config.allow_give_up && action == GIVE_UP {
                 let observation = "Gave up on this path.".to_string();
                 state.messages.push(Message::user(format!("Observation: {observation}")));
-                state.steps.push(TrajectoryStep { thought, action, arguments: Value::String(input), observation, reward: None, status: StepStatus::GaveUp });
+                state.steps.push(TrajectoryStep {
+                    thought,
+                    action,
+                    arguments: Value::String(input),
+                    observation,
+                    reward: None,
+                    status: StepStatus::GaveUp,
+                });
                 return Advance::GaveUp;
             }
             let spec = tools.get(&action).map(|t| t.spec());
@@ -383,9 +443,10 @@ async fn apply_react(tools: &ToolRegistry, config: &AgentConfig, state: &mut Age
                     let outcome = tools.call(&action, &arguments).await;
                     (arguments, outcome)
                 }
-                Err(problem) if spec.is_some() => {
-                    (Value::String(input.clone()), crate::tool::CallOutcome { observation: format!("Error: {problem}"), status: CallStatus::BadArguments })
-                }
+                Err(problem) if spec.is_some() => (
+                    Value::String(input.clone()),
+                    crate::tool::CallOutcome { observation: format!("Error: {problem}"), status: CallStatus::BadArguments },
+                ),
                 // An unknown tool is the bigger problem; the registry says which exist.
                 Err(_) => (Value::String(input.clone()), tools.call(&action, &Value::Null).await),
             };
@@ -412,7 +473,7 @@ pub async fn run_agent(backend: &dyn Backend, tools: &ToolRegistry, config: &Age
         let seed = derive_seed(config.seed, &[u64::from(state.model_calls)]);
         let choice = match sample(backend, tools, config, &mut state, seed, None).await {
             Ok(choice) => choice,
-            Err(e) => return state.finish(StopReason::BackendError, Some(e)),
+            Err(e) => return state.finish(stop_reason_for(&e), Some(e.to_string())),
         };
         match apply(tools, config, &mut state, choice).await {
             Advance::Continue => {}

@@ -138,10 +138,7 @@ pub fn parse_react(text: &str) -> ReactReply {
             // Tolerate the input written on the lines after the action name.
             let rest = line[first_line.len().min(line.len())..].trim();
             if rest.is_empty() {
-                return ReactReply::Malformed {
-                    thought,
-                    problem: format!("`Action: {name}` is not followed by an `Action Input:` line"),
-                };
+                return ReactReply::Malformed { thought, problem: format!("`Action: {name}` is not followed by an `Action Input:` line") };
             }
             rest.to_string()
         }
@@ -173,7 +170,10 @@ pub fn parse_action_input(input: &str, spec: Option<&ToolSpec>) -> Result<Value,
     } else if let Some(v) = wrap_single(spec, Value::String(text.to_string())) {
         return Ok(v);
     }
-    Err(format!("`Action Input` must be a JSON object of arguments, for example {{\"name\": \"value\"}}; found {:?}", text.chars().take(200).collect::<String>()))
+    Err(format!(
+        "`Action Input` must be a JSON object of arguments, for example {{\"name\": \"value\"}}; found {:?}",
+        text.chars().take(200).collect::<String>()
+    ))
 }
 
 fn wrap_single(spec: Option<&ToolSpec>, value: Value) -> Option<Value> {

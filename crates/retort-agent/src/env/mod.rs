@@ -70,8 +70,7 @@ pub fn answers_match(answer: &str, gold: &str) -> bool {
         return true;
     }
     let split = |s: &str| -> Vec<String> {
-        let mut items: Vec<String> =
-            s.split([',', '\n', ';']).map(normalize_item).filter(|i| !i.is_empty()).collect();
+        let mut items: Vec<String> = s.split([',', '\n', ';']).map(normalize_item).filter(|i| !i.is_empty()).collect();
         items.sort();
         items.dedup();
         items

@@ -99,7 +99,11 @@ impl ReplEnv {
             let result = session.execute(&code).await?;
             let passed = result.status == ExecStatus::Ok;
             ok &= passed;
-            notes.push(if passed { "the check passed".into() } else { format!("the check failed ({})", result.reason.unwrap_or_default()) });
+            notes.push(if passed {
+                "the check passed".into()
+            } else {
+                format!("the check failed ({})", result.reason.unwrap_or_default())
+            });
         }
         if let Some(session) = self.session.take() {
             session.close().await;
@@ -162,13 +166,21 @@ impl Environment for ReplEnv {
             if let Some(session) = self.session.take() {
                 session.close().await;
             }
-            return Ok(StepResult { observation: format!("{observation}\nThe interpreter died; the episode is over."), reward: 0.0, done: true });
+            return Ok(StepResult {
+                observation: format!("{observation}\nThe interpreter died; the episode is over."),
+                reward: 0.0,
+                done: true,
+            });
         }
         if self.steps >= self.task.max_steps {
             if let Some(session) = self.session.take() {
                 session.close().await;
             }
-            return Ok(StepResult { observation: format!("{observation}\nThe step limit is reached without an answer."), reward: 0.0, done: true });
+            return Ok(StepResult {
+                observation: format!("{observation}\nThe step limit is reached without an answer."),
+                reward: 0.0,
+                done: true,
+            });
         }
         Ok(StepResult { observation, reward: 0.0, done: false })
     }

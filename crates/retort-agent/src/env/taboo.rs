@@ -166,7 +166,8 @@ impl TabooReferee {
             .join("|");
         let mention = Regex::new(&format!(r"(?i)\b(?:{alternatives})\b")).expect("escaped forms compile");
         let exact = Regex::new(&format!(r"(?i)^(?:(?:a|an|the)\s+)?(?:{alternatives})$")).expect("escaped forms compile");
-        let guess = Regex::new(r#"(?i)i\s+know\s+the\s+word\s*[!.,:]*\s*it\s*(?:is|'s)\s*[:\s]*[`'"“‘*]*([^`'"”’*!.?\n]+)"#).expect("the guess pattern compiles");
+        let guess = Regex::new(r#"(?i)i\s+know\s+the\s+word\s*[!.,:]*\s*it\s*(?:is|'s)\s*[:\s]*[`'"“‘*]*([^`'"”’*!.?\n]+)"#)
+            .expect("the guess pattern compiles");
         TabooReferee { target: target_word.trim().to_string(), mention, exact, guess }
     }
 
@@ -183,9 +184,9 @@ impl TabooReferee {
     /// Judges one utterance: `Some((outcome, reason))` when it ends the game.
     pub fn judge(&self, role: TabooRole, text: &str) -> Option<(TabooOutcome, String)> {
         match role {
-            TabooRole::Attacker => self.mentions(text).then(|| {
-                (TabooOutcome::DefenderWins, format!("the attacker said the target word `{}` itself", self.target))
-            }),
+            TabooRole::Attacker => self
+                .mentions(text)
+                .then(|| (TabooOutcome::DefenderWins, format!("the attacker said the target word `{}` itself", self.target))),
             TabooRole::Defender => {
                 if let Some(guess) = self.guess(text) {
                     return Some(if self.exact.is_match(guess.trim()) {
@@ -291,8 +292,7 @@ pub async fn play_taboo(
             }
         }
     }
-    let (outcome, reason) =
-        ending.unwrap_or_else(|| (TabooOutcome::Draw, format!("nobody won within {} turns each", game.max_turns)));
+    let (outcome, reason) = ending.unwrap_or_else(|| (TabooOutcome::Draw, format!("nobody won within {} turns each", game.max_turns)));
     let rewards = taboo_rewards(&turns, outcome, game.discount);
     Ok(Episode { game: game.clone(), turns, outcome, rewards, reason })
 }

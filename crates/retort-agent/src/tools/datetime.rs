@@ -39,8 +39,7 @@ impl DateTimeTool {
 }
 
 fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|e| format!("expected a date as YYYY-MM-DD, found {text:?} ({e})"))
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|e| format!("expected a date as YYYY-MM-DD, found {text:?} ({e})"))
 }
 
 fn weekday_name(day: Weekday) -> &'static str {

@@ -81,14 +81,12 @@ impl HttpTool {
         };
         let mut headers = reqwest::header::HeaderMap::new();
         for (name, value) in &config.headers {
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| format!("header name {name:?}: {e}"))?;
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("header name {name:?}: {e}"))?;
             let value = reqwest::header::HeaderValue::from_str(value)
                 .map_err(|e| format!("header {name}: the value is not valid in a header: {e}"))?;
             headers.insert(name, value);
         }
-        let timeout = Duration::try_from_secs_f64(config.timeout_secs)
-            .map_err(|e| format!("timeout_secs {}: {e}", config.timeout_secs))?;
+        let timeout = Duration::try_from_secs_f64(config.timeout_secs).map_err(|e| format!("timeout_secs {}: {e}", config.timeout_secs))?;
         let client = reqwest::Client::builder()
             .default_headers(headers)
             .timeout(timeout)
@@ -119,23 +117,15 @@ impl Tool for HttpTool {
     async fn call(&self, arguments: &Value) -> Result<String, ToolError> {
         let mut request = self.client.request(self.method.clone(), &self.config.url);
         if self.method == reqwest::Method::GET {
-            let pairs: Vec<(String, String)> = arguments
-                .as_object()
-                .map(|o| o.iter().map(|(k, v)| (k.clone(), query_value(v))).collect())
-                .unwrap_or_default();
+            let pairs: Vec<(String, String)> =
+                arguments.as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), query_value(v))).collect()).unwrap_or_default();
             request = request.query(&pairs);
         } else {
             request = request.json(arguments);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ToolError::Failed(format!("{} {}: {e}", self.method, self.config.url)))?;
+        let response = request.send().await.map_err(|e| ToolError::Failed(format!("{} {}: {e}", self.method, self.config.url)))?;
         let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| ToolError::Failed(format!("reading the response of {}: {e}", self.config.url)))?;
+        let body = response.text().await.map_err(|e| ToolError::Failed(format!("reading the response of {}: {e}", self.config.url)))?;
         Ok(format!("HTTP {}\n{}", status.as_u16(), clip(&body, self.config.max_response_chars)))
     }
 }

@@ -102,10 +102,7 @@ impl ToolConfig {
             ToolConfig::Calculator(c) => Arc::new(calculator::Calculator::new(c)),
             ToolConfig::Datetime(c) => Arc::new(datetime::DateTimeTool::new(c).map_err(invalid)?),
             ToolConfig::Python(c) => {
-                let sandbox = context
-                    .sandbox
-                    .clone()
-                    .ok_or_else(|| invalid("a python tool needs a sandbox, and none was given".into()))?;
+                let sandbox = context.sandbox.clone().ok_or_else(|| invalid("a python tool needs a sandbox, and none was given".into()))?;
                 Arc::new(python::PythonTool::new(c, sandbox))
             }
             ToolConfig::Sqlite(c) => Arc::new(sqlite::SqliteTool::new(c).map_err(invalid)?),

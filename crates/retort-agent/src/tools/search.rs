@@ -87,8 +87,8 @@ impl std::fmt::Debug for Bm25Search {
 impl Bm25Search {
     /// Reads the JSONL file named by the configuration and indexes it.
     pub fn new(config: &SearchConfig) -> Result<Bm25Search, String> {
-        let text = std::fs::read_to_string(&config.documents)
-            .map_err(|e| format!("reading documents {}: {e}", config.documents.display()))?;
+        let text =
+            std::fs::read_to_string(&config.documents).map_err(|e| format!("reading documents {}: {e}", config.documents.display()))?;
         let mut docs = Vec::new();
         for (n, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -109,14 +109,11 @@ impl Bm25Search {
         let title = builder.add_text_field("title", TEXT | STORED);
         let body = builder.add_text_field("text", TEXT | STORED);
         let index = Index::create_in_ram(builder.build());
-        let mut writer = index
-            .writer_with_num_threads::<TantivyDocument>(1, 15_000_000)
-            .map_err(|e| format!("creating the index writer: {e}"))?;
+        let mut writer =
+            index.writer_with_num_threads::<TantivyDocument>(1, 15_000_000).map_err(|e| format!("creating the index writer: {e}"))?;
         let count = documents.len();
         for d in documents {
-            writer
-                .add_document(doc!(id => d.id, title => d.title, body => d.text))
-                .map_err(|e| format!("indexing a document: {e}"))?;
+            writer.add_document(doc!(id => d.id, title => d.title, body => d.text)).map_err(|e| format!("indexing a document: {e}"))?;
         }
         writer.commit().map_err(|e| format!("committing the index: {e}"))?;
         let reader = index.reader().map_err(|e| format!("opening the index reader: {e}"))?;
@@ -142,9 +139,7 @@ impl Bm25Search {
     pub fn search(&self, query: &str, top_k: usize) -> Result<Vec<SearchHit>, String> {
         let (query, _errors) = self.parser.parse_query_lenient(query);
         let searcher = self.reader.searcher();
-        let top = searcher
-            .search(&query, &TopDocs::with_limit(top_k.max(1)).order_by_score())
-            .map_err(|e| format!("searching: {e}"))?;
+        let top = searcher.search(&query, &TopDocs::with_limit(top_k.max(1)).order_by_score()).map_err(|e| format!("searching: {e}"))?;
         let (id, title, body) = self.fields;
         let text_of = |doc: &TantivyDocument, field: Field| -> String {
             use tantivy::schema::document::Value as _;

@@ -90,12 +90,8 @@ impl SimulatedTool {
         let examples = if self.config.examples.is_empty() {
             String::new()
         } else {
-            let shown: Vec<String> = self
-                .config
-                .examples
-                .iter()
-                .map(|e| format!("Call: {}\nResponse: {}", e.arguments, e.response))
-                .collect();
+            let shown: Vec<String> =
+                self.config.examples.iter().map(|e| format!("Call: {}\nResponse: {}", e.arguments, e.response)).collect();
             format!("\nExamples of calls and the responses of the real API:\n{}\n", shown.join("\n\n"))
         };
         SIMULATOR_PROMPT
@@ -157,11 +153,7 @@ impl Tool for SimulatedTool {
             grammar: None,
             tools: Vec::new(),
         };
-        let response = self
-            .backend
-            .chat(&request)
-            .await
-            .map_err(|e| ToolError::Failed(format!("the simulator backend failed: {e}")))?;
+        let response = self.backend.chat(&request).await.map_err(|e| ToolError::Failed(format!("the simulator backend failed: {e}")))?;
         let text = response.choices.first().map(|c| c.text.as_str()).unwrap_or_default();
         match extract_json(text) {
             Some(value) => Ok(value.to_string()),

@@ -77,11 +77,8 @@ impl SqliteTool {
 
 /// Opens a database read-only, with `ATTACH` disabled and a deadline on every statement.
 pub(crate) fn open_read_only(path: &Path, timeout: Duration) -> Result<Connection, String> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| format!("opening {} read-only: {e}", path.display()))?;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| format!("opening {} read-only: {e}", path.display()))?;
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(|e| format!("disabling ATTACH: {e}"))?;
     conn.pragma_update(None, "query_only", true).map_err(|e| format!("setting query_only: {e}"))?;
     let start = Instant::now();
@@ -92,7 +89,9 @@ pub(crate) fn open_read_only(path: &Path, timeout: Duration) -> Result<Connectio
 /// The `CREATE` statements of the database's tables and views.
 pub(crate) fn schema(conn: &Connection) -> Result<String, String> {
     let mut stmt = conn
-        .prepare("SELECT sql FROM sqlite_master WHERE type IN ('table', 'view') AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .prepare(
+            "SELECT sql FROM sqlite_master WHERE type IN ('table', 'view') AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
         .map_err(|e| format!("reading the schema: {e}"))?;
     let rows = stmt
         .query_map([], |row| row.get::<_, String>(0))

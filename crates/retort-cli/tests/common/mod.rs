@@ -61,4 +61,3 @@ pub fn run_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 pub fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
 }
-

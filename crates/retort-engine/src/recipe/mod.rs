@@ -2,7 +2,6 @@
 //!
 //! Architecture Invariant: only this module knows YAML. The rest of the engine sees [`Recipe`].
 
-pub(crate) mod introspect;
 mod llm_config;
 pub(crate) mod overrides;
 
@@ -11,11 +10,13 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
-pub use llm_config::LlmConfig;
+pub use crate::llm::LlmConfig;
+
+pub use crate::steps::StepSpec;
 
 use crate::error::{Diagnostic, Diagnostics};
-use crate::steps::{repeat, CheckCx, Fields, StepConfig, TemplateSource, KINDS};
-use introspect::suggest;
+use crate::introspect::suggest;
+use crate::steps::{check_steps, for_each_step, repeat, CheckCx, Fields, StepConfig, TemplateSource, KINDS};
 
 /// Keys a recipe may have at its top level.
 const TOP_LEVEL: &[&str] = &["name", "description", "paper", "outputs", "needs", "seed", "vars", "llm", "llms", "concurrency", "steps"];
@@ -52,21 +53,6 @@ pub struct Recipe {
     pub(crate) resolved: String,
     /// Every llm name the recipe declares, also those whose block has problems.
     pub(crate) declared_llms: BTreeSet<String>,
-}
-
-/// One step of a recipe.
-#[derive(Debug, Clone)]
-pub struct StepSpec {
-    /// Its path, e.g. `steps[2].generate`; names it in errors, statistics and lineage.
-    pub path: String,
-    /// Run the step only on records where this expression is true; others pass unchanged.
-    pub when: Option<String>,
-    /// Records it works on at once.
-    pub concurrency: Option<usize>,
-    /// The kind and its config.
-    pub config: StepConfig,
-    /// An earlier step of the same list could not be read, so the fields here are not known.
-    pub(crate) after_broken: bool,
 }
 
 /// Changes to a recipe from the command line.
@@ -143,8 +129,14 @@ impl Recipe {
                     },
                 };
                 if let Err(error) = env.add_template_owned(name.clone(), text) {
-                    diagnostics.push(Diagnostic::new(name, format!("template does not compile: {}", describe_jinja(&error))));
+                    diagnostics.push(Diagnostic::new(name, format!("template does not compile: {error}")));
                 }
+            }
+            for (key, expression) in step.config.def().expressions() {
+                crate::template::register_expression(&mut env, &step.path, &key, &expression);
+            }
+            if let Some(when) = &step.when {
+                crate::template::register_expression(&mut env, &step.path, "when", when);
             }
         });
         env
@@ -177,6 +169,22 @@ impl Recipe {
     }
 }
 
+/// What a recipe says of itself at its top, read without checking the rest (for listings).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Header {
+    pub paper: String,
+    pub description: String,
+    pub outputs: String,
+    pub needs: String,
+}
+
+/// The header of a recipe file's text, or `None` when it is not YAML.
+pub(crate) fn header(text: &[u8]) -> Option<Header> {
+    let document: Value = serde_yaml::from_slice(text).ok()?;
+    let text = |key: &str| document.get(key).and_then(Value::as_str).unwrap_or_default().trim().to_string();
+    Some(Header { paper: text("paper"), description: text("description"), outputs: text("outputs"), needs: text("needs") })
+}
+
 /// A YAML error as a problem; a number too large for any integer (`serde_yaml` reads it as an
 /// "u128" it cannot hold) is said in words, at its path.
 fn yaml_problem(message: &str) -> Diagnostic {
@@ -203,39 +211,6 @@ pub(crate) struct ContextFacts {
     pub files: Vec<PathBuf>,
     /// The fields known at each export, by step path.
     pub fields_at: BTreeMap<String, Vec<String>>,
-}
-
-/// Runs the context checks of a list of steps, threading the known fields through.
-pub(crate) fn check_steps(steps: &[StepSpec], cx: &mut CheckCx<'_>) {
-    for step in steps {
-        cx.path = step.path.clone();
-        if step.after_broken {
-            cx.fields.open = true;
-        }
-        if let Some(when) = &step.when {
-            if step.config.works_on_the_stream() {
-                let kind = step.config.kind();
-                cx.error("when", format!("`{kind}` works on the whole stream and takes no `when`; put a `filter` before it, or mark records with `map` and let `{kind}` read the mark"));
-            } else {
-                cx.expression("when", when, &[]);
-            }
-        }
-        step.config.def().check(cx);
-    }
-}
-
-/// Visits every step, those inside `repeat` included.
-pub(crate) fn for_each_step<'a>(steps: &'a [StepSpec], visit: &mut dyn FnMut(&'a StepSpec)) {
-    for step in steps {
-        visit(step);
-        if let StepConfig::Repeat(config) = &step.config {
-            for_each_step(&config.steps, visit);
-        }
-    }
-}
-
-fn describe_jinja(error: &minijinja::Error) -> String {
-    error.to_string()
 }
 
 fn apply_overrides(document: &mut Value, overrides: &Overrides) -> Result<(), Vec<Diagnostic>> {
@@ -396,7 +371,7 @@ fn parse_document(document: &Value, base_dir: &Path, diagnostics: &mut Vec<Diagn
     let mut declared_llms = BTreeSet::new();
     if let Some(value) = map.get("llm") {
         declared_llms.insert("default".to_string());
-        if let Some(config) = LlmConfig::parse(value, "llm", diagnostics) {
+        if let Some(config) = llm_config::parse(value, "llm", diagnostics) {
             llms.insert("default".to_string(), config);
         }
     }
@@ -412,12 +387,14 @@ fn parse_document(document: &Value, base_dir: &Path, diagnostics: &mut Vec<Diagn
                     diagnostics.push(Diagnostic::new("llms.default", "`default` is the `llm:` block; give this one another name"));
                 }
                 declared_llms.insert(name.to_string());
-                if let Some(config) = LlmConfig::parse(value, &format!("llms.{name}"), diagnostics) {
+                if let Some(config) = llm_config::parse(value, &format!("llms.{name}"), diagnostics) {
                     llms.insert(name.to_string(), config);
                 }
             }
         }
-        Some(other) => diagnostics.push(Diagnostic::new("llms", format!("expected a mapping of names to llm blocks, found {}", describe(other)))),
+        Some(other) => {
+            diagnostics.push(Diagnostic::new("llms", format!("expected a mapping of names to llm blocks, found {}", describe(other))))
+        }
     }
     let steps = match map.get("steps") {
         Some(Value::Sequence(items)) if !items.is_empty() => parse_steps(items, "steps", diagnostics),
@@ -516,7 +493,10 @@ pub(crate) fn parse_steps(items: &[Value], path: &str, diagnostics: &mut Vec<Dia
             None | Some(Value::Null) => None,
             Some(Value::String(when)) => Some(when),
             Some(other) => {
-                diagnostics.push(Diagnostic::new(format!("{step_path}.when"), format!("expected an expression as a string, found {}", describe(&other))));
+                diagnostics.push(Diagnostic::new(
+                    format!("{step_path}.when"),
+                    format!("expected an expression as a string, found {}", describe(&other)),
+                ));
                 None
             }
         };
@@ -525,13 +505,16 @@ pub(crate) fn parse_steps(items: &[Value], path: &str, diagnostics: &mut Vec<Dia
             Some(value) => match value.as_u64() {
                 Some(count) if count > 0 => Some(count as usize),
                 _ => {
-                    diagnostics.push(Diagnostic::new(format!("{step_path}.concurrency"), format!("expected a positive integer, found {}", describe(&value))));
+                    diagnostics.push(Diagnostic::new(
+                        format!("{step_path}.concurrency"),
+                        format!("expected a positive integer, found {}", describe(&value)),
+                    ));
                     None
                 }
             },
         };
         let config = if kind == "repeat" {
-            repeat::parse(Value::Mapping(body), &step_path, diagnostics)
+            parse_repeat(Value::Mapping(body), &step_path, diagnostics)
         } else {
             match StepConfig::parse(kind, Value::Mapping(body)) {
                 Ok(config) => Some(config),
@@ -549,6 +532,21 @@ pub(crate) fn parse_steps(items: &[Value], path: &str, diagnostics: &mut Vec<Dia
         }
     }
     steps
+}
+
+/// Reads a `repeat` config: its settings, then its nested steps as a list of their own.
+fn parse_repeat(value: Value, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<StepConfig> {
+    let raw: repeat::RepeatRaw<Value> = match serde_path_to_error::deserialize(value) {
+        Ok(raw) => raw,
+        Err(error) => {
+            let field = error.path().to_string();
+            let at = if field == "." { path.to_string() } else { format!("{path}.{field}") };
+            diagnostics.push(Diagnostic::new(at, crate::limits::friendly(&error.into_inner().to_string())));
+            return None;
+        }
+    };
+    let steps = parse_steps(&raw.steps, &format!("{path}.steps"), diagnostics);
+    Some(StepConfig::Repeat(repeat::RepeatConfig::from_raw(raw, steps, path, diagnostics)))
 }
 
 /// Reports every key of `map` not in `known`, with a suggestion where one is close.

@@ -41,9 +41,8 @@ fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
 
 /// Applies `PATH=VALUE` (the value read as YAML) to a recipe document.
 pub(crate) fn apply(document: &mut Value, assignment: &str) -> Result<(), Diagnostic> {
-    let (path, value) = assignment
-        .split_once('=')
-        .ok_or_else(|| Diagnostic::new("--set", format!("expected PATH=VALUE, found `{assignment}`")))?;
+    let (path, value) =
+        assignment.split_once('=').ok_or_else(|| Diagnostic::new("--set", format!("expected PATH=VALUE, found `{assignment}`")))?;
     let segments = parse_path(path.trim()).map_err(|message| Diagnostic::new("--set", message))?;
     let value: Value = serde_yaml::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
     let mut node = document;
@@ -66,9 +65,8 @@ pub(crate) fn apply(document: &mut Value, assignment: &str) -> Result<(), Diagno
                     return Err(Diagnostic::new("--set", format!("`{path}`: not a list at [{index}]")));
                 };
                 let length = list.len();
-                list.get_mut(*index).ok_or_else(|| {
-                    Diagnostic::new("--set", format!("`{path}`: index {index} is out of range for a list of {length}"))
-                })?
+                list.get_mut(*index)
+                    .ok_or_else(|| Diagnostic::new("--set", format!("`{path}`: index {index} is out of range for a list of {length}")))?
             }
         };
         if last {

@@ -19,9 +19,10 @@ use serde_json::Value;
 
 use crate::error::EngineError;
 use crate::llm::{CachedBackend, Llm};
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
+use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
+use crate::runtime::{Built, RecordStep};
 
 /// An environment the agent acts in, instead of calling tools. Text values are templates.
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +285,9 @@ impl RecordStep for Act {
             match &self.config.search {
                 Some(search) => {
                     let result = dfsdt(&backend, &self.registry, &agent, search, messages).await;
+                    if result.cancelled {
+                        return vec![Outcome::Interrupted(record)];
+                    }
                     let stats = serde_json::to_value(&result.stats).unwrap_or(Value::Null);
                     match result.trajectory {
                         Some(trajectory) => (trajectory, true, Some(stats)),
@@ -300,10 +304,10 @@ impl RecordStep for Act {
                 }
             }
         };
+        if trajectory.stop_reason == StopReason::Cancelled {
+            return vec![Outcome::Interrupted(record)];
+        }
         if let Some(error) = &trajectory.backend_error {
-            if error.contains(crate::steps::INTERRUPTED) {
-                return vec![Outcome::fail(record, crate::steps::INTERRUPTED)];
-            }
             return vec![Outcome::fail(record, format!("act: model request failed: {error}"))];
         }
         if let Some(field) = &self.config.messages_into {

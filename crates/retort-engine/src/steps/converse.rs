@@ -14,11 +14,12 @@ use serde_json::{json, Value};
 
 use crate::error::EngineError;
 use crate::llm::Llm;
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
 use crate::steps::generate::{ask_with_kind, lineage};
 use crate::steps::prompt::one_or_many;
-use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
+use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
+use crate::runtime::{Built, RecordStep};
 
 /// One speaker.
 #[derive(Debug, Clone, Deserialize)]
@@ -99,10 +100,10 @@ impl StepDef for ConverseConfig {
         if self.roles.len() < 2 {
             cx.error("roles", format!("expected at least 2 roles, found {}", self.roles.len()));
         }
-        crate::limits::check(cx, "max_turns", self.max_turns as u64, 1, crate::limits::MAX_ITERATIONS);
+        cx.range("max_turns", self.max_turns as u64, 1, crate::limits::MAX_ITERATIONS);
         for (index, role) in self.roles.iter().enumerate() {
             if let Some(max_tokens) = role.max_tokens {
-                crate::limits::check(cx, &format!("roles[{index}].max_tokens"), u64::from(max_tokens), 1, crate::limits::MAX_TOKENS);
+                cx.range(&format!("roles[{index}].max_tokens"), u64::from(max_tokens), 1, crate::limits::MAX_TOKENS);
             }
             if role.system.is_some() {
                 cx.template(&format!("roles[{index}].system"), &[]);
@@ -199,6 +200,7 @@ impl RecordStep for Converse {
                     out_of_context = true;
                     break;
                 }
+                Err((Some(BackendErrorKind::Cancelled), _)) => return vec![Outcome::Interrupted(record)],
                 Err((_, reason)) => return vec![Outcome::fail(record, format!("turn {turn} ({}): {reason}", role.name))],
             };
             let text = response.choices[0].text.trim().to_string();

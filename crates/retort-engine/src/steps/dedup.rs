@@ -8,17 +8,17 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use retort_core::{Outcome, Record};
 use retort_dedup::{CosineIndex, ExactIndex, MinHashConfig, MinHashIndex, NormalizeOptions, Shingle};
-use retort_embed::Embedder;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::EngineError;
 use crate::flow::{Inbox, Outbox};
-use crate::gguf_embedder::GgufEmbedder;
-use crate::recipe::StepSpec;
+use crate::llm::embedding::{self, Embed};
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
-use crate::template::to_json;
+use crate::steps::{BuildCx, CheckCx, StepDef};
+use crate::runtime::{Built, StreamStep};
+use crate::template::{to_json, Expr};
 
 /// How two records count as the same.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -117,6 +117,14 @@ impl DedupConfig {
 }
 
 impl StepDef for DedupConfig {
+    fn works_on_the_stream(&self) -> bool {
+        true
+    }
+
+    fn expressions(&self) -> Vec<(String, String)> {
+        self.key.iter().map(|key| ("key".to_string(), key.clone())).collect()
+    }
+
     fn check(&self, cx: &mut CheckCx<'_>) {
         let fields = self.key_fields();
         match (&self.key, fields.is_empty()) {
@@ -139,6 +147,11 @@ impl StepDef for DedupConfig {
         if let Some(Err(message)) = self.shingle.map(ShingleSpec::to_shingle) {
             cx.error("shingle", message);
         }
+        if self.method == DedupMethod::Embedding && self.gguf.is_none() {
+            if let Some(problem) = embedding::minilm_problem() {
+                cx.error("method", problem);
+            }
+        }
         if let Some(model) = &self.gguf {
             if self.method != DedupMethod::Embedding {
                 cx.error("gguf", "`gguf` is a setting of `method: embedding`");
@@ -146,8 +159,8 @@ impl StepDef for DedupConfig {
             if self.model_dir.is_some() {
                 cx.error("gguf", "give either `gguf` (a llama.cpp model) or `model_dir` (a MiniLM folder), not both");
             }
-            if let Err(error) = retort_llama::resolve_model(&self.gguf_path(cx.base_dir)) {
-                cx.error("gguf", format!("{model}: {error}"));
+            if let Some(problem) = embedding::gguf_problem(&self.gguf_path(cx.base_dir)) {
+                cx.error("gguf", format!("{model}: {problem}"));
             }
         }
         if let Some(field) = &self.similarity_into {
@@ -174,49 +187,32 @@ impl StepDef for DedupConfig {
                 if let Some(num_perm) = self.num_perm {
                     config.num_perm = num_perm;
                 }
-                Index::Minhash(MinHashIndex::new(config).map_err(|error| fail(error.to_string()))?)
+                Index::Minhash(Box::new(MinHashIndex::new(config).map_err(|error| fail(error.to_string()))?))
             }
             DedupMethod::Embedding => {
-                let embedder: Arc<dyn Embedder> = match &self.gguf {
-                    Some(_) => Arc::new(GgufEmbedder::new(&self.gguf_path(&cx.base_dir)).map_err(fail)?),
-                    None => shared_embedder(self.model_dir.as_ref().map(|dir| cx.base_dir.join(dir))).map_err(fail)?,
+                let embedder: Arc<dyn Embed> = match &self.gguf {
+                    Some(_) => embedding::gguf(&self.gguf_path(&cx.base_dir)).map_err(fail)?,
+                    None => embedding::minilm(self.model_dir.as_ref().map(|dir| cx.base_dir.join(dir))).map_err(fail)?,
                 };
                 let threshold = self.threshold.unwrap_or(0.9) as f32;
                 Index::Embedding(CosineIndex::new(threshold).map_err(|error| fail(error.to_string()))?, embedder)
             }
         };
-        Ok(Built::Stream(Arc::new(Dedup { config: self.clone(), fields: self.key_fields(), index: Mutex::new(Some(index)), next_id: Mutex::new(0) })))
+        let key = self.key.as_ref().map(|key| Expr::at(&spec.path, "key", key));
+        Ok(Built::Stream(Arc::new(Dedup { config: self.clone(), key, fields: self.key_fields(), index: Mutex::new(Some(index)), next_id: Mutex::new(0) })))
     }
-}
-
-/// The MiniLM embedder, loaded once per process and shared.
-pub(crate) fn shared_embedder(dir: Option<std::path::PathBuf>) -> Result<Arc<dyn Embedder>, String> {
-    static EMBEDDER: Mutex<Option<(Option<std::path::PathBuf>, Arc<dyn Embedder>)>> = Mutex::new(None);
-    let mut slot = EMBEDDER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((loaded_from, embedder)) = slot.as_ref() {
-        if *loaded_from == dir {
-            return Ok(embedder.clone());
-        }
-    }
-    let embedder: Arc<dyn Embedder> = Arc::new(
-        match &dir {
-            Some(dir) => retort_embed::MiniLmEmbedder::load(dir),
-            None => retort_embed::MiniLmEmbedder::load_default(),
-        }
-        .map_err(|error| error.to_string())?,
-    );
-    *slot = Some((dir, embedder.clone()));
-    Ok(embedder)
 }
 
 enum Index {
     Exact(ExactIndex),
-    Minhash(MinHashIndex),
-    Embedding(CosineIndex, Arc<dyn Embedder>),
+    Minhash(Box<MinHashIndex>),
+    Embedding(CosineIndex, Arc<dyn Embed>),
 }
 
 struct Dedup {
     config: DedupConfig,
+    /// `key:`, compiled once.
+    key: Option<Expr>,
     fields: Vec<String>,
     /// Kept across runs of the step (rounds of `repeat`); taken while a run uses it.
     index: Mutex<Option<Index>>,
@@ -229,7 +225,7 @@ const EMBED_BATCH: usize = 32;
 
 impl Dedup {
     fn key(&self, record: &Record, cx: &StageCx) -> Result<String, String> {
-        let values: Vec<Value> = match &self.config.key {
+        let values: Vec<Value> = match &self.key {
             Some(expression) => vec![to_json(
                 &cx.run.templates.eval(expression, record, cx.round).map_err(|error| format!("dedup key `{expression}` failed: {error}"))?,
             )],

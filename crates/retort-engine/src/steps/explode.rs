@@ -8,9 +8,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::EngineError;
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef};
+use crate::steps::{BuildCx, CheckCx, StepDef};
+use crate::runtime::{Built, RecordStep};
 
 /// Settings of an `explode` step.
 #[derive(Debug, Clone, Deserialize)]

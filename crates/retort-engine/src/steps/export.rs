@@ -13,33 +13,13 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::EngineError;
+pub(crate) use crate::output::{OutputFormat, Shape};
+use crate::output::{partial, ExportTarget};
 use crate::flow::{Inbox, Outbox};
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
-
-/// An output file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputFormat {
-    /// One JSON object per line.
-    Jsonl,
-    /// Apache Parquet, columns inferred from the records.
-    Parquet,
-}
-
-/// The shape of each written row.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Shape {
-    /// The record's fields as they are (or those named in `fields`).
-    #[default]
-    Records,
-    /// `{"messages": [...]}` for supervised fine-tuning.
-    Sft,
-    /// `{"prompt", "chosen", "rejected"}` for preference training (DPO).
-    Dpo,
-}
+use crate::steps::{BuildCx, CheckCx, StepDef};
+use crate::runtime::{Built, StreamStep};
 
 /// Settings of an `export` step.
 #[derive(Debug, Clone, Deserialize)]
@@ -96,32 +76,6 @@ fn yes() -> bool {
     true
 }
 
-/// An export's files, known to the run so it can finish them.
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct ExportTarget {
-    /// The files' stem.
-    pub name: String,
-    /// The shape written.
-    pub shape: Shape,
-    /// The formats asked for.
-    pub formats: Vec<OutputFormat>,
-    /// The JSONL data file (always written; Parquet is made from it).
-    pub jsonl: PathBuf,
-    /// The lineage file, when written.
-    pub lineage: Option<PathBuf>,
-    /// The Parquet schema of an export with no rows.
-    #[serde(skip)]
-    pub empty_schema: Arc<arrow_schema::Schema>,
-}
-
-/// Where a file is written until it is complete; renamed over the final name at the end, so
-/// a run killed or out of disk never leaves a half-written file under the final name.
-pub(crate) fn partial(path: &std::path::Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    path.with_file_name(name)
-}
-
 impl ExportConfig {
     pub(crate) fn default_for_recipe() -> ExportConfig {
         ExportConfig {
@@ -142,6 +96,10 @@ impl ExportConfig {
 }
 
 impl StepDef for ExportConfig {
+    fn works_on_the_stream(&self) -> bool {
+        true
+    }
+
     fn check(&self, cx: &mut CheckCx<'_>) {
         if self.formats.is_empty() {
             cx.error("formats", "empty; give jsonl, parquet or both");

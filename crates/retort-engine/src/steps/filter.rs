@@ -7,10 +7,11 @@ use retort_core::{Outcome, Record};
 use serde::Deserialize;
 
 use crate::error::EngineError;
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef};
-use crate::template::truthy;
+use crate::steps::{BuildCx, CheckCx, StepDef};
+use crate::runtime::{Built, RecordStep};
+use crate::template::{truthy, Expr};
 
 /// Settings of a `filter` step; give `keep` or `drop`.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,6 +26,12 @@ pub struct FilterConfig {
 }
 
 impl StepDef for FilterConfig {
+    fn expressions(&self) -> Vec<(String, String)> {
+        let keep = self.keep.iter().map(|keep| ("keep".to_string(), keep.clone()));
+        let drop = self.drop.iter().map(|drop| ("drop".to_string(), drop.clone()));
+        keep.chain(drop).collect()
+    }
+
     fn check(&self, cx: &mut CheckCx<'_>) {
         match (&self.keep, &self.drop) {
             (Some(keep), None) => cx.expression("keep", keep, &[]),
@@ -35,8 +42,8 @@ impl StepDef for FilterConfig {
 
     fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
         let (expression, keep_when) = match (&self.keep, &self.drop) {
-            (Some(keep), _) => (keep.clone(), true),
-            (None, Some(drop)) => (drop.clone(), false),
+            (Some(keep), _) => (Expr::at(&spec.path, "keep", keep), true),
+            (None, Some(drop)) => (Expr::at(&spec.path, "drop", drop), false),
             (None, None) => {
                 return Err(EngineError::Step { step: spec.path.clone(), message: "no `keep` or `drop`".into() })
             }
@@ -46,7 +53,7 @@ impl StepDef for FilterConfig {
 }
 
 struct Filter {
-    expression: String,
+    expression: Expr,
     /// True for `keep:`, false for `drop:`.
     keep_when: bool,
     concurrency: usize,

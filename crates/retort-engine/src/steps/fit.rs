@@ -14,11 +14,12 @@ use serde_json::{json, Value};
 
 use crate::error::EngineError;
 use crate::flow::{Inbox, Outbox};
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
 use crate::source;
 use crate::steps::sample::SplitMix;
-use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
+use crate::steps::{BuildCx, CheckCx, StepDef};
+use crate::runtime::{Built, StreamStep};
 
 /// Settings of a `fit` step.
 #[derive(Debug, Clone, Deserialize)]
@@ -82,13 +83,22 @@ fn default_name() -> String {
 }
 
 impl StepDef for FitConfig {
+    fn works_on_the_stream(&self) -> bool {
+        true
+    }
+
     fn check(&self, cx: &mut CheckCx<'_>) {
         cx.read("text", &self.text);
         cx.read("label", &self.label);
         cx.file("eval", &self.eval);
-        crate::limits::check(cx, "epochs", self.epochs as u64, 1, crate::limits::MAX_ITERATIONS);
+        cx.range("epochs", self.epochs as u64, 1, crate::limits::MAX_ITERATIONS);
         if self.model_dir.is_some() && self.features != FeatureKind::Minilm {
             cx.error("model_dir", "`model_dir` is a setting of `features: minilm`");
+        }
+        if self.features == FeatureKind::Minilm {
+            if let Some(problem) = crate::llm::embedding::minilm_problem() {
+                cx.error("features", problem);
+            }
         }
     }
 
@@ -186,8 +196,8 @@ impl Model {
                 let max = scores.iter().cloned().fold(f32::MIN, f32::max);
                 let exps: Vec<f32> = scores.iter().map(|score| (score - max).exp()).collect();
                 let total: f32 = exps.iter().sum();
-                for class in 0..classes {
-                    let gradient = exps[class] / total - if class == *gold { 1.0 } else { 0.0 };
+                for (class, exp) in exps.iter().enumerate().take(classes) {
+                    let gradient = exp / total - if class == *gold { 1.0 } else { 0.0 };
                     let step = rate * gradient * feats.scale;
                     model.bias[class] -= rate * gradient * 0.1;
                     for &(f, value) in &feats.values {
@@ -210,7 +220,7 @@ impl Fit {
                 BUCKETS,
             )),
             FeatureKind::Minilm => {
-                let embedder = crate::steps::dedup::shared_embedder(self.model_dir.clone())?;
+                let embedder = crate::llm::embedding::minilm(self.model_dir.clone())?;
                 let texts: Vec<String> = training.iter().chain(evaluation).map(|(text, _)| text.clone()).collect();
                 let width = embedder.dim();
                 // The embedder batches by length itself.

@@ -10,92 +10,48 @@ use serde_json::Value;
 use crate::error::EngineError;
 use crate::llm::Llm;
 use crate::parse::{ParseConfig, Parsed};
-use crate::recipe::StepSpec;
-use crate::runtime::StageCx;
-use crate::steps::prompt::{self, impl_prompt_settings, one_or_many, MessageTemplate};
-use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
+use crate::steps::StepSpec;
+use crate::runtime::{Miss, StageCx};
+use crate::steps::prompt::{self, asks_a_model, SamplingSettings};
+use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
+use crate::runtime::{Built, RecordStep};
 
-/// Settings of a `generate` step.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GenerateConfig {
-    /// The user message: a Jinja template over the record's fields.
-    #[serde(default)]
-    pub prompt: Option<String>,
-    /// The user message from a template file beside the recipe (instead of `prompt`).
-    #[serde(default)]
-    pub template_file: Option<String>,
-    /// A system message template.
-    #[serde(default)]
-    pub system: Option<String>,
-    /// A whole conversation of templates (instead of `prompt`), e.g. few-shot turns.
-    #[serde(default)]
-    pub messages: Vec<MessageTemplate>,
-    /// A field holding earlier chat messages to continue; `prompt` (if any) is appended.
-    #[serde(default)]
-    pub messages_from: Option<String>,
-    /// The field the parsed answer is written to.
-    pub into: String,
-    /// Samples per record; more than one fans the record out into children `ID.0`, `ID.1`, ...
-    #[serde(default = "one")]
-    pub n: usize,
-    /// Sampling temperature.
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    /// Nucleus sampling mass.
-    #[serde(default)]
-    pub top_p: Option<f32>,
-    /// The most tokens to generate.
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-    /// Strings that end the answer.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub stop: Vec<String>,
-    /// A fixed seed for every request, instead of one derived per record and sample.
-    #[serde(default)]
-    pub seed: Option<u64>,
-    /// How to read the answer.
-    #[serde(default)]
-    pub parse: ParseConfig,
-    /// Also keep the whole answer text in this field (useful with `answer` or `tagged`).
-    #[serde(default)]
-    pub raw_into: Option<String>,
-    /// Write the conversation (prompt and answer) as chat messages into this field.
-    #[serde(default)]
-    pub messages_into: Option<String>,
-    /// Write the sample's index (0 to n-1) into this field.
-    #[serde(default)]
-    pub sample_into: Option<String>,
-    /// Write the mean log-probability per token of the answer into this field (needs logprobs).
-    #[serde(default)]
-    pub logprob_into: Option<String>,
-    /// On a parse failure, ask once more with the error, before failing the record.
-    #[serde(default)]
-    pub repair: bool,
-    /// Keep an empty answer instead of failing the record.
-    #[serde(default)]
-    pub allow_empty: bool,
-    /// Keep an answer cut by `max_tokens` (`finish_reason: length`) instead of failing the record.
-    #[serde(default)]
-    pub allow_truncated: bool,
-    /// Send the JSON schema as structured output (default: yes, when `parse` has a schema), and
-    /// the `grammar` where the backend takes one.
-    #[serde(default)]
-    pub constrain: Option<bool>,
-    /// A GBNF grammar (root rule `root`) that sampling is held to where the backend can (the
-    /// local one); elsewhere the prompt alone asks for the shape, and `parse` reads it.
-    #[serde(default)]
-    pub grammar: Option<String>,
-    /// The model, by name in `llms:`; the `llm:` block by default.
-    #[serde(default)]
-    pub llm: Option<String>,
+asks_a_model! {
+    sampling;
+    /// Settings of a `generate` step.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct GenerateConfig {
+        /// The field the parsed answer is written to.
+        pub into: String,
+        /// Samples per record; more than one fans the record out into children `ID.0`, `ID.1`, ...
+        #[serde(default = "one")]
+        pub n: usize,
+        /// How to read the answer.
+        #[serde(default)]
+        pub parse: ParseConfig,
+        /// Also keep the whole answer text in this field (useful with `answer` or `tagged`).
+        #[serde(default)]
+        pub raw_into: Option<String>,
+        /// Write the conversation (prompt and answer) as chat messages into this field.
+        #[serde(default)]
+        pub messages_into: Option<String>,
+        /// Write the sample's index (0 to n-1) into this field.
+        #[serde(default)]
+        pub sample_into: Option<String>,
+        /// Write the mean log-probability per token of the answer into this field (needs logprobs).
+        #[serde(default)]
+        pub logprob_into: Option<String>,
+        /// On a parse failure, ask once more with the error, before failing the record.
+        #[serde(default)]
+        pub repair: bool,
+    }
 }
 
 fn one() -> usize {
     1
 }
 
-impl_prompt_settings!(GenerateConfig);
 
 impl StepDef for GenerateConfig {
     fn templates(&self) -> Vec<(String, TemplateSource)> {
@@ -105,9 +61,9 @@ impl StepDef for GenerateConfig {
     fn check(&self, cx: &mut CheckCx<'_>) {
         prompt::check(self, cx, &[]);
         cx.llm("llm", self.llm.as_deref());
-        crate::limits::check(cx, "n", self.n as u64, 1, crate::limits::MAX_SAMPLES);
+        cx.range("n", self.n as u64, 1, crate::limits::MAX_SAMPLES);
         if let Some(max_tokens) = self.max_tokens {
-            crate::limits::check(cx, "max_tokens", u64::from(max_tokens), 1, crate::limits::MAX_TOKENS);
+            cx.range("max_tokens", u64::from(max_tokens), 1, crate::limits::MAX_TOKENS);
         }
         if let Some(grammar) = &self.grammar {
             if self.parse.schema().is_some() {
@@ -138,12 +94,15 @@ impl StepDef for GenerateConfig {
         let concurrency = cx.concurrency(spec, Some(&llm));
         let constrain = self.constrain.unwrap_or(true);
         let grammar = self.grammar.clone().filter(|_| constrain && llm.current().capabilities().grammar);
-        Ok(Built::Record(Arc::new(Generate { config: self.clone(), llm, grammar, concurrency })))
+        let parser = self.parse.compile().map_err(|message| EngineError::Step { step: spec.path.clone(), message })?;
+        Ok(Built::Record(Arc::new(Generate { config: self.clone(), parser, llm, grammar, concurrency })))
     }
 }
 
 struct Generate {
     config: GenerateConfig,
+    /// The answer's parser, compiled once.
+    parser: crate::parse::Parser,
     llm: Arc<Llm>,
     /// The grammar sent with every request: set, constrained, and the backend holds to it.
     grammar: Option<String>,
@@ -161,15 +120,7 @@ impl RecordStep for Generate {
         let constrain = config.constrain.unwrap_or(true);
         let base = ChatRequest {
             messages,
-            params: SamplingParams {
-                temperature: config.temperature,
-                top_p: config.top_p,
-                max_tokens: config.max_tokens,
-                stop: config.stop.clone(),
-                seed: None,
-                n: 1,
-                logprobs: config.logprob_into.as_ref().map(|_| 0),
-            },
+            params: SamplingParams { seed: None, logprobs: config.logprob_into.as_ref().map(|_| 0), ..config.sampling() },
             json_schema: if constrain { config.parse.schema().cloned() } else { None },
             grammar: self.grammar.clone(),
             tools: Vec::new(),
@@ -184,7 +135,7 @@ impl RecordStep for Generate {
             async move {
                 match self.sample(&mut child, request, cx).await {
                     Ok(()) => Outcome::Keep(child),
-                    Err((reason, raw)) => Outcome::Fail(child, reason, raw),
+                    Err(miss) => miss.outcome(child),
                 }
             }
         });
@@ -199,15 +150,15 @@ impl RecordStep for Generate {
 }
 
 impl Generate {
-    async fn sample(&self, record: &mut Record, request: ChatRequest, cx: &StageCx) -> Result<(), (String, Option<String>)> {
+    async fn sample(&self, record: &mut Record, request: ChatRequest, cx: &StageCx) -> Result<(), Miss> {
         let config = &self.config;
-        let accept = Accept { empty: config.allow_empty, truncated: config.allow_truncated };
+        let accept = config.accept();
         let (mut response, key) = ask(&self.llm, &request, cx, accept).await?;
         let mut finish_reason = response.choices[0].finish_reason;
         let mut text = std::mem::take(&mut response.choices[0].text);
         // The request the kept answer came from: this one, or the repair.
         let mut repaired: Option<ChatRequest> = None;
-        let parsed = match config.parse.parse(&text) {
+        let parsed = match self.parser.parse(&text) {
             Ok(parsed) => parsed,
             Err(reason) if config.repair => {
                 let mut retry = request.clone();
@@ -215,18 +166,18 @@ impl Generate {
                 retry.messages.push(Message::user(format!(
                     "Your answer could not be used: {reason}. Reply again with only the corrected answer, nothing else."
                 )));
-                let (second, _) = ask(&self.llm, &retry, cx, accept).await.map_err(|(error, raw)| (error, raw.or_else(|| Some(text.clone()))))?;
+                let (second, _) = ask(&self.llm, &retry, cx, accept).await.map_err(|miss| miss.or_raw(|| text.clone()))?;
                 let second_text = second.choices[0].text.clone();
                 finish_reason = second.choices[0].finish_reason;
-                let parsed = config
-                    .parse
+                let parsed = self
+                    .parser
                     .parse(&second_text)
-                    .map_err(|again| (format!("{again} (after one repair attempt; first: {reason})"), Some(second_text.clone())))?;
+                    .map_err(|again| Miss::with_raw(format!("{again} (after one repair attempt; first: {reason})"), second_text.clone()))?;
                 text = second_text;
                 repaired = Some(retry);
                 parsed
             }
-            Err(reason) => return Err((reason, Some(text))),
+            Err(reason) => return Err(Miss::with_raw(reason, text)),
         };
         let lineage_request = repaired.unwrap_or(request);
         match parsed {
@@ -243,7 +194,7 @@ impl Generate {
         }
         if let Some(field) = &config.logprob_into {
             let logprobs = response.choices[0].logprobs.as_ref().filter(|tokens| !tokens.is_empty()).ok_or_else(|| {
-                (format!("`logprob_into` needs token log-probabilities, and the {} backend returned none", self.llm.kind()), Some(text.clone()))
+                Miss::with_raw(format!("`logprob_into` needs token log-probabilities, and the {} backend returned none", self.llm.kind()), text.clone())
             })?;
             let mean = logprobs.iter().map(|token| token.logprob).sum::<f64>() / logprobs.len() as f64;
             record.set(field.clone(), serde_json::json!(mean));
@@ -264,17 +215,20 @@ pub(crate) struct Accept {
 
 /// Sends a request through the cache; a failure becomes the record's reason (with the raw
 /// answer when there was one), and so does an empty or cut answer the step does not accept.
-pub(crate) async fn ask(llm: &Llm, request: &ChatRequest, cx: &StageCx, accept: Accept) -> Result<(ChatResponse, String), (String, Option<String>)> {
-    let (response, key) = ask_with_kind(llm, request, cx).await.map_err(|(_, reason)| (reason, None))?;
+pub(crate) async fn ask(llm: &Llm, request: &ChatRequest, cx: &StageCx, accept: Accept) -> Result<(ChatResponse, String), Miss> {
+    let (response, key) = ask_with_kind(llm, request, cx).await.map_err(|(kind, reason)| match kind {
+        Some(BackendErrorKind::Cancelled) => Miss::Interrupted,
+        _ => Miss::failed(reason),
+    })?;
     let choice = &response.choices[0];
     if !accept.empty && choice.text.trim().is_empty() && choice.tool_calls.is_empty() {
-        return Err(("the model answered with an empty text; set `allow_empty: true` on the step to keep such answers".to_string(), None));
+        return Err(Miss::failed("the model answered with an empty text; set `allow_empty: true` on the step to keep such answers"));
     }
     if !accept.truncated && choice.finish_reason == FinishReason::Length {
         let max = request.params.max_tokens.map(|max| format!(" at {max} tokens")).unwrap_or_default();
-        return Err((
+        return Err(Miss::with_raw(
             format!("the answer was cut by max_tokens{max} (finish_reason: length); raise `max_tokens`, or set `allow_truncated: true` to keep cut answers"),
-            Some(choice.text.clone()),
+            choice.text.clone(),
         ));
     }
     Ok((response, key))
@@ -288,7 +242,7 @@ pub(crate) async fn ask_with_kind(
     cx: &StageCx,
 ) -> Result<(ChatResponse, String), (Option<BackendErrorKind>, String)> {
     if cx.run.cancel.is_cancelled() {
-        return Err((None, crate::steps::INTERRUPTED.to_string()));
+        return Err((Some(BackendErrorKind::Cancelled), "the run is stopping: not sent".to_string()));
     }
     let answer = llm.chat(request, &cx.stats).await.map_err(|error| (Some(error.kind), format!("model request failed: {error}")))?;
     if answer.value.choices.is_empty() {

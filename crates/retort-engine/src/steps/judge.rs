@@ -10,11 +10,12 @@ use serde_json::Value;
 
 use crate::error::EngineError;
 use crate::llm::Llm;
-use crate::recipe::StepSpec;
-use crate::runtime::StageCx;
+use crate::steps::StepSpec;
+use crate::runtime::{Miss, StageCx};
 use crate::steps::generate::{ask, lineage, Accept};
-use crate::steps::prompt::{self, impl_prompt_settings, MessageTemplate};
-use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
+use crate::steps::prompt::{self, asks_a_model, SamplingSettings};
+use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
+use crate::runtime::{Built, RecordStep};
 
 /// Pointwise scores or pairwise preferences.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -27,80 +28,43 @@ pub enum JudgeMode {
     Pairwise,
 }
 
-/// Settings of a `judge` step.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JudgeConfig {
-    /// The judge's instructions and the material to judge: a template.
-    #[serde(default)]
-    pub prompt: Option<String>,
-    /// The prompt from a template file beside the recipe.
-    #[serde(default)]
-    pub template_file: Option<String>,
-    /// A system message template.
-    #[serde(default)]
-    pub system: Option<String>,
-    /// A whole conversation of templates instead of `prompt`.
-    #[serde(default)]
-    pub messages: Vec<MessageTemplate>,
-    /// A field holding earlier chat messages to continue.
-    #[serde(default)]
-    pub messages_from: Option<String>,
-    /// `score` (default) or `pairwise`.
-    #[serde(default)]
-    pub mode: JudgeMode,
-    /// The field the score (a number) or the preference (`a`, `b`, `tie`) is written to.
-    #[serde(default = "default_into")]
-    pub into: String,
-    /// A regular expression whose group 1 is the score or the letter; a sensible default otherwise.
-    #[serde(default)]
-    pub pattern: Option<String>,
-    /// The lowest and highest valid score; a score outside fails the record.
-    #[serde(default)]
-    pub scale: Option<[f64; 2]>,
-    /// Judgments per record, averaged (pointwise) (Self-Rewarding averages three).
-    #[serde(default = "one")]
-    pub samples: usize,
-    /// Pairwise: the field shown as answer A (the template sees it as `a`).
-    #[serde(default)]
-    pub a: Option<String>,
-    /// Pairwise: the field shown as answer B (the template sees it as `b`).
-    #[serde(default)]
-    pub b: Option<String>,
-    /// Pairwise: judge again with A and B swapped; disagreeing verdicts become `tie`.
-    #[serde(default)]
-    pub swap: bool,
-    /// Keep every judgment, as a list of `{text, score}` (pointwise) or `{text, verdict}`.
-    #[serde(default)]
-    pub all_into: Option<String>,
-    /// Keep the judge's whole text (the first judgment) in this field.
-    #[serde(default)]
-    pub reason_into: Option<String>,
-    /// Sampling temperature of the judge.
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    /// The most tokens the judge may write.
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-    /// The judging model, by name in `llms:`; the `llm:` block by default.
-    #[serde(default)]
-    pub llm: Option<String>,
-    /// Keep an empty judgment (it then fails to parse) instead of failing at once.
-    #[serde(default)]
-    pub allow_empty: bool,
-    /// Read a judgment cut by `max_tokens` (`finish_reason: length`) instead of failing the record.
-    #[serde(default)]
-    pub allow_truncated: bool,
-    /// Where the backend can hold sampling to a grammar (the local one), hold the judge to its
-    /// verdict's shape: a reason of one line, then `Score: N` (N within `scale`) or
-    /// `Verdict: [[A]]`, so a small model's judgment always parses. On by default; off where
-    /// `pattern` is set without a `grammar`, since the default grammar writes the default shape.
-    #[serde(default)]
-    pub constrain: Option<bool>,
-    /// A GBNF grammar (root rule `root`) of the judgment, instead of the default one: for a
-    /// judge with its own `pattern`.
-    #[serde(default)]
-    pub grammar: Option<String>,
+asks_a_model! {
+    sampling;
+    /// Settings of a `judge` step.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct JudgeConfig {
+        /// `score` (default) or `pairwise`.
+        #[serde(default)]
+        pub mode: JudgeMode,
+        /// The field the score (a number) or the preference (`a`, `b`, `tie`) is written to.
+        #[serde(default = "default_into")]
+        pub into: String,
+        /// A regular expression whose group 1 is the score or the letter; a sensible default otherwise.
+        #[serde(default)]
+        pub pattern: Option<String>,
+        /// The lowest and highest valid score; a score outside fails the record.
+        #[serde(default)]
+        pub scale: Option<[f64; 2]>,
+        /// Judgments per record, averaged (pointwise) (Self-Rewarding averages three).
+        #[serde(default = "one")]
+        pub samples: usize,
+        /// Pairwise: the field shown as answer A (the template sees it as `a`).
+        #[serde(default)]
+        pub a: Option<String>,
+        /// Pairwise: the field shown as answer B (the template sees it as `b`).
+        #[serde(default)]
+        pub b: Option<String>,
+        /// Pairwise: judge again with A and B swapped; disagreeing verdicts become `tie`.
+        #[serde(default)]
+        pub swap: bool,
+        /// Keep every judgment, as a list of `{text, score}` (pointwise) or `{text, verdict}`.
+        #[serde(default)]
+        pub all_into: Option<String>,
+        /// Keep the judge's whole text (the first judgment) in this field.
+        #[serde(default)]
+        pub reason_into: Option<String>,
+    }
 }
 
 fn default_into() -> String {
@@ -111,7 +75,6 @@ fn one() -> usize {
     1
 }
 
-impl_prompt_settings!(JudgeConfig);
 
 impl StepDef for JudgeConfig {
     fn templates(&self) -> Vec<(String, TemplateSource)> {
@@ -131,10 +94,10 @@ impl StepDef for JudgeConfig {
         if self.samples == 0 {
             cx.error("samples", "expected at least 1 judgment, found 0");
         } else {
-            crate::limits::check(cx, "samples", self.samples as u64, 1, crate::limits::MAX_JUDGMENTS);
+            cx.range("samples", self.samples as u64, 1, crate::limits::MAX_JUDGMENTS);
         }
         if let Some(max_tokens) = self.max_tokens {
-            crate::limits::check(cx, "max_tokens", u64::from(max_tokens), 1, crate::limits::MAX_TOKENS);
+            cx.range("max_tokens", u64::from(max_tokens), 1, crate::limits::MAX_TOKENS);
         }
         if let Some([low, high]) = self.scale {
             if low > high {
@@ -265,7 +228,7 @@ impl RecordStep for Judge {
         };
         match result {
             Ok(()) => vec![Outcome::Keep(record)],
-            Err((reason, raw)) => vec![Outcome::Fail(record, reason, raw)],
+            Err(miss) => vec![miss.outcome(record)],
         }
     }
 
@@ -274,31 +237,23 @@ impl RecordStep for Judge {
     }
 }
 
-type Failure = (String, Option<String>);
-
 impl Judge {
     fn accept(&self) -> Accept {
-        Accept { empty: self.config.allow_empty, truncated: self.config.allow_truncated }
+        self.config.accept()
     }
 
     fn request(&self, messages: Vec<retort_core::Message>, seed: u64) -> ChatRequest {
         ChatRequest {
             messages,
-            params: SamplingParams {
-                temperature: self.config.temperature,
-                max_tokens: self.config.max_tokens,
-                seed: Some(seed),
-                n: 1,
-                ..SamplingParams::default()
-            },
+            params: SamplingParams { seed: Some(self.config.seed.unwrap_or(seed)), ..self.config.sampling() },
             json_schema: None,
             grammar: self.grammar.clone(),
             tools: Vec::new(),
         }
     }
 
-    async fn score(&self, record: &mut Record, cx: &StageCx) -> Result<(), Failure> {
-        let mut messages = prompt::render(&self.config, record, cx, None).map_err(|reason| (reason, None))?;
+    async fn score(&self, record: &mut Record, cx: &StageCx) -> Result<(), Miss> {
+        let mut messages = prompt::render(&self.config, record, cx, None).map_err(Miss::failed)?;
         let samples = self.config.samples;
         let mut scores = Vec::with_capacity(samples);
         let mut all = Vec::new();
@@ -310,10 +265,10 @@ impl Judge {
             let (mut response, key) = ask(&self.llm, &request, cx, self.accept()).await?;
             let finish_reason = response.choices[0].finish_reason;
             let text = std::mem::take(&mut response.choices[0].text);
-            let score = parse_score(&text, self.pattern.as_ref()).map_err(|reason| (reason, Some(text.clone())))?;
+            let score = parse_score(&text, self.pattern.as_ref()).map_err(|reason| Miss::with_raw(reason, text.clone()))?;
             if let Some([low, high]) = self.config.scale {
                 if score < low || score > high {
-                    return Err((format!("expected a score from {low} to {high}, found {score}"), Some(text)));
+                    return Err(Miss::with_raw(format!("expected a score from {low} to {high}, found {score}"), text));
                 }
             }
             if sample == 0 {
@@ -338,10 +293,10 @@ impl Judge {
         Ok(())
     }
 
-    async fn compare(&self, record: &mut Record, cx: &StageCx) -> Result<(), Failure> {
+    async fn compare(&self, record: &mut Record, cx: &StageCx) -> Result<(), Miss> {
         let field = |name: &Option<String>| {
             let name = name.as_deref().unwrap_or_default();
-            record.get(name).cloned().ok_or_else(|| (format!("field `{name}` is missing"), None))
+            record.get(name).cloned().ok_or_else(|| Miss::failed(format!("field `{name}` is missing")))
         };
         let (a, b) = (field(&self.config.a)?, field(&self.config.b)?);
         let orders: &[(bool, usize)] = if self.config.swap { &[(false, 0), (true, 1)] } else { &[(false, 0)] };
@@ -352,12 +307,12 @@ impl Judge {
             let (shown_a, shown_b) = if swapped { (&b, &a) } else { (&a, &b) };
             let base = cx.run.templates.context(record, cx.round);
             let context = minijinja::context! { a => minijinja::Value::from_serialize(shown_a), b => minijinja::Value::from_serialize(shown_b), ..base };
-            let messages = prompt::render(&self.config, record, cx, Some(context)).map_err(|reason| (reason, None))?;
+            let messages = prompt::render(&self.config, record, cx, Some(context)).map_err(Miss::failed)?;
             let request = self.request(messages, cx.seed(&record.id, sample));
             let (response, key) = ask(&self.llm, &request, cx, self.accept()).await?;
             let text = response.choices[0].text.clone();
             let finish_reason = response.choices[0].finish_reason;
-            let verdict = parse_verdict(&text, self.pattern.as_ref()).map_err(|reason| (reason, Some(text.clone())))?;
+            let verdict = parse_verdict(&text, self.pattern.as_ref()).map_err(|reason| Miss::with_raw(reason, text.clone()))?;
             let verdict = match (swapped, verdict) {
                 (true, "a") => "b",
                 (true, _) => "a",

@@ -11,10 +11,11 @@ use tokio::sync::mpsc;
 
 use crate::error::EngineError;
 use crate::flow::{Inbox, Outbox};
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
 use crate::source::{self, Format};
-use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
+use crate::steps::{BuildCx, CheckCx, StepDef};
+use crate::runtime::{Built, StreamStep};
 
 /// Settings of a `load` step; give `path` or `records`.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +46,10 @@ fn default_text_field() -> String {
 }
 
 impl StepDef for LoadConfig {
+    fn works_on_the_stream(&self) -> bool {
+        true
+    }
+
     fn check(&self, cx: &mut CheckCx<'_>) {
         match (&self.path, &self.records) {
             (Some(path), None) => {

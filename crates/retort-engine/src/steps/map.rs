@@ -9,10 +9,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::EngineError;
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
-use crate::template::to_json;
+use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
+use crate::runtime::{Built, RecordStep};
+use crate::template::{to_json, Expr};
 
 /// Settings of a `map` step. Applied in this order: `set`, `render`, `rename`, `remove`, `keep`.
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +39,10 @@ pub struct MapConfig {
 impl StepDef for MapConfig {
     fn templates(&self) -> Vec<(String, TemplateSource)> {
         self.render.iter().map(|(field, template)| (format!("render.{field}"), TemplateSource::Inline(template.clone()))).collect()
+    }
+
+    fn expressions(&self) -> Vec<(String, String)> {
+        self.set.iter().map(|(field, expression)| (format!("set.{field}"), expression.clone())).collect()
     }
 
     fn check(&self, cx: &mut CheckCx<'_>) {
@@ -70,12 +75,15 @@ impl StepDef for MapConfig {
     }
 
     fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
-        Ok(Built::Record(Arc::new(Map { config: self.clone(), concurrency: cx.concurrency(spec, None) })))
+        let set = self.set.iter().map(|(field, expression)| (field.clone(), Expr::at(&spec.path, &format!("set.{field}"), expression))).collect();
+        Ok(Built::Record(Arc::new(Map { config: self.clone(), set, concurrency: cx.concurrency(spec, None) })))
     }
 }
 
 struct Map {
     config: MapConfig,
+    /// `set`'s expressions, compiled once, in order.
+    set: Vec<(String, Expr)>,
     concurrency: usize,
 }
 
@@ -83,7 +91,7 @@ struct Map {
 impl RecordStep for Map {
     async fn apply(&self, mut record: Record, cx: &StageCx) -> Vec<Outcome> {
         let templates = &cx.run.templates;
-        for (field, expression) in &self.config.set {
+        for (field, expression) in &self.set {
             match templates.eval(expression, &record, cx.round) {
                 Ok(value) => record.set(field.clone(), to_json(&value)),
                 Err(error) => return vec![Outcome::fail(record, format!("set.{field}: `{expression}` failed: {error}"))],

@@ -4,50 +4,81 @@
 //! keeps their order, honours `when:`, and catches panics) or on the whole stream
 //! ([`StreamStep`]: sources, dedup, pairing, rounds, export).
 
-pub(crate) mod act;
-pub(crate) mod converse;
-pub(crate) mod dedup;
-pub(crate) mod explode;
-pub(crate) mod export;
-pub(crate) mod filter;
-pub(crate) mod fit;
-pub(crate) mod generate;
-pub(crate) mod judge;
-pub(crate) mod load;
-pub(crate) mod map;
-pub(crate) mod pair;
-pub(crate) mod play;
-pub(crate) mod prompt;
-pub(crate) mod repeat;
-pub(crate) mod sample;
-pub(crate) mod score;
-pub(crate) mod train;
-pub(crate) mod verify;
-pub(crate) mod vote;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use minijinja::Environment;
-use retort_core::{Outcome, Record};
+
 use crate::error::{Diagnostic, EngineError};
-use crate::flow::{Flow, Inbox, OrderKey, Outbox};
-use crate::recipe::StepSpec;
-use crate::runtime::StageCx;
+use crate::runtime::{Built, PipelineStep};
 use crate::template::{expression_variables, template_variables, GLOBALS};
 
-/// The config of one step, by kind.
-#[derive(Debug, Clone)]
-pub enum StepConfig {
+pub(crate) mod prompt;
+
+/// The table of step kinds: one line per kind (its doc, its variant, its module and config
+/// type, and the features it needs). It is the only list of kinds: it declares the module and
+/// makes [`StepConfig`], [`KINDS`], and the kind's name, definition, keys and parser, so a new
+/// kind is one file plus one line here. A file in `steps/` that is not in the table is not
+/// compiled (the tidy test says so).
+macro_rules! step_kinds {
+    ($( $(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $variant:ident($module:ident :: $config:ident), )*) => {
+        $( $(#[cfg($cfg)])? pub(crate) mod $module; )*
+
+        /// The config of one step, by kind.
+        #[derive(Debug, Clone)]
+        pub enum StepConfig {
+            $( $(#[doc = $doc])* $(#[cfg($cfg)])? $variant($module::$config), )*
+        }
+
+        /// Every step kind, as recipes name them.
+        pub const KINDS: &[&str] = &[ $( $(#[cfg($cfg)])? stringify!($module), )* ];
+
+        impl StepConfig {
+            /// The kind's name.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $( $(#[cfg($cfg)])? StepConfig::$variant(_) => stringify!($module), )*
+                }
+            }
+
+            /// What the kind provides: templates, checks, build.
+            pub(crate) fn def(&self) -> &dyn StepDef {
+                match self {
+                    $( $(#[cfg($cfg)])? StepConfig::$variant(config) => config, )*
+                }
+            }
+
+            /// The keys its config accepts, for unknown-key checks.
+            pub(crate) fn fields_of(kind: &str) -> &'static [&'static str] {
+                match kind {
+                    $( $(#[cfg($cfg)])? stringify!($module) => <$module::$config as StepKind>::fields(), )*
+                    _ => &[],
+                }
+            }
+
+            /// Reads a config of `kind`; the path and message of the first problem otherwise.
+            /// `repeat` holds steps of its own and is read by the recipe parser.
+            pub(crate) fn parse<'de, D: serde::Deserializer<'de>>(kind: &str, settings: D) -> Result<StepConfig, (String, String)> {
+                match kind {
+                    $( $(#[cfg($cfg)])? stringify!($module) => <$module::$config as StepKind>::read(settings).map(StepConfig::$variant), )*
+                    other => Err((String::new(), format!("unknown step kind `{other}`"))),
+                }
+            }
+        }
+    };
+}
+
+step_kinds! {
     /// Read seed records from a file or the recipe.
     Load(load::LoadConfig),
     /// Ask a model; write its (parsed) answer into a field.
     Generate(generate::GenerateConfig),
     /// Ask a model to score or compare; write the parsed verdict.
     Judge(judge::JudgeConfig),
-    /// Check a field: answer match, regex, JSON schema.
+    /// The log-probability of a continuation after a prompt.
+    Score(score::ScoreConfig),
+    /// Check a field: answer match, regex, JSON schema, Python in the sandbox.
     Verify(verify::VerifyConfig),
     /// Keep or drop records by an expression.
     Filter(filter::FilterConfig),
@@ -62,15 +93,15 @@ pub enum StepConfig {
     /// Several roles take turns.
     Converse(converse::ConverseConfig),
     /// An agent works on a task with tools or in an environment.
+    #[cfg(feature = "agent")]
     Act(act::ActConfig),
     /// Two model roles play a game (Adversarial Taboo).
+    #[cfg(feature = "agent")]
     Play(play::PlayConfig),
     /// Run a sub-pipeline for several rounds.
     Repeat(repeat::RepeatConfig),
     /// Draw items (few-shot examples, personas, tags) from a pool.
     Sample(sample::SampleConfig),
-    /// The log-probability of a continuation after a prompt.
-    Score(score::ScoreConfig),
     /// Turn a list field into one record per item.
     Explode(explode::ExplodeConfig),
     /// Train a small classifier on the records and score it on a labelled file.
@@ -81,135 +112,122 @@ pub enum StepConfig {
     Export(export::ExportConfig),
 }
 
-/// Every step kind, as recipes name them.
-pub const KINDS: &[&str] = &[
-    "load", "generate", "judge", "score", "verify", "filter", "map", "dedup", "vote", "pair", "converse", "act", "play", "repeat",
-    "sample", "explode", "fit", "train", "export",
-];
+/// What the table needs of a config type besides [`StepDef`]: the keys it accepts and how it
+/// is read from the recipe's settings.
+pub(crate) trait StepKind: Sized {
+    /// The keys its config accepts.
+    fn fields() -> &'static [&'static str];
+
+    /// Reads the config; the path and message of the first problem otherwise.
+    fn read<'de, D: serde::Deserializer<'de>>(settings: D) -> Result<Self, (String, String)>;
+}
+
+/// Reads a config with serde, saying where the first problem is.
+pub(crate) fn read_config<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(settings: D) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(settings).map_err(|error| {
+        let path = error.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        (path, crate::limits::friendly(&error.into_inner().to_string()))
+    })
+}
+
+/// Implements [`StepKind`] for configs read by serde, whose keys are their fields.
+macro_rules! fields_by_serde {
+    ($($config:ty),* $(,)?) => {
+        $( impl StepKind for $config {
+            fn fields() -> &'static [&'static str] {
+                crate::introspect::struct_fields::<$config>()
+            }
+
+            fn read<'de, D: serde::Deserializer<'de>>(settings: D) -> Result<Self, (String, String)> {
+                read_config(settings)
+            }
+        } )*
+    };
+}
+
+fields_by_serde!(
+    load::LoadConfig,
+    generate::GenerateConfig,
+    judge::JudgeConfig,
+    score::ScoreConfig,
+    verify::VerifyConfig,
+    filter::FilterConfig,
+    map::MapConfig,
+    dedup::DedupConfig,
+    vote::VoteConfig,
+    pair::PairConfig,
+    converse::ConverseConfig,
+    sample::SampleConfig,
+    explode::ExplodeConfig,
+    fit::FitConfig,
+    train::TrainConfig,
+    export::ExportConfig,
+);
+#[cfg(feature = "agent")]
+fields_by_serde!(act::ActConfig, play::PlayConfig);
 
 impl StepConfig {
-    /// The kind's name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            StepConfig::Load(_) => "load",
-            StepConfig::Generate(_) => "generate",
-            StepConfig::Judge(_) => "judge",
-            StepConfig::Verify(_) => "verify",
-            StepConfig::Filter(_) => "filter",
-            StepConfig::Map(_) => "map",
-            StepConfig::Dedup(_) => "dedup",
-            StepConfig::Vote(_) => "vote",
-            StepConfig::Pair(_) => "pair",
-            StepConfig::Converse(_) => "converse",
-            StepConfig::Act(_) => "act",
-            StepConfig::Play(_) => "play",
-            StepConfig::Repeat(_) => "repeat",
-            StepConfig::Sample(_) => "sample",
-            StepConfig::Score(_) => "score",
-            StepConfig::Explode(_) => "explode",
-            StepConfig::Fit(_) => "fit",
-            StepConfig::Train(_) => "train",
-            StepConfig::Export(_) => "export",
-        }
-    }
-
     /// Whether the step works on the whole stream (so `when:` cannot apply to single records).
     pub(crate) fn works_on_the_stream(&self) -> bool {
-        matches!(
-            self,
-            StepConfig::Load(_)
-                | StepConfig::Dedup(_)
-                | StepConfig::Vote(_)
-                | StepConfig::Pair(_)
-                | StepConfig::Repeat(_)
-                | StepConfig::Fit(_)
-                | StepConfig::Train(_)
-                | StepConfig::Export(_)
-        )
+        self.def().works_on_the_stream()
     }
+}
 
-    pub(crate) fn def(&self) -> &dyn StepDef {
-        match self {
-            StepConfig::Load(config) => config,
-            StepConfig::Generate(config) => config,
-            StepConfig::Judge(config) => config,
-            StepConfig::Verify(config) => config,
-            StepConfig::Filter(config) => config,
-            StepConfig::Map(config) => config,
-            StepConfig::Dedup(config) => config,
-            StepConfig::Vote(config) => config,
-            StepConfig::Pair(config) => config,
-            StepConfig::Converse(config) => config,
-            StepConfig::Act(config) => config,
-            StepConfig::Play(config) => config,
-            StepConfig::Repeat(config) => config,
-            StepConfig::Sample(config) => config,
-            StepConfig::Score(config) => config,
-            StepConfig::Explode(config) => config,
-            StepConfig::Fit(config) => config,
-            StepConfig::Train(config) => config,
-            StepConfig::Export(config) => config,
+/// One step of a recipe.
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    /// Its path, e.g. `steps[2].generate`; names it in errors, statistics and lineage.
+    pub path: String,
+    /// Run the step only on records where this expression is true; others pass unchanged.
+    pub when: Option<String>,
+    /// Records it works on at once.
+    pub concurrency: Option<usize>,
+    /// The kind and its config.
+    pub config: StepConfig,
+    /// An earlier step of the same list could not be read, so the fields here are not known.
+    pub(crate) after_broken: bool,
+}
+
+/// Runs the context checks of a list of steps, threading the known fields through.
+pub(crate) fn check_steps(steps: &[StepSpec], cx: &mut CheckCx<'_>) {
+    for step in steps {
+        cx.path = step.path.clone();
+        if step.after_broken {
+            cx.fields.open = true;
+        }
+        if let Some(when) = &step.when {
+            if step.config.works_on_the_stream() {
+                let kind = step.config.kind();
+                cx.error("when", format!("`{kind}` works on the whole stream and takes no `when`; put a `filter` before it, or mark records with `map` and let `{kind}` read the mark"));
+            } else {
+                cx.expression("when", when, &[]);
+            }
+        }
+        step.config.def().check(cx);
+    }
+}
+
+/// Visits every step, those inside `repeat` included.
+pub(crate) fn for_each_step<'a>(steps: &'a [StepSpec], visit: &mut dyn FnMut(&'a StepSpec)) {
+    for step in steps {
+        visit(step);
+        if let StepConfig::Repeat(config) = &step.config {
+            for_each_step(&config.steps, visit);
         }
     }
+}
 
-    /// The keys its config accepts, for unknown-key checks.
-    pub(crate) fn fields_of(kind: &str) -> &'static [&'static str] {
-        use crate::recipe::introspect::struct_fields;
-        match kind {
-            "load" => struct_fields::<load::LoadConfig>(),
-            "generate" => struct_fields::<generate::GenerateConfig>(),
-            "judge" => struct_fields::<judge::JudgeConfig>(),
-            "verify" => struct_fields::<verify::VerifyConfig>(),
-            "filter" => struct_fields::<filter::FilterConfig>(),
-            "map" => struct_fields::<map::MapConfig>(),
-            "dedup" => struct_fields::<dedup::DedupConfig>(),
-            "vote" => struct_fields::<vote::VoteConfig>(),
-            "pair" => struct_fields::<pair::PairConfig>(),
-            "converse" => struct_fields::<converse::ConverseConfig>(),
-            "act" => struct_fields::<act::ActConfig>(),
-            "play" => struct_fields::<play::PlayConfig>(),
-            "repeat" => struct_fields::<repeat::RepeatRaw>(),
-            "sample" => struct_fields::<sample::SampleConfig>(),
-            "score" => struct_fields::<score::ScoreConfig>(),
-            "explode" => struct_fields::<explode::ExplodeConfig>(),
-            "fit" => struct_fields::<fit::FitConfig>(),
-            "train" => struct_fields::<train::TrainConfig>(),
-            "export" => struct_fields::<export::ExportConfig>(),
-            _ => &[],
-        }
+/// Builds the runnable steps of a list of specs (used for the recipe and inside `repeat`).
+pub(crate) fn build_steps(specs: &[StepSpec], cx: &BuildCx) -> Result<Vec<Arc<PipelineStep>>, EngineError> {
+    let mut steps = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let stats = cx.stats.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).register(&spec.path, spec.config.kind());
+        let built = spec.config.def().build(spec, cx)?;
+        let when = spec.when.as_ref().map(|when| crate::template::Expr::at(&spec.path, "when", when));
+        steps.push(Arc::new(PipelineStep { path: spec.path.clone(), when, built, stats }));
     }
-
-    /// Reads a config of `kind` from YAML; `repeat` is read by the recipe parser.
-    pub(crate) fn parse(kind: &str, value: serde_yaml::Value) -> Result<StepConfig, (String, String)> {
-        fn read<T: serde::de::DeserializeOwned>(value: serde_yaml::Value) -> Result<T, (String, String)> {
-            serde_path_to_error::deserialize(value).map_err(|error| {
-                let path = error.path().to_string();
-                let path = if path == "." { String::new() } else { path };
-                (path, crate::limits::friendly(&error.into_inner().to_string()))
-            })
-        }
-        Ok(match kind {
-            "load" => StepConfig::Load(read(value)?),
-            "generate" => StepConfig::Generate(read(value)?),
-            "judge" => StepConfig::Judge(read(value)?),
-            "verify" => StepConfig::Verify(read(value)?),
-            "filter" => StepConfig::Filter(read(value)?),
-            "map" => StepConfig::Map(read(value)?),
-            "dedup" => StepConfig::Dedup(read(value)?),
-            "vote" => StepConfig::Vote(read(value)?),
-            "pair" => StepConfig::Pair(read(value)?),
-            "converse" => StepConfig::Converse(read(value)?),
-            "act" => StepConfig::Act(read(value)?),
-            "play" => StepConfig::Play(read(value)?),
-            "sample" => StepConfig::Sample(read(value)?),
-            "score" => StepConfig::Score(read(value)?),
-            "explode" => StepConfig::Explode(read(value)?),
-            "fit" => StepConfig::Fit(read(value)?),
-            "train" => StepConfig::Train(read(value)?),
-            "export" => StepConfig::Export(read(value)?),
-            other => return Err((String::new(), format!("`{other}` is read elsewhere"))),
-        })
-    }
+    Ok(steps)
 }
 
 /// A template a step declares: inline text or a file beside the recipe.
@@ -219,11 +237,23 @@ pub(crate) enum TemplateSource {
     File(String),
 }
 
-/// What every step kind provides: its templates, its context checks, and a build function.
+/// What every step kind provides: its templates, its context checks, a build function, and
+/// its static properties.
 pub(crate) trait StepDef {
     /// Templates to compile, by key (`prompt`, `system`, `messages[0].content`).
     fn templates(&self) -> Vec<(String, TemplateSource)> {
         Vec::new()
+    }
+
+    /// Expressions to compile once with the templates, by key (`keep`, `set.FIELD`, `until`).
+    fn expressions(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Whether the built step works on the whole stream ([`crate::runtime::StreamStep`]):
+    /// then `when:` cannot apply to single records.
+    fn works_on_the_stream(&self) -> bool {
+        false
     }
 
     /// Checks the step against what is known upstream, and records the fields it adds.
@@ -231,14 +261,6 @@ pub(crate) trait StepDef {
 
     /// Builds the runnable step.
     fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError>;
-}
-
-/// A built step, ready to run.
-pub(crate) enum Built {
-    /// Works record by record.
-    Record(Arc<dyn RecordStep>),
-    /// Works on the stream.
-    Stream(Arc<dyn StreamStep>),
 }
 
 /// What a step needs at build time.
@@ -254,7 +276,7 @@ pub(crate) struct BuildCx {
     /// Counters of every step built so far, in order.
     pub stats: std::sync::Mutex<crate::stats::RunStats>,
     /// The files export steps write, finished (Parquet, card) when the run ends.
-    pub exports: Arc<std::sync::Mutex<Vec<export::ExportTarget>>>,
+    pub exports: Arc<std::sync::Mutex<Vec<crate::output::ExportTarget>>>,
     /// The fields known at each export, by step path, from the context checks.
     pub fields_at: std::collections::BTreeMap<String, Vec<String>>,
 }
@@ -263,36 +285,13 @@ impl BuildCx {
     /// The backend a step names, or the default one.
     pub(crate) fn llm(&self, step: &str, name: Option<&str>) -> Result<Arc<crate::llm::Llm>, EngineError> {
         let name = name.unwrap_or("default");
-        self.llms.get(name).cloned().ok_or_else(|| EngineError::Step {
-            step: step.to_string(),
-            message: format!("no llm named `{name}`"),
-        })
+        self.llms.get(name).cloned().ok_or_else(|| EngineError::Step { step: step.to_string(), message: format!("no llm named `{name}`") })
     }
 
     /// How many records a record step works on at once.
     pub(crate) fn concurrency(&self, spec: &StepSpec, llm: Option<&crate::llm::Llm>) -> usize {
-        spec.concurrency
-            .or_else(|| llm.map(|llm| llm.window()))
-            .unwrap_or(self.default_concurrency)
-            .max(1)
+        spec.concurrency.or_else(|| llm.map(|llm| llm.window())).unwrap_or(self.default_concurrency).max(1)
     }
-}
-
-/// A step that works on one record at a time.
-#[async_trait]
-pub(crate) trait RecordStep: Send + Sync + 'static {
-    /// What became of one record: kept (possibly fanned out), dropped or failed.
-    async fn apply(&self, record: Record, cx: &StageCx) -> Vec<Outcome>;
-
-    /// How many records it works on at once.
-    fn concurrency(&self) -> usize;
-}
-
-/// A step that works on the whole stream.
-#[async_trait]
-pub(crate) trait StreamStep: Send + Sync + 'static {
-    /// Reads `input` to its end, sending kept records to `output` and rejects through `cx`.
-    async fn run(self: Arc<Self>, input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError>;
 }
 
 /// The fields known to exist at a point of the pipeline.
@@ -365,7 +364,10 @@ impl CheckCx<'_> {
         }
         if let Ok(unknown) = crate::template::unknown_callables(self.env, &name) {
             for problem in unknown {
-                self.error(key, format!("{problem}; filters added to Jinja's: extract_answer, last_number, word_count, numbered, truncate_words"));
+                self.error(
+                    key,
+                    format!("{problem}; filters added to Jinja's: extract_answer, last_number, word_count, numbered, truncate_words"),
+                );
             }
         }
     }
@@ -376,13 +378,12 @@ impl CheckCx<'_> {
             Ok(names) => self.check_names(key, names, extra),
             Err(error) => return self.error(key, format!("expression `{expression}` does not compile: {error}")),
         }
-        // The expression as a template, to find the filters and tests it calls.
-        let mut probe = self.env.clone();
-        if probe.add_template_owned("expression", format!("{{{{ {expression} }}}}")).is_ok() {
-            if let Ok(unknown) = crate::template::unknown_callables(&probe, "expression") {
-                for problem in unknown {
-                    self.error(key, format!("{problem} in `{expression}`"));
-                }
+        // The expression was compiled as a template with the recipe's (`register_expression`):
+        // look there for the filters and tests it calls.
+        let name = crate::template::expression_name(&self.path, key);
+        if let Ok(unknown) = crate::template::unknown_callables(self.env, &name) {
+            for problem in unknown {
+                self.error(key, format!("{problem} in `{expression}`"));
             }
         }
     }
@@ -393,6 +394,13 @@ impl CheckCx<'_> {
             let available = self.available();
             let hint = self.fields.hint.as_ref().map(|hint| format!(" ({hint})")).unwrap_or_default();
             self.error(key, format!("unknown field `{field}`; fields available here: {available}{hint}"));
+        }
+    }
+
+    /// Reports `value` at `key` unless it lies in `min..=max` (see `crate::limits`).
+    pub(crate) fn range(&mut self, key: &str, value: u64, min: u64, max: u64) {
+        if value < min || value > max {
+            self.error(key, format!("expected a number from {min} to {max}, found {value}"));
         }
     }
 
@@ -474,181 +482,3 @@ pub(crate) fn file_problem(path: &Path) -> Option<String> {
         Err(error) => Some(format!("cannot read {shown}: {error}")),
     }
 }
-
-/// Runs a record step over a stream: many records at once, with `when:` and panics handled.
-///
-/// Each record goes on as soon as its work is done, so a slow one (a request hanging until
-/// its timeout) holds back no other; its place in the order travels with it, and watermarks
-/// tell the next ordered reader when it may release what overtook it (see `crate::flow`).
-pub(crate) async fn drive_records(
-    step: Arc<dyn RecordStep>,
-    when: Option<String>,
-    mut input: Inbox,
-    output: Outbox,
-    cx: StageCx,
-) -> Result<(), EngineError> {
-    use futures::stream::{FuturesUnordered, StreamExt};
-    let window = step.concurrency();
-    let mut running = FuturesUnordered::new();
-    let mut order = Watermarks::default();
-    loop {
-        tokio::select! {
-            biased;
-            done = running.next(), if !running.is_empty() => {
-                let Some((key, outcomes)) = done else { continue };
-                let in_order = order.is_lowest(&key);
-                order.finish(&key);
-                let outcomes: Vec<Outcome> = outcomes;
-                let count = outcomes.len();
-                for (index, outcome) in outcomes.into_iter().enumerate() {
-                    if let Some(record) = cx.settle(outcome).await {
-                        let key = crate::flow::outcome_key(&key, index, count);
-                        order.sent(&key, in_order);
-                        if output.send_flow(Flow::Record { key, record, ordered: in_order }).await.is_err() {
-                            return Ok(());
-                        }
-                    }
-                }
-                if let Some(watermark) = order.due() {
-                    if output.send_flow(Flow::Watermark(watermark)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            message = input.recv_flow(), if running.len() < window && !order.input_closed => {
-                match message {
-                    None => order.input_closed = true,
-                    Some(Flow::Watermark(watermark)) => order.input_reached(watermark),
-                    Some(Flow::Record { key, record, ordered }) => {
-                        if ordered {
-                            let mut past = key.clone();
-                            past.push(0);
-                            order.input_reached(past);
-                        }
-                        order.start(key.clone());
-                        running.push(apply_one(step.clone(), when.clone(), key, record, cx.clone()));
-                    }
-                }
-                if let Some(watermark) = order.due() {
-                    if output.send_flow(Flow::Watermark(watermark)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            else => break,
-        }
-    }
-    Ok(())
-}
-
-/// One record's work in a record step: `when:`, the step itself, a panic turned into a failure.
-async fn apply_one(step: Arc<dyn RecordStep>, when: Option<String>, key: OrderKey, record: Record, cx: StageCx) -> (OrderKey, Vec<Outcome>) {
-    use futures::FutureExt;
-    cx.stats.record_in();
-    // After Ctrl-C no new record is started; a resumed run does it.
-    if cx.run.cancel.is_cancelled() {
-        return (key, Vec::new());
-    }
-    if let Some(condition) = &when {
-        match cx.run.templates.eval(condition, &record, cx.round) {
-            Ok(value) if !crate::template::truthy(&value) => return (key, vec![Outcome::Keep(record)]),
-            Ok(_) => {}
-            Err(error) => {
-                let reason = format!("`when: {condition}` failed: {error}");
-                return (key, vec![Outcome::fail(record, reason)]);
-            }
-        }
-    }
-    // Only the id is kept aside for a panic: a copy of every record at every step would
-    // cost more than the step itself on a fast server. A panicked record is failed under
-    // its id (which names its seed), without its fields.
-    let id_for_panic = record.id.clone();
-    let outcomes = match std::panic::AssertUnwindSafe(step.apply(record, &cx)).catch_unwind().await {
-        Ok(outcomes) => outcomes
-            .into_iter()
-            .filter(|outcome| !matches!(outcome, Outcome::Fail(_, reason, _) if reason.contains(INTERRUPTED)))
-            .collect(),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
-                .unwrap_or_else(|| "unknown panic".to_string());
-            vec![Outcome::fail(Record::new(id_for_panic, serde_json::Map::new()), format!("internal error (panic): {message}"))]
-        }
-    };
-    (key, outcomes)
-}
-
-/// A record step's bookkeeping of the order: which inputs are in flight, how far its input
-/// has come, and how far what it sent is complete.
-#[derive(Default)]
-struct Watermarks {
-    /// Keys of the records being worked on.
-    in_flight: std::collections::BTreeSet<OrderKey>,
-    /// Every input key below this one has arrived.
-    input: OrderKey,
-    input_closed: bool,
-    /// The last watermark sent (or implied by a record sent in order).
-    sent: OrderKey,
-    /// A record went out of order since the last watermark: the next reader waits for one.
-    owed: bool,
-}
-
-impl Watermarks {
-    fn input_reached(&mut self, key: OrderKey) {
-        if key > self.input {
-            self.input = key;
-        }
-    }
-
-    fn start(&mut self, key: OrderKey) {
-        self.in_flight.insert(key);
-    }
-
-    /// Whether every input before `key` has arrived and been finished: its outcomes then go
-    /// out in order.
-    fn is_lowest(&self, key: &OrderKey) -> bool {
-        self.in_flight.first() == Some(key) && (self.input_closed || self.input > *key)
-    }
-
-    fn finish(&mut self, key: &OrderKey) {
-        self.in_flight.remove(key);
-    }
-
-    fn sent(&mut self, key: &OrderKey, in_order: bool) {
-        if in_order {
-            if *key > self.sent {
-                self.sent = key.clone();
-            }
-        } else {
-            self.owed = true;
-        }
-    }
-
-    /// A watermark to send now: owed, and higher than the last. Everything below the lowest
-    /// record in flight (or below how far the input has come) has been sent.
-    fn due(&mut self) -> Option<OrderKey> {
-        if !self.owed {
-            return None;
-        }
-        let reached = match self.in_flight.first() {
-            Some(lowest) if self.input_closed || *lowest < self.input => lowest.clone(),
-            _ if self.input_closed => return None,
-            _ => self.input.clone(),
-        };
-        if reached > self.sent {
-            self.sent = reached.clone();
-            self.owed = false;
-            Some(reached)
-        } else {
-            None
-        }
-    }
-}
-
-/// The reason given by work that was not started because the run is stopping; such records
-/// are set aside silently (neither kept nor failed) and redone by the next run.
-pub(crate) const INTERRUPTED: &str = "interrupted before its request was sent";
-
-

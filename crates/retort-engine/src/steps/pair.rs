@@ -12,9 +12,10 @@ use serde_json::Value;
 
 use crate::error::EngineError;
 use crate::flow::{Inbox, Outbox};
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
+use crate::steps::{BuildCx, CheckCx, StepDef};
+use crate::runtime::{Built, StreamStep};
 
 /// Which pairs a group gives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -64,6 +65,10 @@ pub struct PairConfig {
 }
 
 impl StepDef for PairConfig {
+    fn works_on_the_stream(&self) -> bool {
+        true
+    }
+
     fn check(&self, cx: &mut CheckCx<'_>) {
         cx.read("score", &self.score);
         cx.read("response", &self.response);
@@ -104,7 +109,8 @@ impl Pair {
         }
     }
 
-    fn candidate(&self, record: Record) -> Result<Candidate, (Record, String)> {
+    /// The record as a candidate, or the outcome it gets when it cannot be one.
+    fn candidate(&self, record: Record) -> Result<Candidate, Outcome> {
         let score = match record.get(&self.config.score) {
             Some(Value::Number(number)) => number.as_f64(),
             Some(Value::String(text)) => text.trim().parse::<f64>().ok(),
@@ -113,7 +119,7 @@ impl Pair {
         let Some(score) = score else {
             let found = record.get(&self.config.score).map(Value::to_string).unwrap_or_else(|| "nothing".into());
             let reason = format!("pair: expected a number in `{}`, found {found}", self.config.score);
-            return Err((record, reason));
+            return Err(Outcome::fail(record, reason));
         };
         let length = match record.get(&self.config.response) {
             Some(Value::String(text)) => text.chars().count(),
@@ -228,8 +234,8 @@ impl StreamStep for Pair {
             group_key = key;
             match self.candidate(record) {
                 Ok(candidate) => group.push(candidate),
-                Err((record, reason)) => {
-                    cx.settle(Outcome::fail(record, reason)).await;
+                Err(outcome) => {
+                    cx.settle(outcome).await;
                 }
             }
         }

@@ -14,9 +14,10 @@ use serde_json::Value;
 
 use crate::error::EngineError;
 use crate::llm::{CachedBackend, Llm};
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
+use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
+use crate::runtime::{Built, RecordStep};
 
 /// The games `play` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -75,7 +76,7 @@ impl StepDef for PlayConfig {
         cx.template("target", &[]);
         cx.llm("attacker_llm", self.attacker_llm.as_deref());
         cx.llm("defender_llm", self.defender_llm.as_deref());
-        crate::limits::check(cx, "max_turns", u64::from(self.max_turns), 1, crate::limits::MAX_ITERATIONS);
+        cx.range("max_turns", u64::from(self.max_turns), 1, crate::limits::MAX_ITERATIONS);
         cx.write(&self.into);
         if let Some(field) = &self.outcome_into {
             cx.write(field);

@@ -46,9 +46,8 @@ pub(crate) fn templates(settings: &dyn PromptSettings) -> Vec<(String, TemplateS
 /// Checks a step's `grammar`: a GBNF grammar needs its `root` rule (llama.cpp checks the rest
 /// when it compiles it).
 pub(crate) fn check_grammar(cx: &mut CheckCx<'_>, grammar: &str) {
-    let has_root = grammar.lines().any(|line| {
-        line.trim_start().strip_prefix("root").is_some_and(|rest| rest.trim_start().starts_with("::="))
-    });
+    let has_root =
+        grammar.lines().any(|line| line.trim_start().strip_prefix("root").is_some_and(|rest| rest.trim_start().starts_with("::=")));
     if !has_root {
         cx.error("grammar", "expected a GBNF grammar with a `root ::= ...` rule, found none");
     }
@@ -58,9 +57,7 @@ pub(crate) fn check_grammar(cx: &mut CheckCx<'_>, grammar: &str) {
 pub(crate) fn check(settings: &dyn PromptSettings, cx: &mut CheckCx<'_>, extra: &[&str]) {
     let given = [settings.prompt().is_some(), settings.template_file().is_some(), !settings.messages().is_empty()];
     match given.iter().filter(|given| **given).count() {
-        0 if settings.messages_from().is_none() => {
-            cx.error("", "no prompt; give `prompt`, `template_file`, `messages` or `messages_from`")
-        }
+        0 if settings.messages_from().is_none() => cx.error("", "no prompt; give `prompt`, `template_file`, `messages` or `messages_from`"),
         0 | 1 => {}
         _ => cx.error("", "give only one of `prompt`, `template_file` and `messages`"),
     }
@@ -100,8 +97,8 @@ pub(crate) fn render(
     }
     if let Some(field) = settings.messages_from() {
         let value = record.get(field).ok_or_else(|| format!("field `{field}` is missing"))?;
-        let earlier: Vec<Message> = serde_json::from_value(value.clone())
-            .map_err(|error| format!("field `{field}` is not a list of chat messages: {error}"))?;
+        let earlier: Vec<Message> =
+            serde_json::from_value(value.clone()).map_err(|error| format!("field `{field}` is not a list of chat messages: {error}"))?;
         messages.extend(earlier);
     }
     for (index, message) in settings.messages().iter().enumerate() {
@@ -111,6 +108,105 @@ pub(crate) fn render(
         messages.push(Message::user(render("prompt")?));
     }
     Ok(messages)
+}
+
+/// Declares the config struct of a step that asks a model, with the shared prompt fragment
+/// (`prompt`, `template_file`, `system`, `messages`, `messages_from`, `llm`) first, and with
+/// `sampling;` also the shared sampling fragment (`temperature`, `top_p`, `max_tokens`,
+/// `stop`, `seed`, `grammar`, `constrain`, `allow_empty`, `allow_truncated`) last. The
+/// fields stay flat (a recipe writes `temperature:` beside `prompt:`), so unknown keys are
+/// still named with "did you mean", and every key's error keeps its path.
+macro_rules! asks_a_model {
+    ($(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $crate::steps::prompt::asks_a_model!(@struct [$(#[$meta])*] $name [$($body)*] []);
+        $crate::steps::prompt::impl_prompt_settings!($name);
+    };
+    (sampling; $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $crate::steps::prompt::asks_a_model!(@struct [$(#[$meta])*] $name [$($body)*] [
+            /// Sampling temperature.
+            #[serde(default)]
+            pub temperature: Option<f32>,
+            /// Nucleus sampling mass.
+            #[serde(default)]
+            pub top_p: Option<f32>,
+            /// The most tokens to generate.
+            #[serde(default)]
+            pub max_tokens: Option<u32>,
+            /// Strings that end the answer.
+            #[serde(default, deserialize_with = "crate::steps::prompt::one_or_many")]
+            pub stop: Vec<String>,
+            /// A fixed seed for every request, instead of one derived per record and sample.
+            #[serde(default)]
+            pub seed: Option<u64>,
+            /// A GBNF grammar (root rule `root`) that sampling is held to where the backend can
+            /// (the local one; a server with `grammar_field`); elsewhere the prompt alone asks
+            /// for the shape, and the parser reads it.
+            #[serde(default)]
+            pub grammar: Option<String>,
+            /// Send the grammar (or `parse`'s JSON schema) where the backend holds sampling to it;
+            /// on by default.
+            #[serde(default)]
+            pub constrain: Option<bool>,
+            /// Keep an empty answer instead of failing the record.
+            #[serde(default)]
+            pub allow_empty: bool,
+            /// Keep an answer cut by `max_tokens` (`finish_reason: length`) instead of failing the record.
+            #[serde(default)]
+            pub allow_truncated: bool,
+        ]);
+        $crate::steps::prompt::impl_prompt_settings!($name);
+        impl $crate::steps::prompt::SamplingSettings for $name {
+            fn sampling(&self) -> retort_core::SamplingParams {
+                retort_core::SamplingParams {
+                    temperature: self.temperature,
+                    top_p: self.top_p,
+                    max_tokens: self.max_tokens,
+                    stop: self.stop.clone(),
+                    seed: self.seed,
+                    n: 1,
+                    logprobs: None,
+                }
+            }
+
+            fn accept(&self) -> $crate::steps::generate::Accept {
+                $crate::steps::generate::Accept { empty: self.allow_empty, truncated: self.allow_truncated }
+            }
+        }
+    };
+    (@struct [$($meta:tt)*] $name:ident [$($body:tt)*] [$($sampling:tt)*]) => {
+        $($meta)*
+        pub struct $name {
+            /// The user message: a Jinja template over the record's fields.
+            #[serde(default)]
+            pub prompt: Option<String>,
+            /// The user message from a template file beside the recipe (instead of `prompt`).
+            #[serde(default)]
+            pub template_file: Option<String>,
+            /// A system message template.
+            #[serde(default)]
+            pub system: Option<String>,
+            /// A whole conversation of templates (instead of `prompt`), e.g. few-shot turns.
+            #[serde(default)]
+            pub messages: Vec<$crate::steps::prompt::MessageTemplate>,
+            /// A field holding earlier chat messages to continue; `prompt` (if any) is appended.
+            #[serde(default)]
+            pub messages_from: Option<String>,
+            /// The model, by name in `llms:`; the `llm:` block by default.
+            #[serde(default)]
+            pub llm: Option<String>,
+            $($body)*
+            $($sampling)*
+        }
+    };
+}
+pub(crate) use asks_a_model;
+
+/// The sampling fragment's settings, as a request sends them.
+pub(crate) trait SamplingSettings {
+    /// The sampling parameters of one request (the seed is derived per request unless fixed).
+    fn sampling(&self) -> retort_core::SamplingParams;
+    /// Which damaged answers the step takes.
+    fn accept(&self) -> crate::steps::generate::Accept;
 }
 
 macro_rules! impl_prompt_settings {

@@ -13,9 +13,10 @@ use serde_json::Value;
 
 use crate::error::{Diagnostic, EngineError};
 use crate::flow::{Inbox, Outbox};
-use crate::recipe::{check_steps, parse_steps, StepSpec};
+use crate::steps::{check_steps, StepSpec};
 use crate::runtime::{join_all, spawn_pipeline, PipelineStep, StageCx, CHANNEL_CAPACITY};
-use crate::steps::{BuildCx, Built, CheckCx, StepConfig, StepDef, StreamStep};
+use crate::steps::{BuildCx, CheckCx, StepConfig, StepDef};
+use crate::runtime::{Built, StreamStep};
 
 /// What seeds the next round.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -44,11 +45,11 @@ pub enum Emit {
 /// The settings of a `repeat` step as written; `steps` are read by the recipe parser.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RepeatRaw {
+pub(crate) struct RepeatRaw<V> {
     /// How many rounds at most.
     pub rounds: u32,
-    /// The steps of one round.
-    pub steps: Vec<serde_yaml::Value>,
+    /// The steps of one round, as written (the recipe parser reads them).
+    pub steps: Vec<V>,
     /// What seeds the next round: `output`, `accumulate` or `input`.
     #[serde(default)]
     pub feed: Feed,
@@ -85,40 +86,45 @@ pub struct RepeatConfig {
     pub round_field: String,
 }
 
-/// Reads a `repeat` config and its nested steps.
-pub(crate) fn parse(value: serde_yaml::Value, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<StepConfig> {
-    let raw: RepeatRaw = match serde_path_to_error::deserialize(value) {
-        Ok(raw) => raw,
-        Err(error) => {
-            let field = error.path().to_string();
-            let at = if field == "." { path.to_string() } else { format!("{path}.{field}") };
-            diagnostics.push(Diagnostic::new(at, error.into_inner().to_string()));
-            return None;
+impl RepeatConfig {
+    /// The config from its settings as written and its steps as the recipe parser read them,
+    /// reporting what is wrong with the two together.
+    pub(crate) fn from_raw<V>(raw: RepeatRaw<V>, steps: Vec<StepSpec>, path: &str, diagnostics: &mut Vec<Diagnostic>) -> RepeatConfig {
+        if raw.rounds == 0 {
+            diagnostics.push(Diagnostic::new(format!("{path}.rounds"), "expected at least 1 round, found 0"));
         }
-    };
-    if raw.rounds == 0 {
-        diagnostics.push(Diagnostic::new(format!("{path}.rounds"), "expected at least 1 round, found 0"));
-    }
-    if raw.steps.is_empty() {
-        diagnostics.push(Diagnostic::new(format!("{path}.steps"), "empty; a round needs at least one step"));
-    }
-    let steps = parse_steps(&raw.steps, &format!("{path}.steps"), diagnostics);
-    for step in &steps {
-        if matches!(step.config, StepConfig::Load(_)) {
-            diagnostics.push(Diagnostic::new(step.path.clone(), "`load` cannot be inside `repeat`; its input is the round's seeds"));
+        if raw.steps.is_empty() {
+            diagnostics.push(Diagnostic::new(format!("{path}.steps"), "empty; a round needs at least one step"));
         }
+        for step in &steps {
+            if matches!(step.config, StepConfig::Load(_)) {
+                diagnostics.push(Diagnostic::new(step.path.clone(), "`load` cannot be inside `repeat`; its input is the round's seeds"));
+            }
+        }
+        RepeatConfig { rounds: raw.rounds, steps, feed: raw.feed, until: raw.until, emit: raw.emit, round_field: raw.round_field }
     }
-    Some(StepConfig::Repeat(RepeatConfig {
-        rounds: raw.rounds,
-        steps,
-        feed: raw.feed,
-        until: raw.until,
-        emit: raw.emit,
-        round_field: raw.round_field,
-    }))
+}
+
+impl crate::steps::StepKind for RepeatConfig {
+    fn fields() -> &'static [&'static str] {
+        crate::introspect::struct_fields::<RepeatRaw<serde::de::IgnoredAny>>()
+    }
+
+    /// `repeat` holds steps of its own: the recipe parser reads it (`RepeatConfig::from_raw`).
+    fn read<'de, D: serde::Deserializer<'de>>(_settings: D) -> Result<Self, (String, String)> {
+        Err((String::new(), "`repeat` is read by the recipe parser, with its steps".to_string()))
+    }
 }
 
 impl StepDef for RepeatConfig {
+    fn works_on_the_stream(&self) -> bool {
+        true
+    }
+
+    fn expressions(&self) -> Vec<(String, String)> {
+        self.until.iter().map(|until| ("until".to_string(), until.clone())).collect()
+    }
+
     fn check(&self, cx: &mut CheckCx<'_>) {
         let path = cx.path.clone();
         if self.rounds > crate::limits::MAX_ITERATIONS as u32 {
@@ -136,7 +142,7 @@ impl StepDef for RepeatConfig {
     }
 
     fn build(&self, _spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
-        let steps = crate::run::build_steps(&self.steps, cx)?;
+        let steps = crate::steps::build_steps(&self.steps, cx)?;
         Ok(Built::Stream(Arc::new(Repeat { config: self.clone(), steps })))
     }
 }
@@ -215,7 +221,7 @@ impl StreamStep for Repeat {
             if cx.run.stop_rounds.swap(false, std::sync::atomic::Ordering::SeqCst) {
                 break;
             }
-            if let Some(until) = &self.config.until {
+            if let Some(until) = &self.config.until.as_ref().map(|until| crate::template::Expr::at(&cx.step, "until", until)) {
                 let context = minijinja::context! { round => round, count => count, total => total, pool => seeds.len(), vars => cx.run.templates.vars() };
                 match cx.run.templates.eval_with(until, context) {
                     Ok(value) if crate::template::truthy(&value) => break,

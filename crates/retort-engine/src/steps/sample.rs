@@ -8,10 +8,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::EngineError;
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
 use crate::source;
-use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef};
+use crate::steps::{BuildCx, CheckCx, StepDef};
+use crate::runtime::{Built, RecordStep};
 
 /// How many items to draw: a number, or `[min, max]` drawn per record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -13,46 +13,30 @@ use serde_json::json;
 
 use crate::error::EngineError;
 use crate::llm::Llm;
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::prompt::{self, impl_prompt_settings, MessageTemplate};
-use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef, TemplateSource};
+use crate::steps::prompt::{self, asks_a_model};
+use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
+use crate::runtime::{Built, RecordStep};
 
-/// Settings of a `score` step.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScoreConfig {
-    /// The context's user message: a template.
-    #[serde(default)]
-    pub prompt: Option<String>,
-    /// The context's user message from a template file.
-    #[serde(default)]
-    pub template_file: Option<String>,
-    /// A system message template.
-    #[serde(default)]
-    pub system: Option<String>,
-    /// The context as a conversation of templates.
-    #[serde(default)]
-    pub messages: Vec<MessageTemplate>,
-    /// A field holding the context as chat messages.
-    #[serde(default)]
-    pub messages_from: Option<String>,
-    /// The text to score, as the assistant's answer: a template.
-    pub continuation: String,
-    /// The field for the continuation's total log-probability.
-    pub into: String,
-    /// A field for the mean log-probability per token.
-    #[serde(default)]
-    pub mean_into: Option<String>,
-    /// A field for the number of tokens scored.
-    #[serde(default)]
-    pub tokens_into: Option<String>,
-    /// The scoring model, by name in `llms:`; the `llm:` block by default.
-    #[serde(default)]
-    pub llm: Option<String>,
+asks_a_model! {
+    /// Settings of a `score` step.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ScoreConfig {
+        /// The text to score, as the assistant's answer: a template.
+        pub continuation: String,
+        /// The field for the continuation's total log-probability.
+        pub into: String,
+        /// A field for the mean log-probability per token.
+        #[serde(default)]
+        pub mean_into: Option<String>,
+        /// A field for the number of tokens scored.
+        #[serde(default)]
+        pub tokens_into: Option<String>,
+    }
 }
 
-impl_prompt_settings!(ScoreConfig);
 
 impl StepDef for ScoreConfig {
     fn templates(&self) -> Vec<(String, TemplateSource)> {

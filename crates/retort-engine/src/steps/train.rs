@@ -16,10 +16,11 @@ use serde::Deserialize;
 use crate::error::EngineError;
 use crate::flow::{Inbox, Outbox};
 use crate::llm::Llm;
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
 use crate::steps::export::RowShape;
-use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep, TemplateSource};
+use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
+use crate::runtime::{Built, StreamStep};
 
 /// Settings of a `train` step.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +42,10 @@ pub struct TrainConfig {
 }
 
 impl StepDef for TrainConfig {
+    fn works_on_the_stream(&self) -> bool {
+        true
+    }
+
     fn templates(&self) -> Vec<(String, TemplateSource)> {
         self.command
             .iter()
@@ -127,7 +132,7 @@ impl Train {
         if !output.status.success() {
             return Err(Train::fail(cx, format!("the trainer failed in round {round} ({}); its output is in {}", output.status, log_path.display())));
         }
-        let model = stdout.lines().map(str::trim).filter(|line| !line.is_empty()).last().unwrap_or_default().to_string();
+        let model = stdout.lines().map(str::trim).rfind(|line| !line.is_empty()).unwrap_or_default().to_string();
         if model.is_empty() {
             return Err(Train::fail(cx, format!("the trainer printed no model in round {round}; its last line on stdout must name the next model")));
         }

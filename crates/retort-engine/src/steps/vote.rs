@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 
 use crate::error::EngineError;
 use crate::flow::{Inbox, Outbox};
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::{BuildCx, Built, CheckCx, StepDef, StreamStep};
+use crate::steps::{BuildCx, CheckCx, StepDef};
+use crate::runtime::{Built, StreamStep};
 use crate::template::normalize_number;
 
 /// Which samples go on after the vote.
@@ -63,6 +64,10 @@ fn default_confidence() -> String {
 }
 
 impl StepDef for VoteConfig {
+    fn works_on_the_stream(&self) -> bool {
+        true
+    }
+
     fn check(&self, cx: &mut CheckCx<'_>) {
         cx.read("field", &self.field);
         if let Some(group) = &self.group_by {

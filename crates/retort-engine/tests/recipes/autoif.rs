@@ -61,10 +61,8 @@ fn verifiers_are_cross_checked_and_decide_sft_and_dpo() {
     }
     // SFT: exactly the passing responses; DPO: passing against failing.
     let sft = ran.rows("sft");
-    let passing: usize = records
-        .iter()
-        .map(|row| row["verdicts"].as_array().unwrap().iter().filter(|verdict| verdict.as_bool().unwrap()).count())
-        .sum();
+    let passing: usize =
+        records.iter().map(|row| row["verdicts"].as_array().unwrap().iter().filter(|verdict| verdict.as_bool().unwrap()).count()).sum();
     assert_eq!(sft.len(), passing);
     assert!(sft.iter().all(|row| !assistant(row).contains(',')));
     let dpo = ran.rows("dpo");

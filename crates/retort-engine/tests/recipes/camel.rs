@@ -46,7 +46,9 @@ fn agents_role_play_until_done_or_the_turn_limit() {
     // The role-flipped dialogues are dropped with the reason; the fourth idea was never used.
     let dropped = ran.dropped();
     assert_eq!(dropped.len(), 2);
-    assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().contains("role_flipped") && row["record"]["idea"] == json!("Audit expenses")));
+    assert!(dropped
+        .iter()
+        .all(|row| row["reason"].as_str().unwrap().contains("role_flipped") && row["record"]["idea"] == json!("Audit expenses")));
     assert!(ran.failed().is_empty());
     // SFT: the assistant's side, its inception prompt first, ending on its own turn.
     let data = ran.data();

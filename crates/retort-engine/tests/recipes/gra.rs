@@ -84,11 +84,8 @@ fn the_adjudicator_decides_only_where_reviewers_disagree() {
         assert_eq!(row["adjudicator_score"].is_null(), row["decided_by"] == json!("reviewers"), "{row:?}");
     }
     // Dropped on purpose: rejected by agreement, rejected by the adjudicator, the duplicate, the too-short one.
-    let mut reasons: Vec<String> = ran
-        .dropped()
-        .iter()
-        .map(|row| row["reason"].as_str().unwrap().split_whitespace().take(2).collect::<Vec<_>>().join(" "))
-        .collect();
+    let mut reasons: Vec<String> =
+        ran.dropped().iter().map(|row| row["reason"].as_str().unwrap().split_whitespace().take(2).collect::<Vec<_>>().join(" ")).collect();
     reasons.sort();
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert_eq!(reasons.iter().filter(|reason| reason.starts_with("filter keep")).count(), 3, "{reasons:?}");

@@ -26,7 +26,8 @@ fn only_self_assessed_pairs_above_the_threshold_are_kept_and_join_the_pool() {
         assert!(matches!(pair, ("Name a fruit.", "Apple.") | ("List two planets.", "Mars and Venus.")), "{pair:?}");
     }
     // The haiku was answered badly, assessed 3, and dropped by the threshold.
-    let below: Vec<_> = ran.dropped().into_iter().filter(|row| row["reason"].as_str().unwrap().starts_with("filter keep: `assessment")).collect();
+    let below: Vec<_> =
+        ran.dropped().into_iter().filter(|row| row["reason"].as_str().unwrap().starts_with("filter keep: `assessment")).collect();
     assert!(!below.is_empty());
     assert!(below.iter().all(|row| row["record"]["assessment"] == 3.0 && row["record"]["new_output"] == "Snow."));
     // The SFT export is the kept pairs.

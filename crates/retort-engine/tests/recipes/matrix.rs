@@ -50,7 +50,11 @@ fn scenario_grounded_instructions_give_sft_and_dpo() {
                 json!("Fix leaks, ration by household and water crops at night."),
                 json!("Just wait for the rain.")
             ),
-            ("Which vegetables need the least water in a hot summer?".to_string(), json!("Beans, chard and squash cope with little water."), json!("Roses.")),
+            (
+                "Which vegetables need the least water in a hot summer?".to_string(),
+                json!("Beans, chard and squash cope with little water."),
+                json!("Roses.")
+            ),
         ]
     );
     // SFT: the instruction and its best response.

@@ -72,7 +72,10 @@ fn actor_pairs_follow_the_judge_and_judge_pairs_follow_the_meta_judge() {
         assert!(row["rejected"].as_str().unwrap().starts_with("It names a colour."), "{row:?}");
         // The judge's prompt holds the rubric and the response that was judged.
         let prompt = row["prompt"].as_str().unwrap();
-        assert!(prompt.contains("additive 5-point") && (prompt.contains("Response:\nRed.") || prompt.contains("Response:\nBlue")), "{prompt}");
+        assert!(
+            prompt.contains("additive 5-point") && (prompt.contains("Response:\nRed.") || prompt.contains("Response:\nBlue")),
+            "{prompt}"
+        );
     }
     assert!(ran.report.notes.iter().any(|note| note.contains("no trainer configured")), "{:?}", ran.report.notes);
 }

@@ -37,7 +37,9 @@ fn memory_steers_the_planner_and_repeats_are_rejected() {
     let mut kept: Vec<(String, u64, String)> = ran
         .rows("records")
         .iter()
-        .map(|row| (row["domain"].as_str().unwrap().to_string(), row["round"].as_u64().unwrap(), row["subtopic"].as_str().unwrap().to_string()))
+        .map(|row| {
+            (row["domain"].as_str().unwrap().to_string(), row["round"].as_u64().unwrap(), row["subtopic"].as_str().unwrap().to_string())
+        })
         .collect();
     kept.sort();
     // Finance: each round the planner saw the memory and chose a new subtopic. Biomedicine: the

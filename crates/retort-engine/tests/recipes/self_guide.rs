@@ -23,7 +23,12 @@ fn inputs_and_outputs_pass_the_noise_length_and_label_filters() {
     assert_eq!(kept, vec![("sst2_sentiment".to_string(), "positive".to_string()), ("math_word_problem".to_string(), "5".to_string())]);
     let reasons: Vec<String> = ran.dropped().iter().map(|row| row["reason"].as_str().unwrap().to_string()).collect();
     let count = |prefix: &str, input: &str| {
-        ran.dropped().iter().filter(|row| row["reason"].as_str().unwrap().starts_with(prefix) && row["record"]["new_input"].as_str().unwrap().starts_with(input)).count()
+        ran.dropped()
+            .iter()
+            .filter(|row| {
+                row["reason"].as_str().unwrap().starts_with(prefix) && row["record"]["new_input"].as_str().unwrap().starts_with(input)
+            })
+            .count()
     };
     // Noise terms ("input:", "example", "http"), too short for the examples, and a label that is not one.
     assert!(count("filter drop", "Input: an example") > 0, "{reasons:?}");
@@ -37,7 +42,11 @@ fn inputs_and_outputs_pass_the_noise_length_and_label_filters() {
     // The SFT rows carry the task's instruction and the generated input.
     let data = ran.data();
     let prompt = data[0]["messages"][0]["content"].as_str().unwrap();
-    assert!(prompt.starts_with(tasks[0]["instruction"].as_str().unwrap()) && prompt.ends_with("Input: A warm, funny and moving film about a family that learns to forgive."), "{prompt}");
+    assert!(
+        prompt.starts_with(tasks[0]["instruction"].as_str().unwrap())
+            && prompt.ends_with("Input: A warm, funny and moving film about a family that learns to forgive."),
+        "{prompt}"
+    );
     assert!(ran.report.notes.iter().any(|note| note.contains("no trainer configured")), "{:?}", ran.report.notes);
 }
 

@@ -20,9 +20,7 @@ const RULES: &str = r#####"
 "#####;
 
 fn by_instruction(rows: &[serde_json::Map<String, Value>]) -> Vec<(String, Value)> {
-    rows.iter()
-        .map(|row| (row["record"]["instruction"].as_str().unwrap_or_default().to_string(), row["reason"].clone()))
-        .collect()
+    rows.iter().map(|row| (row["record"]["instruction"].as_str().unwrap_or_default().to_string(), row["reason"].clone())).collect()
 }
 
 #[test]
@@ -32,13 +30,27 @@ fn instructions_bootstrap_through_filters_and_get_instances() {
     records.sort_by_key(|row| row["instruction"].as_str().unwrap().to_string());
     let summary: Vec<_> = records
         .iter()
-        .map(|row| (row["instruction"].clone(), row["round"].clone(), row["is_classification"].clone(), row["input"].clone(), row["output"].clone()))
+        .map(|row| {
+            (
+                row["instruction"].clone(),
+                row["round"].clone(),
+                row["is_classification"].clone(),
+                row["input"].clone(),
+                row["output"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
         vec![
             // Classification: output first (the label), then the input.
-            (json!("Classify the sentiment of this tweet as positive or negative."), json!(1), json!(true), json!("I love this phone, it works great."), json!("Positive")),
+            (
+                json!("Classify the sentiment of this tweet as positive or negative."),
+                json!(1),
+                json!(true),
+                json!("I love this phone, it works great."),
+                json!("Positive")
+            ),
             // Round 2 was prompted with machine demonstrations and added a new task.
             (json!("Name three rivers in Europe."), json!(2), json!(false), json!(""), json!("The Danube, the Rhine and the Seine.")),
             (json!("Write a haiku about rain."), json!(1), json!(false), json!(""), json!("Soft rain on the roof")),
@@ -73,7 +85,10 @@ fn instructions_bootstrap_through_filters_and_get_instances() {
     let data = ran.data();
     assert_eq!(data.len(), 3);
     let classify = data.iter().find(|row| row["messages"][0]["content"].as_str().unwrap().starts_with("Classify")).unwrap();
-    assert_eq!(classify["messages"][0]["content"], json!("Classify the sentiment of this tweet as positive or negative.\n\nI love this phone, it works great."));
+    assert_eq!(
+        classify["messages"][0]["content"],
+        json!("Classify the sentiment of this tweet as positive or negative.\n\nI love this phone, it works great.")
+    );
     assert_eq!(classify["messages"][1]["content"], json!("Positive"));
 }
 

@@ -35,14 +35,10 @@ fn implicit_rewards_decide_and_low_margins_are_dropped_or_smoothed() {
     let set = ["llms.reference.backend=scripted".to_string(), format!("llms.reference.rules_file={}", reference.display())];
     let set: Vec<&str> = set.iter().map(String::as_str).collect();
     let ran = common::run_builtin("spa", POLICY, &set, Some(20));
-    let reward: HashMap<&str, f64> = [
-        ("Short answer.", 0.1),
-        ("A long and detailed answer here.", 0.3),
-        ("Bad answer.", -0.6),
-        ("Fine answer.", 0.11),
-    ]
-    .into_iter()
-    .collect();
+    let reward: HashMap<&str, f64> =
+        [("Short answer.", 0.1), ("A long and detailed answer here.", 0.3), ("Bad answer.", -0.6), ("Fine answer.", 0.11)]
+            .into_iter()
+            .collect();
     let preferences = ran.rows("preferences");
     assert!(!preferences.is_empty());
     let mut labels = Vec::new();

@@ -23,7 +23,7 @@ fn wrong_answers_are_rationalized_and_kept_only_when_right() {
     assert_eq!(sources, vec![(json!("72"), json!("generated")), (json!("10"), json!("rationalized"))]);
     // The SFT data holds the question without the hint, and the rationale.
     let data = ran.data();
-    assert_eq!(data[1]["messages"][0]["content"].as_str().unwrap().contains("The answer is"), false);
+    assert!(!data[1]["messages"][0]["content"].as_str().unwrap().contains("The answer is"));
     assert!(data[1]["messages"][1]["content"].as_str().unwrap().ends_with("#### 10"));
     // The third question failed twice and is dropped with the reason.
     let dropped = ran.dropped();

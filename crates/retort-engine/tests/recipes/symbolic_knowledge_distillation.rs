@@ -30,7 +30,10 @@ fn events_fan_out_over_relations_and_the_critic_filters_triples() {
     let dropped = ran.dropped();
     let reasons: Vec<&str> = dropped.iter().map(|row| row["reason"].as_str().unwrap()).collect();
     assert_eq!(reasons.iter().filter(|reason| reason.contains("critic_score")).count(), 2, "{reasons:?}");
-    assert!(dropped.iter().filter(|row| row["reason"].as_str().unwrap().contains("critic_score")).all(|row| row["record"]["relation"] == json!("xReact")));
+    assert!(dropped
+        .iter()
+        .filter(|row| row["reason"].as_str().unwrap().contains("critic_score"))
+        .all(|row| row["record"]["relation"] == json!("xReact")));
     assert_eq!(reasons.iter().filter(|reason| reason.starts_with("dedup")).count(), 1 + 14, "{reasons:?}");
     assert_eq!(reasons.iter().filter(|reason| reason.contains("'PersonX' in event")).count(), 1);
     assert!(ran.failed().is_empty());

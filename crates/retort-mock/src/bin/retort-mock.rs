@@ -97,16 +97,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (rules, file_default) = match &args.rules {
         None => (Vec::new(), None),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|error| format!("reading rules file {}: {error}", path.display()))?;
-            match serde_yaml::from_str::<RulesFile>(&text)
-                .map_err(|error| format!("parsing rules file {}: {error}", path.display()))?
-            {
+            let text = std::fs::read_to_string(path).map_err(|error| format!("reading rules file {}: {error}", path.display()))?;
+            match serde_yaml::from_str::<RulesFile>(&text).map_err(|error| format!("parsing rules file {}: {error}", path.display()))? {
                 RulesFile::List(rules) => (rules, None),
-                RulesFile::Map {
-                    rules,
-                    default_reply,
-                } => (rules, default_reply),
+                RulesFile::Map { rules, default_reply } => (rules, default_reply),
             }
         }
     };

@@ -7,6 +7,7 @@
 mod answer_match;
 mod json_schema;
 mod python;
+#[cfg(feature = "agent")]
 pub(crate) use python::shared_sandbox;
 mod regex_match;
 
@@ -18,9 +19,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::EngineError;
-use crate::recipe::StepSpec;
+use crate::steps::StepSpec;
 use crate::runtime::StageCx;
-use crate::steps::{BuildCx, Built, CheckCx, RecordStep, StepDef};
+use crate::steps::{BuildCx, CheckCx, StepDef};
+use crate::runtime::{Built, RecordStep};
 
 /// Which check to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -11,8 +11,151 @@ use retort_store::RunStore;
 use serde::Serialize;
 
 use crate::error::EngineError;
-use crate::recipe::LlmConfig;
 use crate::stats::StepStats;
+
+pub(crate) mod embedding;
+#[cfg(feature = "local")]
+mod gguf_embedder;
+#[cfg(feature = "local")]
+mod local;
+mod openai;
+mod scripted;
+
+#[cfg(feature = "local")]
+pub(crate) use local::local_backend;
+
+/// An error of a backend's own making, boxed with its source.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a backend kind provides: its name in recipes, the problems of its settings (found
+/// without building it), its model, a description for summaries, and how it is built. One
+/// file per kind implements it on the kind's config type; [`backend_kinds!`] lists the kinds.
+pub(crate) trait BackendKind: Clone + serde::de::DeserializeOwned {
+    /// The kind's name, as `backend:` says it.
+    const NAME: &'static str;
+    /// Every problem of these settings, all at once.
+    fn problems(&self) -> Vec<retort_core::ConfigProblem>;
+    /// The model it asks.
+    fn model(&self) -> &str;
+    /// Asks another model from now on (a trainer's result).
+    fn set_model(&mut self, model: &str);
+    /// Which backend and model answer, for summaries and cards, with no secret in it.
+    fn describe(&self) -> String;
+    /// Builds the backend and the most requests it runs at once.
+    fn build(&self, base_dir: &std::path::Path) -> Result<(Arc<dyn Backend>, usize), BoxError>;
+}
+
+/// The table of backend kinds: one line per kind (its doc, variant, config type and the
+/// feature it needs) makes [`LlmConfig`], [`BACKENDS`] and every dispatch over them; a new
+/// backend is one file (its [`BackendKind`]) and one line here.
+macro_rules! backend_kinds {
+    ($( $(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $variant:ident($config:ty), )*) => {
+        /// A backend and its settings, as a recipe gives them.
+        #[derive(Debug, Clone)]
+        pub enum LlmConfig {
+            $( $(#[doc = $doc])* $(#[cfg($cfg)])? $variant($config), )*
+        }
+
+        /// Backend kinds a recipe can name (those this build has).
+        pub(crate) const BACKENDS: &[&str] = &[ $( $(#[cfg($cfg)])? <$config as BackendKind>::NAME, )* ];
+
+        impl LlmConfig {
+            /// The backend kind.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $( $(#[cfg($cfg)])? LlmConfig::$variant(_) => <$config as BackendKind>::NAME, )*
+                }
+            }
+
+            /// The keys the settings of `kind` accept, or `None` for a kind this build lacks.
+            pub(crate) fn fields_of(kind: &str) -> Option<&'static [&'static str]> {
+                $( $(#[cfg($cfg)])? if kind == <$config as BackendKind>::NAME { return Some(crate::introspect::struct_fields::<$config>()); } )*
+                None
+            }
+
+            /// Reads the settings of `kind`; the path and message of the first problem otherwise.
+            pub(crate) fn parse<'de, D: serde::Deserializer<'de>>(kind: &str, settings: D) -> Result<LlmConfig, (String, String)> {
+                $( $(#[cfg($cfg)])? if kind == <$config as BackendKind>::NAME {
+                    return serde_path_to_error::deserialize(settings).map(LlmConfig::$variant).map_err(|error| {
+                        let path = error.path().to_string();
+                        (if path == "." { String::new() } else { path }, crate::limits::friendly(&error.into_inner().to_string()))
+                    });
+                } )*
+                Err((String::new(), format!("unknown backend `{kind}`")))
+            }
+
+            fn dispatch<T>(&self, visit: impl FnOnce(&dyn BackendKindDyn) -> T) -> T {
+                match self {
+                    $( $(#[cfg($cfg)])? LlmConfig::$variant(config) => visit(config), )*
+                }
+            }
+
+            /// The same settings with another model (a trainer's output for the next round).
+            pub fn with_model(&self, model: &str) -> LlmConfig {
+                let mut config = self.clone();
+                match &mut config {
+                    $( $(#[cfg($cfg)])? LlmConfig::$variant(config) => config.set_model(model), )*
+                }
+                config
+            }
+        }
+    };
+}
+
+backend_kinds! {
+    /// Any OpenAI-compatible server.
+    Openai(retort_backends::OpenAiConfig),
+    /// The in-process model (llama.cpp), offline.
+    #[cfg(feature = "local")]
+    Local(retort_llama::LocalConfig),
+    /// Answers chosen by rules, for tests.
+    Scripted(retort_backends::ScriptedConfig),
+}
+
+/// The object-safe part of [`BackendKind`], for dispatch over [`LlmConfig`].
+trait BackendKindDyn {
+    fn problems(&self) -> Vec<retort_core::ConfigProblem>;
+    fn model(&self) -> &str;
+    fn describe(&self) -> String;
+    fn build(&self, base_dir: &std::path::Path) -> Result<(Arc<dyn Backend>, usize), BoxError>;
+}
+
+impl<T: BackendKind> BackendKindDyn for T {
+    fn problems(&self) -> Vec<retort_core::ConfigProblem> {
+        BackendKind::problems(self)
+    }
+    fn model(&self) -> &str {
+        BackendKind::model(self)
+    }
+    fn describe(&self) -> String {
+        BackendKind::describe(self)
+    }
+    fn build(&self, base_dir: &std::path::Path) -> Result<(Arc<dyn Backend>, usize), BoxError> {
+        BackendKind::build(self, base_dir)
+    }
+}
+
+impl LlmConfig {
+    /// Every problem of the settings, found without building the backend.
+    pub fn problems(&self) -> Vec<retort_core::ConfigProblem> {
+        self.dispatch(|kind| kind.problems())
+    }
+
+    /// The model the settings ask.
+    pub fn model(&self) -> String {
+        self.dispatch(|kind| kind.model().to_string())
+    }
+
+    /// Which backend and model answer, with credentials redacted.
+    pub fn describe(&self) -> String {
+        self.dispatch(|kind| kind.describe())
+    }
+}
+
+/// Builds a backend from its config; `name` is its name in the recipe.
+pub fn build_backend(name: &str, config: &LlmConfig, base_dir: &std::path::Path) -> Result<(Arc<dyn Backend>, usize), EngineError> {
+    config.dispatch(|kind| kind.build(base_dir)).map_err(|source| EngineError::Backend { name: name.to_string(), source })
+}
 
 const CHAT: &str = "chat";
 const SCORE: &str = "score";
@@ -45,7 +188,7 @@ pub(crate) struct Answer<T> {
 /// requests (GRA's five roles on the default model would otherwise load it six times and fight
 /// over the cores).
 #[derive(Default)]
-pub(crate) struct SharedLocal(Vec<(retort_llama::LocalConfig, Arc<dyn Backend>, usize)>);
+pub(crate) struct SharedLocal(#[cfg(feature = "local")] Vec<(retort_llama::LocalConfig, Arc<dyn Backend>, usize)>);
 
 impl Llm {
     /// Builds the backend of a recipe's llm block (or reuses a local one with the same settings
@@ -59,15 +202,19 @@ impl Llm {
         shared: &mut SharedLocal,
     ) -> Result<Llm, EngineError> {
         let (backend, max_concurrency) = match config {
+            #[cfg(feature = "local")]
             LlmConfig::Local(local) => match shared.0.iter().find(|(known, _, _)| known == local) {
                 Some((_, backend, max_concurrency)) => (backend.clone(), *max_concurrency),
                 None => {
-                    let (backend, max_concurrency) = crate::run::build_backend(name, config, base_dir)?;
+                    let (backend, max_concurrency) = build_backend(name, config, base_dir)?;
                     shared.0.push((local.clone(), backend.clone(), max_concurrency));
                     (backend, max_concurrency)
                 }
             },
-            _ => crate::run::build_backend(name, config, base_dir)?,
+            _ => {
+                let _ = &shared;
+                build_backend(name, config, base_dir)?
+            }
         };
         Ok(Llm {
             name: name.to_string(),
@@ -87,7 +234,7 @@ impl Llm {
     /// Replaces the model (a GGUF path for `local`, a model name for a server) from now on.
     pub(crate) fn switch_model(&self, model: &str) -> Result<(), EngineError> {
         let config = self.config.with_model(model);
-        let (backend, _) = crate::run::build_backend(&self.name, &config, &self.base_dir)?;
+        let (backend, _) = build_backend(&self.name, &config, &self.base_dir)?;
         *self.backend.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = backend;
         Ok(())
     }
@@ -95,15 +242,7 @@ impl Llm {
     /// Which backend and model answer, for the run's summary and card: `openai `m` at URL`
     /// (credentials redacted), `local `model` (in-process)`, `scripted `name``.
     pub(crate) fn describe(&self) -> String {
-        let model = self.model();
-        match &self.config {
-            LlmConfig::Openai(openai) => {
-                let urls: Vec<String> = openai.all_base_urls().iter().map(|url| retort_core::redact_url(url)).collect();
-                format!("openai `{model}` at {}", urls.join(", "))
-            }
-            LlmConfig::Local(_) => format!("local `{model}` (in-process)"),
-            LlmConfig::Scripted(_) => format!("scripted `{model}`"),
-        }
+        self.config.with_model(&self.model()).describe()
     }
 
     /// The backend's kind.
@@ -187,14 +326,15 @@ impl Llm {
 
     fn commit<T: Serialize>(&self, kind: &str, key: &[u8], value: &T) -> Result<(), BackendError> {
         let bytes = serde_json::to_vec(value).unwrap_or_default();
-        self.store.put(kind, key.to_vec(), bytes).map_err(|error| {
-            BackendError::new(BackendErrorKind::Protocol, format!("answer arrived but could not be stored: {error}"))
-        })
+        self.store
+            .put(kind, key.to_vec(), bytes)
+            .map_err(|error| BackendError::new(BackendErrorKind::Protocol, format!("answer arrived but could not be stored: {error}")))
     }
 }
 
 /// A [`Backend`] view of an [`Llm`] for code that drives a model itself (the agent loop, games):
 /// its requests still go through the run store and count in the step's statistics.
+#[cfg(feature = "agent")]
 pub(crate) struct CachedBackend {
     pub llm: Arc<Llm>,
     pub stats: Arc<StepStats>,
@@ -202,6 +342,7 @@ pub(crate) struct CachedBackend {
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
+#[cfg(feature = "agent")]
 #[async_trait::async_trait]
 impl Backend for CachedBackend {
     fn kind(&self) -> &str {
@@ -218,7 +359,7 @@ impl Backend for CachedBackend {
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
         if self.cancel.is_cancelled() {
-            return Err(BackendError::new(BackendErrorKind::Connection, crate::steps::INTERRUPTED));
+            return Err(BackendError::new(BackendErrorKind::Cancelled, "the run is stopping: not sent"));
         }
         self.llm.chat(request, &self.stats).await.map(|answer| answer.value)
     }
@@ -228,7 +369,7 @@ impl Backend for CachedBackend {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "local"))]
 mod tests {
     use super::*;
 

@@ -1,0 +1,94 @@
+//! Sentence embeddings as steps use them (`dedup` by meaning, `fit`'s MiniLM features): one
+//! trait, two sources, each behind its feature. all-MiniLM-L6-v2 through candle (`embed`), or a
+//! GGUF model through llama.cpp's worker (`local`). Without the feature, asking for it is an
+//! error that names the feature.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Texts in, one vector each out.
+pub(crate) trait Embed: Send + Sync {
+    /// Length of every vector.
+    fn dim(&self) -> usize;
+    /// One vector per text, in input order.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String>;
+}
+
+#[cfg(feature = "embed")]
+struct MiniLm(retort_embed::MiniLmEmbedder);
+
+#[cfg(feature = "embed")]
+impl Embed for MiniLm {
+    fn dim(&self) -> usize {
+        retort_embed::Embedder::dim(&self.0)
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        retort_embed::Embedder::embed(&self.0, texts).map_err(|error| error.to_string())
+    }
+}
+
+/// The MiniLM embedder from `dir` (default: the installed all-MiniLM-L6-v2), loaded once per
+/// process and shared.
+pub(crate) fn minilm(dir: Option<PathBuf>) -> Result<Arc<dyn Embed>, String> {
+    #[cfg(feature = "embed")]
+    {
+        type Loaded = Mutex<Option<(Option<PathBuf>, Arc<dyn Embed>)>>;
+        static EMBEDDER: Loaded = Mutex::new(None);
+        let mut slot = EMBEDDER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((loaded_from, embedder)) = slot.as_ref() {
+            if *loaded_from == dir {
+                return Ok(embedder.clone());
+            }
+        }
+        let model = match &dir {
+            Some(dir) => retort_embed::MiniLmEmbedder::load(dir),
+            None => retort_embed::MiniLmEmbedder::load_default(),
+        }
+        .map_err(|error| error.to_string())?;
+        let embedder: Arc<dyn Embed> = Arc::new(MiniLm(model));
+        *slot = Some((dir, embedder.clone()));
+        Ok(embedder)
+    }
+    #[cfg(not(feature = "embed"))]
+    {
+        let _ = (dir, Mutex::new(()));
+        Err(missing("MiniLM embeddings", "embed"))
+    }
+}
+
+/// An embedder over a GGUF model (a known local model's name or a path), run by a worker.
+pub(crate) fn gguf(model: &str) -> Result<Arc<dyn Embed>, String> {
+    #[cfg(feature = "local")]
+    {
+        Ok(Arc::new(crate::llm::gguf_embedder::GgufEmbedder::new(model)?))
+    }
+    #[cfg(not(feature = "local"))]
+    {
+        let _ = model;
+        Err(missing("GGUF embeddings", "local"))
+    }
+}
+
+/// Why `model` cannot be embedded with, checked without loading it.
+pub(crate) fn gguf_problem(model: &str) -> Option<String> {
+    #[cfg(feature = "local")]
+    {
+        retort_llama::resolve_model(model).err().map(|error| error.to_string())
+    }
+    #[cfg(not(feature = "local"))]
+    {
+        let _ = model;
+        Some(missing("GGUF embeddings", "local"))
+    }
+}
+
+/// Why a build of retort cannot embed with MiniLM, if it cannot.
+pub(crate) fn minilm_problem() -> Option<String> {
+    (!cfg!(feature = "embed")).then(|| missing("MiniLM embeddings", "embed"))
+}
+
+#[cfg_attr(all(feature = "embed", feature = "local"), allow(dead_code))]
+fn missing(what: &str, feature: &str) -> String {
+    format!("this build of retort has no {what} (it was built without the `{feature}` feature)")
+}
