@@ -15,6 +15,7 @@
 //! Backends do no caching: the engine caches answers by a hash of the rendered request.
 
 pub mod balance;
+pub mod clock;
 pub mod compliance;
 pub mod hedge;
 pub mod limiter;

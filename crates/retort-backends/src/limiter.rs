@@ -11,6 +11,8 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::clock::{Clock, TokioClock};
+
 /// An additive-increase, multiplicative-decrease limit on requests in flight.
 ///
 /// It starts at `max`, halves on every rate-limit answer (at most once per `cooldown`),
@@ -24,6 +26,7 @@ pub struct AimdLimiter {
     limit_now: AtomicUsize,
     max: usize,
     cooldown: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Debug)]
@@ -53,8 +56,14 @@ impl AimdLimiter {
     /// A limiter allowing `max` (at least 1) requests in flight; decreases at most once per
     /// `cooldown` so one burst of 429s halves the limit once rather than to 1.
     pub fn new(max: usize, cooldown: Duration) -> AimdLimiter {
+        AimdLimiter::with_clock(max, cooldown, Arc::new(TokioClock))
+    }
+
+    /// As [`AimdLimiter::new`], on the given clock.
+    pub fn with_clock(max: usize, cooldown: Duration, clock: Arc<dyn Clock>) -> AimdLimiter {
         let max = max.max(1);
         AimdLimiter {
+            clock,
             semaphore: Semaphore::new(max),
             state: Mutex::new(AimdState { limit: max, debt: 0, last_decrease: None }),
             in_flight: AtomicUsize::new(0),
@@ -107,7 +116,7 @@ impl AimdLimiter {
     /// decreased within the cooldown.
     pub fn on_rate_limited(&self) {
         let mut state = self.state();
-        let now = Instant::now();
+        let now = self.clock.now();
         if let Some(last) = state.last_decrease {
             if now.duration_since(last) < self.cooldown {
                 return;
@@ -152,6 +161,7 @@ pub struct TokenBucket {
     rate: f64,
     /// The most tokens the bucket holds (the burst size).
     capacity: f64,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Debug)]
@@ -164,9 +174,14 @@ impl TokenBucket {
     /// A bucket allowing `per_minute` tokens a minute, with bursts of up to `burst` tokens.
     /// It starts full.
     pub fn new(per_minute: u32, burst: f64) -> TokenBucket {
+        TokenBucket::with_clock(per_minute, burst, Arc::new(TokioClock))
+    }
+
+    /// As [`TokenBucket::new`], on the given clock.
+    pub fn with_clock(per_minute: u32, burst: f64, clock: Arc<dyn Clock>) -> TokenBucket {
         let rate = f64::from(per_minute.max(1)) / 60.0;
         let capacity = burst.max(1.0);
-        TokenBucket { state: Mutex::new(BucketState { tokens: capacity, updated: Instant::now() }), rate, capacity }
+        TokenBucket { state: Mutex::new(BucketState { tokens: capacity, updated: clock.now() }), rate, capacity, clock }
     }
 
     /// A requests-per-minute bucket: bursts of one second's worth (at least 1).
@@ -177,7 +192,7 @@ impl TokenBucket {
     /// Reserves `cost` tokens and returns how long the caller must wait before using them.
     pub fn reserve(&self, cost: f64) -> Duration {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
+        let now = self.clock.now();
         let elapsed = now.duration_since(state.updated).as_secs_f64();
         state.tokens = (state.tokens + elapsed * self.rate).min(self.capacity);
         state.updated = now;
@@ -193,7 +208,7 @@ impl TokenBucket {
     pub async fn take(&self, cost: f64) {
         let wait = self.reserve(cost);
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            self.clock.sleep(wait).await;
         }
     }
 

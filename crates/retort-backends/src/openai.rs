@@ -276,6 +276,8 @@ pub struct OpenAiBackend {
     latencies: LatencyWindow,
     /// Attempts sent again because the first was slow.
     hedges: std::sync::atomic::AtomicU64,
+    /// Backoff and pacing sleep on it.
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// A problem of an [`OpenAiConfig`]: the key, the value found (credentials redacted), and
@@ -338,6 +340,16 @@ impl OpenAiBackend {
 
     /// Builds the backend with an explicit API key (or none), ignoring `api_key_env`.
     pub fn with_api_key(config: OpenAiConfig, api_key: Option<String>) -> Result<OpenAiBackend, BackendBuildError> {
+        OpenAiBackend::with_clock(config, api_key, Arc::new(crate::clock::TokioClock))
+    }
+
+    /// As [`OpenAiBackend::with_api_key`], with the clock its backoff and pacing use (tests
+    /// give it a [`crate::clock::ManualClock`]).
+    pub fn with_clock(
+        config: OpenAiConfig,
+        api_key: Option<String>,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<OpenAiBackend, BackendBuildError> {
         if let Some(problem) = config.problems().into_iter().next() {
             return Err(BackendBuildError::InvalidConfig { backend: "openai", message: format!("{}: {}", problem.key, problem.message) });
         }
@@ -389,9 +401,14 @@ impl OpenAiBackend {
             authorization,
             api_key: api_key.map(ApiKey),
             balancer,
-            limiter: Arc::new(AimdLimiter::new(config.max_concurrency, cooldown)),
-            requests_per_minute: config.requests_per_minute.map(TokenBucket::per_minute),
-            tokens_per_minute: config.tokens_per_minute.map(|per_minute| TokenBucket::new(per_minute, f64::from(per_minute) / 60.0 * 5.0)),
+            limiter: Arc::new(AimdLimiter::with_clock(config.max_concurrency, cooldown, clock.clone())),
+            requests_per_minute: config
+                .requests_per_minute
+                .map(|per_minute| TokenBucket::with_clock(per_minute, f64::from(per_minute) / 60.0, clock.clone())),
+            tokens_per_minute: config
+                .tokens_per_minute
+                .map(|per_minute| TokenBucket::with_clock(per_minute, f64::from(per_minute) / 60.0 * 5.0, clock.clone())),
+            clock,
             policy,
             timeout,
             extra_body: config.extra_body,
@@ -741,7 +758,7 @@ impl Backend for OpenAiBackend {
                     }
                     tracing::debug!(attempt = attempts, error = %error, "retrying chat request");
                     if !failover {
-                        tokio::time::sleep(self.policy.delay(attempts - 1, error.retry_after)).await;
+                        self.clock.sleep(self.policy.delay(attempts - 1, error.retry_after)).await;
                     }
                 }
             }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use retort_backends::clock::ManualClock;
 use retort_backends::compliance::{check_backend, ComplianceOptions};
 use retort_backends::{OpenAiBackend, OpenAiConfig, ScriptRule, ScriptToolCall};
 use retort_core::{Backend, BackendErrorKind, ChatRequest, FinishReason, Message, ScoreRequest};
@@ -55,13 +56,21 @@ async fn openai_backend_on_the_mock_passes_the_compliance_suite() {
     assert!(report.passed.contains(&"logprobs") && report.passed.contains(&"score"));
 }
 
+/// The backend on a clock that records its sleeps instead of waiting them out.
+fn on_manual_clock(config: OpenAiConfig) -> (OpenAiBackend, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::default());
+    let backend = OpenAiBackend::with_clock(config, Some("sk-test-secret-key".into()), clock.clone()).expect("valid config");
+    (backend, clock)
+}
+
 #[tokio::test]
 async fn rate_limited_with_retry_after_then_success() {
     let server = mock_with_faults(Faults { fail_first: 1, fail_status: 429, retry_after_s: Some(0.3), ..Faults::default() }).await;
-    let backend = backend(fast_config(server.url()));
-    let started = Instant::now();
+    let (backend, clock) = on_manual_clock(fast_config(server.url()));
     let answer = backend.chat(&prompt("hello")).await.expect("the retry succeeds");
-    assert!(started.elapsed() >= Duration::from_millis(300), "Retry-After is a floor: {:?}", started.elapsed());
+    let slept = clock.sleeps();
+    assert_eq!(slept.len(), 1, "one backoff before the retry: {slept:?}");
+    assert!(slept[0] >= Duration::from_millis(300), "Retry-After is a floor: {slept:?}");
     assert!(answer.choices[0].text.starts_with("Answer "));
     assert_eq!(server.count(), 2);
     let statuses: Vec<u16> = server.requests().iter().map(|logged| logged.status).collect();
@@ -157,8 +166,8 @@ async fn a_down_endpoint_fails_over_to_the_other() {
         format!("http://{}/v1", listener.local_addr().unwrap())
     };
     let config = OpenAiConfig { base_url: Some(dead), base_urls: vec![server.url()], ..fast_config(String::new()) };
-    let backend = Arc::new(backend(config));
-    let started = Instant::now();
+    let (backend, clock) = on_manual_clock(config);
+    let backend = Arc::new(backend);
     let tasks: Vec<_> = (0..20)
         .map(|index| {
             let backend = Arc::clone(&backend);
@@ -169,7 +178,7 @@ async fn a_down_endpoint_fails_over_to_the_other() {
         task.await.unwrap().expect("every request is answered by the live endpoint");
     }
     assert_eq!(server.count(), 20);
-    assert!(started.elapsed() < Duration::from_secs(1), "failover does not back off: {:?}", started.elapsed());
+    assert_eq!(clock.sleeps(), [], "failover does not back off");
 }
 
 #[tokio::test]
@@ -187,20 +196,15 @@ async fn every_endpoint_down_is_a_connection_error() {
 #[tokio::test]
 async fn requests_per_minute_are_paced() {
     let server = mock(MockConfig::default()).await;
-    // 600 a minute: a burst of 10, then 10 a second.
-    let backend = Arc::new(backend(OpenAiConfig { requests_per_minute: Some(600), ..fast_config(server.url()) }));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..16)
-        .map(|index| {
-            let backend = Arc::clone(&backend);
-            tokio::spawn(async move { backend.chat(&prompt(&format!("q{index}"))).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap().unwrap();
+    // 600 a minute: a burst of 10, then one every 100 ms.
+    let (backend, clock) = on_manual_clock(OpenAiConfig { requests_per_minute: Some(600), ..fast_config(server.url()) });
+    for index in 0..16 {
+        backend.chat(&prompt(&format!("q{index}"))).await.unwrap();
     }
-    let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(550) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    // The burst goes at once; each of the 6 beyond it waits its 100 ms for the bucket to refill.
+    let slept = clock.sleeps();
+    assert_eq!(slept.len(), 6, "{slept:?}");
+    assert!(slept.iter().all(|wait| wait.abs_diff(Duration::from_millis(100)) < Duration::from_millis(5)), "{slept:?}");
     assert_eq!(server.count(), 16);
 }
 

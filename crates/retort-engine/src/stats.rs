@@ -96,11 +96,9 @@ impl StepStats {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn request_ended(&self, sent: bool, ok: bool, usage: Option<retort_core::Usage>) {
+    pub(crate) fn request_ended(&self, ok: bool, usage: Option<retort_core::Usage>) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if sent {
-            self.requests.fetch_add(1, Ordering::Relaxed);
-        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
         if !ok {
             self.request_errors.fetch_add(1, Ordering::Relaxed);
         }

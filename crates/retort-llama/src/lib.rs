@@ -35,7 +35,8 @@ pub use template::ChatTemplate;
 #[cfg(feature = "worker")]
 pub use worker::worker_main;
 
-/// Environment variable that enables the worker's test hooks (`1`): a prompt containing
-/// `<<retort-llama:abort>>` aborts the worker, and `<<retort-llama:abort-once:PATH>>` aborts
-/// it unless PATH exists (creating PATH first). Only for tests of crash recovery.
+/// Environment variable that enables the worker's test hooks (`1`) in a build with the
+/// `test-hooks` feature: a prompt containing `<<retort-llama:abort>>` aborts the worker, and
+/// `<<retort-llama:abort-once:PATH>>` aborts it unless PATH exists (creating PATH first). Only
+/// for tests of crash recovery.
 pub const TEST_HOOKS_ENV: &str = "RETORT_LLAMA_TEST_HOOKS";

@@ -97,7 +97,9 @@ pub(crate) fn run(
     };
     let per_sequence = (ctx.n_ctx() / n_seq) as usize;
     sink.send(&ready(per_sequence as u32));
-    let hooks = std::env::var("RETORT_LLAMA_TEST_HOOKS").is_ok_and(|value| value == "1");
+    // Crash hooks exist only in builds with the `test-hooks` feature (this crate's own test
+    // builds), never in a release `retort`.
+    let hooks = cfg!(feature = "test-hooks") && std::env::var(crate::TEST_HOOKS_ENV).is_ok_and(|value| value == "1");
 
     let mut scheduler = Scheduler {
         backend,

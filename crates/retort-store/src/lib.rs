@@ -167,9 +167,6 @@ pub struct StepRow {
 /// A run directory's database. Cheap to share behind an `Arc`.
 pub struct RunStore {
     path: PathBuf,
-    /// The memo table is of the first layout (`WITHOUT ROWID`, its primary key the index):
-    /// nothing to build.
-    legacy: bool,
     /// Reads: a small pool of connections, each used by one caller at a time. WAL mode lets
     /// them read while the writer commits.
     readers: Vec<Mutex<Connection>>,
@@ -187,30 +184,22 @@ impl RunStore {
         let path = dir.join(DB_FILE);
         let conn = open_connection(&path)?;
         conn.execute_batch(SCHEMA).map_err(sql(&path, "create schema"))?;
-        let legacy = conn
-            .query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'memo'", [], |row| row.get::<_, String>(0))
-            .map_err(sql(&path, "read memo schema"))?
-            .to_ascii_uppercase()
-            .contains("WITHOUT ROWID");
         // A store left unindexed (a run killed while it filled) is indexed before anything
         // looks up in it; an empty one stays unindexed while it fills.
         let has_rows =
             conn.query_row("SELECT EXISTS (SELECT 1 FROM memo)", [], |row| row.get::<_, bool>(0)).map_err(sql(&path, "look into memo"))?;
-        if indexed && !legacy && has_rows {
+        if indexed && has_rows {
             build_index(&conn, &path)?;
         }
         let writer = StoreWriter::start(path.clone(), conn)?;
         let readers = (0..4).map(|_| open_connection(&path).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
-        Ok(RunStore { path, legacy, readers, writer })
+        Ok(RunStore { path, readers, writer })
     }
 
     /// Commits what is queued and builds the memo's index if it is missing (a store that was
     /// filled since it was opened empty). Lookups work without it, scanning the table.
     pub fn index(&self) -> Result<(), StoreError> {
         self.flush()?;
-        if self.legacy {
-            return Ok(());
-        }
         build_index(&self.reader(), &self.path)
     }
 
@@ -369,8 +358,6 @@ impl RunStore {
     }
 }
 
-// Stores made before the memo was appended to have `PRIMARY KEY (kind, key)` and are
-// `WITHOUT ROWID`; they keep that layout and work as they are.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS memo (
     kind TEXT NOT NULL,
@@ -457,29 +444,6 @@ mod tests {
         store.put("chat", b"k1".to_vec(), b"third".to_vec()).unwrap();
         store.flush().unwrap();
         assert_eq!((store.get("chat", b"k1").unwrap(), store.count("chat").unwrap()), (Some(b"v1".to_vec()), 1));
-    }
-
-    #[test]
-    fn a_store_of_the_first_layout_still_works() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE memo (kind TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
-             INSERT INTO memo VALUES ('chat', x'6b31', x'7631');",
-        )
-        .unwrap();
-        drop(conn);
-        let store = RunStore::open(dir.path()).unwrap();
-        store.put("chat", b"k1".to_vec(), b"second".to_vec()).unwrap();
-        store.put("chat", b"k2".to_vec(), b"v2".to_vec()).unwrap();
-        store.finish_run(store.begin_run("r", "f").unwrap(), RunState::Completed, &serde_json::json!({})).unwrap();
-        assert_eq!(store.get("chat", b"k1").unwrap(), Some(b"v1".to_vec()));
-        assert_eq!(store.count("chat").unwrap(), 2);
-        let indexes: i64 = store
-            .reader()
-            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'memo_key'", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(indexes, 0, "the primary key is the index");
     }
 
     #[test]

@@ -278,7 +278,7 @@ impl Llm {
         let result = backend.chat(request).await;
         match result {
             Ok(response) => {
-                stats.request_ended(true, true, Some(response.usage));
+                stats.request_ended(true, Some(response.usage));
                 // An empty answer is not kept: it is more often a server's fault than the
                 // model's word, and a later run (`--retry-failed`) asks again.
                 let empty = response.choices.iter().all(|choice| choice.text.trim().is_empty() && choice.tool_calls.is_empty());
@@ -288,7 +288,7 @@ impl Llm {
                 Ok(Answer { value: response, key: hex::encode(key) })
             }
             Err(error) => {
-                stats.request_ended(true, false, None);
+                stats.request_ended(false, None);
                 Err(error)
             }
         }
@@ -304,7 +304,7 @@ impl Llm {
         }
         stats.request_started();
         let result = backend.score(request).await;
-        stats.request_ended(true, result.is_ok(), None);
+        stats.request_ended(result.is_ok(), None);
         let response = result?;
         self.commit(SCORE, &key, &response)?;
         Ok(Answer { value: response, key: hex::encode(key) })
