@@ -260,9 +260,21 @@ def main() -> None:
     if os.path.exists(notes_path):
         with open(notes_path) as file:
             lines += [file.read().rstrip(), ""]
+    # The local model's section is written by bench/local.sh; keep it.
+    if os.path.exists(args.results):
+        with open(args.results) as file:
+            previous = file.read()
+        start, end = previous.find(LOCAL_START), previous.find(LOCAL_END)
+        if start >= 0 and end > start:
+            lines += [previous[start:end + len(LOCAL_END)], ""]
     os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
     with open(args.results, "w") as file:
         file.write("\n".join(lines).rstrip() + "\n")
+
+
+# The markers around the section bench/local.sh writes into the same file.
+LOCAL_START = "<!-- bench/local.sh: start -->"
+LOCAL_END = "<!-- bench/local.sh: end -->"
 
 
 if __name__ == "__main__":

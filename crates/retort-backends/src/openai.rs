@@ -625,7 +625,11 @@ impl OpenAiBackend {
         let model = if wire.model.is_empty() { self.model.clone() } else { wire.model.into_owned() };
         let usage = wire
             .usage
-            .map(|usage| Usage { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens })
+            .map(|usage| Usage {
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                cached_tokens: usage.prompt_tokens_details.map_or(0, |details| details.cached_tokens),
+            })
             .unwrap_or_default();
         let mut wire_choices = wire.choices;
         if wire_choices.windows(2).any(|pair| pair[0].index > pair[1].index) {

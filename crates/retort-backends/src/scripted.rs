@@ -362,6 +362,7 @@ impl ScriptedBackend {
         let usage = Usage {
             prompt_tokens: request.messages.iter().map(|message| word_count(&message.content)).sum(),
             completion_tokens: choices.iter().map(|choice| word_count(&choice.text)).sum(),
+            cached_tokens: 0,
         };
         Some(Ok(ChatResponse { choices, usage, model: self.model.clone() }))
     }
@@ -474,7 +475,7 @@ mod tests {
         let answer = backend.chat(&request).await.unwrap();
         assert_eq!(answer.choices[0].text, "pirate says cheese!");
         assert_eq!(answer.model, "scripted");
-        assert_eq!(answer.usage, Usage { prompt_tokens: 3, completion_tokens: 3 });
+        assert_eq!(answer.usage, Usage { prompt_tokens: 3, completion_tokens: 3, cached_tokens: 0 });
         assert_eq!(backend.calls(), 1);
     }
 

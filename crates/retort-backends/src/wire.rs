@@ -325,6 +325,17 @@ pub struct WireUsage {
     /// Their sum.
     #[serde(default)]
     pub total_tokens: u64,
+    /// How the prompt tokens split (a server with a prompt cache says how many it reused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<WirePromptDetails>,
+}
+
+/// The prompt tokens' details on the wire.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct WirePromptDetails {
+    /// Prompt tokens taken from the server's cache.
+    #[serde(default)]
+    pub cached_tokens: u64,
 }
 
 /// Maps a wire `finish_reason` to a [`FinishReason`].
@@ -675,5 +686,19 @@ mod tests {
         let back = serde_json::to_value(WireChoice::from_choice(0, &choices[1])).unwrap();
         assert_eq!(back["logprobs"]["content"][0]["top_logprobs"][1]["token"], "ho");
         assert_eq!(finish_reason(Some("content_filter")), FinishReason::Other);
+    }
+
+    #[test]
+    fn usage_reads_the_prompt_tokens_a_server_took_from_its_cache() {
+        // llama-server, vLLM and OpenAI say how many prompt tokens came from a prompt cache.
+        let usage: WireUsage = serde_json::from_value(json!({
+            "prompt_tokens": 120, "completion_tokens": 5, "total_tokens": 125,
+            "prompt_tokens_details": {"cached_tokens": 96}
+        }))
+        .unwrap();
+        assert_eq!((usage.prompt_tokens, usage.prompt_tokens_details.map(|details| details.cached_tokens)), (120, Some(96)));
+        let plain: WireUsage = serde_json::from_value(json!({"prompt_tokens": 3, "completion_tokens": 1})).unwrap();
+        assert!(plain.prompt_tokens_details.is_none());
+        assert!(!serde_json::to_string(&plain).unwrap().contains("prompt_tokens_details"));
     }
 }

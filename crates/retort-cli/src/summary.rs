@@ -65,6 +65,16 @@ pub(crate) fn report(report: &RunReport, out_dir: &Path) -> String {
             report.dropped,
             report.failed
         );
+        let prompt: u64 = report.steps.iter().map(|step| step.prompt_tokens).sum();
+        let reused: u64 = report.steps.iter().map(|step| step.prompt_tokens_cached).sum();
+        if reused > 0 {
+            let _ = writeln!(
+                text,
+                "  {} prompt tokens reused from the model's prompt cache ({:.0}% of all prompt tokens)",
+                human(reused),
+                100.0 * reused as f64 / prompt.max(1) as f64
+            );
+        }
     }
     for note in &report.notes {
         let _ = writeln!(text, "  note: {note}");

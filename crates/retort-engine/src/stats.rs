@@ -21,6 +21,7 @@ pub struct StepStats {
     cached: AtomicU64,
     request_errors: AtomicU64,
     prompt_tokens: AtomicU64,
+    prompt_tokens_cached: AtomicU64,
     completion_tokens: AtomicU64,
     in_flight: AtomicI64,
     /// Counts of drop and failure reasons, grouped by their first words.
@@ -50,6 +51,9 @@ pub struct StepSnapshot {
     pub request_errors: u64,
     /// Prompt tokens of every answer used (sent or cached).
     pub prompt_tokens: u64,
+    /// Of the prompt tokens of answers sent, those the server reused from its prompt cache.
+    #[serde(default)]
+    pub prompt_tokens_cached: u64,
     /// Completion tokens of every answer used.
     pub completion_tokens: u64,
     /// Requests in flight now.
@@ -104,6 +108,7 @@ impl StepStats {
         }
         if let Some(usage) = usage {
             self.prompt_tokens.fetch_add(usage.prompt_tokens, Ordering::Relaxed);
+            self.prompt_tokens_cached.fetch_add(usage.cached_tokens, Ordering::Relaxed);
             self.completion_tokens.fetch_add(usage.completion_tokens, Ordering::Relaxed);
         }
     }
@@ -136,6 +141,7 @@ impl StepStats {
             cached: self.cached.load(Ordering::Relaxed),
             request_errors: self.request_errors.load(Ordering::Relaxed),
             prompt_tokens: self.prompt_tokens.load(Ordering::Relaxed),
+            prompt_tokens_cached: self.prompt_tokens_cached.load(Ordering::Relaxed),
             completion_tokens: self.completion_tokens.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             reasons,

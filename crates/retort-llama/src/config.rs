@@ -42,6 +42,15 @@ pub struct LocalConfig {
     /// The answer length when a request sets no `max_tokens`.
     #[serde(default = "default_max_tokens")]
     pub default_max_tokens: u32,
+    /// Reuse evaluated prompt prefixes: a sequence keeps its cache after its job, a new
+    /// prompt starts from the longest prefix any sequence holds, and the `n` samples of one
+    /// prompt evaluate it once. Off, every prompt is evaluated in full (the old scheduler).
+    #[serde(default = "default_prefix_cache")]
+    pub prefix_cache: bool,
+}
+
+fn default_prefix_cache() -> bool {
+    true
 }
 
 fn default_model() -> String {
@@ -74,6 +83,7 @@ impl Default for LocalConfig {
             batch_threads: None,
             batch_size: default_batch_size(),
             default_max_tokens: default_max_tokens(),
+            prefix_cache: default_prefix_cache(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The `local` backend: a GGUF model run by llama.cpp in a supervised worker process.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
@@ -34,6 +34,8 @@ pub struct LocalBackend {
     supervisor: Supervisor,
     info: OnceLock<Arc<ModelInfo>>,
     in_flight: AtomicUsize,
+    /// Prompt tokens the model evaluated (not taken from its cache), over all generations.
+    evaluated: AtomicU64,
 }
 
 impl std::fmt::Debug for LocalBackend {
@@ -65,6 +67,7 @@ impl LocalBackend {
             threads: config.threads,
             batch_threads: config.batch_threads,
             batch_size: config.batch_size,
+            prefix_cache: config.prefix_cache,
         };
         Ok(LocalBackend {
             config,
@@ -72,12 +75,19 @@ impl LocalBackend {
             supervisor: Supervisor::new(command, load),
             info: OnceLock::new(),
             in_flight: AtomicUsize::new(0),
+            evaluated: AtomicU64::new(0),
         })
     }
 
     /// The GGUF file this backend runs.
     pub fn model_path(&self) -> &str {
         &self.model_path
+    }
+
+    /// Prompt tokens the model has evaluated for generations so far, those taken from its
+    /// cache of earlier prompts not counted.
+    pub fn prompt_tokens_evaluated(&self) -> u64 {
+        self.evaluated.load(Ordering::Relaxed)
     }
 
     /// How many worker processes this backend has started (1 unless a worker died).
@@ -182,10 +192,14 @@ impl LocalBackend {
         let answers = futures::future::join_all(jobs).await;
         let mut choices = Vec::new();
         let mut usage = Usage::default();
+        let mut evaluated = 0;
         for answer in answers {
             match answer? {
-                FromWorker::Generated { text, finish, logprobs, prompt_tokens, completion_tokens, .. } => {
+                FromWorker::Generated { text, finish, logprobs, prompt_tokens, cached_tokens, completion_tokens, .. } => {
+                    // One prompt for all samples, counted once; what every sample evaluated
+                    // of it counts against the cached part.
                     usage.prompt_tokens = prompt_tokens;
+                    evaluated += prompt_tokens.saturating_sub(cached_tokens);
                     usage.completion_tokens += completion_tokens;
                     choices.push(Choice {
                         text,
@@ -200,6 +214,8 @@ impl LocalBackend {
                 other => return Err(unexpected(other)),
             }
         }
+        self.evaluated.fetch_add(evaluated, Ordering::Relaxed);
+        usage.cached_tokens = usage.prompt_tokens.saturating_sub(evaluated);
         Ok(ChatResponse { choices, usage, model: self.config.model.clone() })
     }
 

@@ -19,6 +19,9 @@ pub(crate) struct Load {
     pub(crate) threads: Option<usize>,
     pub(crate) batch_threads: Option<usize>,
     pub(crate) batch_size: u32,
+    /// Keep and reuse evaluated prefixes (see `LocalConfig::prefix_cache`).
+    #[serde(default)]
+    pub(crate) prefix_cache: bool,
 }
 
 /// A frame from the backend to the worker.
@@ -76,8 +79,17 @@ pub(crate) enum FromWorker {
     Ready { chat_template: Option<String>, bos_token: String, eos_token: String, context_per_sequence: u32 },
     /// The model could not be loaded.
     LoadFailed { message: String },
-    /// A generation finished.
-    Generated { id: u64, text: String, finish: Finish, logprobs: Option<Vec<TokenLogprob>>, prompt_tokens: u64, completion_tokens: u64 },
+    /// A generation finished; `cached_tokens` of its `prompt_tokens` came from the KV cache.
+    Generated {
+        id: u64,
+        text: String,
+        finish: Finish,
+        logprobs: Option<Vec<TokenLogprob>>,
+        prompt_tokens: u64,
+        #[serde(default)]
+        cached_tokens: u64,
+        completion_tokens: u64,
+    },
     /// A continuation was scored.
     Scored { id: u64, tokens: Vec<TokenLogprob> },
     /// Texts were embedded.

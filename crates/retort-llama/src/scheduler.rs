@@ -4,8 +4,20 @@
 //! chunks of new prompts up to the batch size, decodes them in one call, then samples each
 //! sequence with its own sampler chain. A request that arrives while others are half-way
 //! takes a free slot and joins the next step.
+//!
+//! Prefix reuse: a sequence keeps what its KV cache holds when its job ends. A new job takes
+//! the free sequence, or copies from any sequence, the longest prefix of its prompt already
+//! evaluated, and evaluates only the rest. A job whose prefix another sequence is evaluating
+//! right now waits for it: the `n` samples of one prompt evaluate it once.
+//!
+//! The KV cache is unified: one pool of cells that all sequences share, so a prefix is
+//! shared by adding a sequence id to its cells, not by copying KV data. (With a stream per
+//! sequence, llama.cpp's default, a copy moves a whole stream and then reserves its compute
+//! graph again; measured on the self-consistency workload of `bench/local.sh`, that made the
+//! run 1.35× slower than the unified pool.) When the pool runs out of cells, the caches that
+//! free sequences keep are evicted and the step is tried again.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
@@ -16,6 +28,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::DecodeError;
 use retort_core::TokenLogprob;
 
 use crate::protocol::{FailKind, Finish, FromWorker, Generate, Load, ToWorker};
@@ -25,11 +38,22 @@ pub(crate) const ABORT_HOOK: &str = "<<retort-llama:abort>>";
 /// The test hook that aborts once: `<<retort-llama:abort-once:PATH>>` aborts unless PATH exists, creating it.
 pub(crate) const ABORT_ONCE_HOOK: &str = "<<retort-llama:abort-once:";
 
+/// A waiting job is not placed while a sequence that is still evaluating its prompt will
+/// share at least this many more tokens with it than any cache holds now: it waits (a step
+/// or a few) and then copies them instead of evaluating them again.
+const WAIT_FOR_PREFIX: usize = 16;
+
+/// Compiled grammars kept for reuse (a recipe usually has a handful); the cache is emptied
+/// when it would grow past this.
+const GRAMMAR_CACHE: usize = 64;
+
 /// A job the scheduler has accepted.
 struct Job {
     id: u64,
     tokens: Vec<LlamaToken>,
     n_prompt: usize,
+    /// Prompt tokens found in the cache rather than evaluated.
+    reused: usize,
     kind: JobKind,
 }
 
@@ -42,6 +66,9 @@ struct Generating {
     sampler: LlamaSampler,
     max_tokens: u32,
     stop: Vec<String>,
+    /// The longest stop string, in bytes: a new token can complete a stop string only
+    /// within this many bytes before the end.
+    longest_stop: usize,
     logprobs: Option<u8>,
     bytes: Vec<u8>,
     token_logprobs: Vec<TokenLogprob>,
@@ -85,6 +112,8 @@ pub(crate) fn run(
         .with_n_batch(load.batch_size)
         .with_n_ubatch(load.batch_size)
         .with_n_seq_max(n_seq)
+        // One pool of cells for all sequences (see the module's documentation).
+        .with_kv_unified(load.prefix_cache)
         .with_n_threads(threads)
         .with_n_threads_batch(batch_threads);
     let mut ctx = match model.new_context(backend, params) {
@@ -110,6 +139,11 @@ pub(crate) fn run(
         per_sequence,
         batch_size: load.batch_size as usize,
         free: (0..n_seq as i32).rev().collect(),
+        cached: vec![Vec::new(); n_seq as usize],
+        released_at: vec![0; n_seq as usize],
+        steps: 0,
+        grammars: HashMap::new(),
+        prefix_cache: load.prefix_cache,
         slots: Vec::new(),
         waiting: VecDeque::new(),
         batch: LlamaBatch::new(load.batch_size as usize, n_seq as i32),
@@ -150,7 +184,19 @@ struct Scheduler<'m> {
     model: &'m LlamaModel,
     per_sequence: usize,
     batch_size: usize,
+    /// Sequences without a job.
     free: Vec<i32>,
+    /// What the cache of each free sequence holds, by sequence id (a busy sequence holds its
+    /// slot's `tokens[..n_past]`, and its entry here is empty).
+    cached: Vec<Vec<LlamaToken>>,
+    /// The step at which each sequence was last released: the oldest cache is overwritten first.
+    released_at: Vec<u64>,
+    /// Decode steps so far.
+    steps: u64,
+    /// Compiled grammar samplers by grammar text, cloned for each job.
+    grammars: HashMap<String, LlamaSampler>,
+    /// Whether prefixes are kept and reused; without, every prompt is evaluated in full.
+    prefix_cache: bool,
     slots: Vec<Slot>,
     waiting: VecDeque<Job>,
     batch: LlamaBatch<'static>,
@@ -191,7 +237,7 @@ impl<'m> Scheduler<'m> {
                         ),
                     });
                 } else {
-                    self.waiting.push_back(Job { id, tokens, n_prompt, kind: JobKind::Score { scored: Vec::new() } });
+                    self.waiting.push_back(Job { id, tokens, n_prompt, reused: 0, kind: JobKind::Score { scored: Vec::new() } });
                 }
             }
         }
@@ -278,7 +324,29 @@ impl<'m> Scheduler<'m> {
         tokens
     }
 
-    fn generate_job(&self, id: u64, job: Generate) -> Result<Job, (FailKind, String)> {
+    /// A fresh sampler of the grammar (compiled once, then cloned).
+    fn grammar_sampler(&mut self, grammar: &str, what: &str) -> Result<LlamaSampler, (FailKind, String)> {
+        if let Some(sampler) = self.grammars.get(grammar) {
+            return Ok(sampler.clone());
+        }
+        let sampler = LlamaSampler::grammar(self.model, grammar, "root").map_err(|error| {
+            (
+                FailKind::BadRequest,
+                format!(
+                    "compiling {what}: {error} (llama.cpp rejects a GBNF syntax error, a rule \
+                     without a definition, and repetitions nested past its limit, such as \
+                     `(x{{1,120}}){{1,30}}`: write the inner one as `x+`)"
+                ),
+            )
+        })?;
+        if self.grammars.len() >= GRAMMAR_CACHE {
+            self.grammars.clear();
+        }
+        self.grammars.insert(grammar.to_string(), sampler.clone());
+        Ok(sampler)
+    }
+
+    fn generate_job(&mut self, id: u64, job: Generate) -> Result<Job, (FailKind, String)> {
         let tokens = self.tokenize(&job.prompt, true);
         if tokens.is_empty() {
             return Err((FailKind::BadRequest, "the prompt is empty".to_string()));
@@ -295,25 +363,23 @@ impl<'m> Scheduler<'m> {
         }
         let mut chain = Vec::new();
         let grammar = match (&job.json_schema, &job.grammar) {
-            (Some(schema), _) => Some((
-                llama_cpp_2::json_schema_to_grammar(schema)
-                    .map_err(|error| (FailKind::BadRequest, format!("turning the JSON schema into a grammar: {error}")))?,
-                "the grammar of the JSON schema",
-            )),
-            (None, Some(grammar)) => Some((grammar.clone(), "the request's grammar")),
+            (Some(schema), _) => {
+                // The schema's grammar is cached under the schema's own text.
+                let key = format!("json-schema:{schema}");
+                if let Some(sampler) = self.grammars.get(&key) {
+                    Some(sampler.clone())
+                } else {
+                    let grammar = llama_cpp_2::json_schema_to_grammar(schema)
+                        .map_err(|error| (FailKind::BadRequest, format!("turning the JSON schema into a grammar: {error}")))?;
+                    let sampler = self.grammar_sampler(&grammar, "the grammar of the JSON schema")?;
+                    self.grammars.insert(key, sampler.clone());
+                    Some(sampler)
+                }
+            }
+            (None, Some(grammar)) => Some(self.grammar_sampler(grammar, "the request's grammar")?),
             (None, None) => None,
         };
-        if let Some((grammar, what)) = grammar {
-            let sampler = LlamaSampler::grammar(self.model, &grammar, "root").map_err(|error| {
-                (
-                    FailKind::BadRequest,
-                    format!(
-                        "compiling {what}: {error} (llama.cpp rejects a GBNF syntax error, a rule \
-                         without a definition, and repetitions nested past its limit, such as \
-                         `(x{{1,120}}){{1,30}}`: write the inner one as `x+`)"
-                    ),
-                )
-            })?;
+        if let Some(sampler) = grammar {
             chain.push(sampler);
         }
         if job.temperature <= 0.0 {
@@ -326,14 +392,17 @@ impl<'m> Scheduler<'m> {
             chain.push(LlamaSampler::dist(job.seed));
         }
         let n_prompt = tokens.len();
+        let longest_stop = job.stop.iter().map(String::len).max().unwrap_or(0);
         Ok(Job {
             id,
             tokens,
             n_prompt,
+            reused: 0,
             kind: JobKind::Generate(Box::new(Generating {
                 sampler: LlamaSampler::chain_simple(chain),
                 max_tokens: job.max_tokens,
                 stop: job.stop,
+                longest_stop,
                 logprobs: job.logprobs,
                 bytes: Vec::new(),
                 token_logprobs: Vec::new(),
@@ -342,15 +411,99 @@ impl<'m> Scheduler<'m> {
         })
     }
 
+    /// Places waiting jobs on free sequences, each starting from the longest cached prefix.
     fn fill_slots(&mut self, ctx: &mut LlamaContext<'_>) {
-        while !self.free.is_empty() {
-            let Some(job) = self.waiting.pop_front() else {
-                break;
+        let mut index = 0;
+        while index < self.waiting.len() && !self.free.is_empty() {
+            let Some(placement) = self.place(&self.waiting[index]) else {
+                // Its prefix is being evaluated: leave it for a later step, place the others.
+                index += 1;
+                continue;
             };
-            let seq_id = self.free.pop().expect("a free slot");
-            let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
-            self.slots.push(Slot { seq_id, job, n_past: 0, rows: Vec::new(), stepped: false });
+            let mut job = self.waiting.remove(index).expect("the index is in range");
+            self.free.retain(|&seq| seq != placement.seq);
+            let kept = self.prepare(ctx, &placement);
+            job.reused = kept;
+            self.slots.push(Slot { seq_id: placement.seq, job, n_past: kept, rows: Vec::new(), stepped: false });
         }
+    }
+
+    /// Where a job should start, or `None` when it should wait for a prefix being evaluated.
+    fn place(&self, job: &Job) -> Option<Placement> {
+        if !self.prefix_cache {
+            let seq = *self.free.last().expect("a free sequence");
+            return Some(Placement { seq, source: None, keep: 0 });
+        }
+        // At least the prompt's last token is evaluated: its logits give the first answer token.
+        let prompt = &job.tokens[..job.n_prompt.saturating_sub(1)];
+        let mut best = (0, None);
+        for &seq in &self.free {
+            let shared = common_prefix(&self.cached[seq as usize], prompt);
+            if shared > best.0 {
+                best = (shared, Some(seq));
+            }
+        }
+        let mut coming = 0;
+        for slot in &self.slots {
+            let shared = common_prefix(&slot.job.tokens[..slot.n_past], prompt);
+            if shared > best.0 {
+                best = (shared, Some(slot.seq_id));
+            }
+            if slot.n_past < slot.job.n_prompt {
+                coming = coming.max(common_prefix(&slot.job.tokens[..slot.job.n_prompt], prompt));
+            }
+        }
+        if coming >= best.0 + WAIT_FOR_PREFIX {
+            return None;
+        }
+        let (keep, source) = best;
+        // The source itself when it is free; else the free sequence whose cache is oldest
+        // (an empty one first).
+        let seq = match source {
+            Some(source) if self.free.contains(&source) => source,
+            _ => *self
+                .free
+                .iter()
+                .min_by_key(|&&seq| (!self.cached[seq as usize].is_empty(), self.released_at[seq as usize]))
+                .expect("a free sequence"),
+        };
+        Some(Placement { seq, source, keep })
+    }
+
+    /// Makes the sequence's cache hold exactly the placement's prefix; returns its length.
+    fn prepare(&mut self, ctx: &mut LlamaContext<'_>, placement: &Placement) -> usize {
+        let seq = placement.seq;
+        let own = std::mem::take(&mut self.cached[seq as usize]);
+        // Keep the sequence's own prefix, dropping what lies past it (nothing, when it holds no more).
+        if placement.keep > 0
+            && placement.source == Some(seq)
+            && (own.len() <= placement.keep || ctx.clear_kv_cache_seq(Some(seq as u32), Some(placement.keep as u32), None).unwrap_or(false))
+        {
+            return placement.keep;
+        }
+        let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+        match placement.source {
+            Some(source) if placement.keep > 0 && source != seq => {
+                match ctx.copy_kv_cache_seq(source, seq, Some(0), Some(placement.keep as u32)) {
+                    Ok(()) => placement.keep,
+                    Err(_) => 0,
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    /// Empties the caches of free sequences, to make room in the pool; true when any held cells.
+    fn evict(&mut self, ctx: &mut LlamaContext<'_>) -> bool {
+        let mut any = false;
+        for &seq in &self.free {
+            if !self.cached[seq as usize].is_empty() {
+                let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+                self.cached[seq as usize].clear();
+                any = true;
+            }
+        }
+        any
     }
 
     /// One decode step over all slots.
@@ -368,10 +521,19 @@ impl<'m> Scheduler<'m> {
             slot.rows.clear();
             slot.stepped = false;
             // A scored sequence never needs its last token evaluated.
-            let end = match slot.job.kind {
+            let mut end = match slot.job.kind {
                 JobKind::Generate(_) => slot.job.tokens.len(),
                 JobKind::Score { .. } => slot.job.tokens.len() - 1,
             };
+            // With prefix reuse, the prompt's last token (and a scored continuation) is never
+            // evaluated in the step that completes the rest of the prompt: a reused prefix
+            // leaves it to a step of its own, and llama.cpp's numerics differ between a row
+            // of a long prompt batch and a row of a short step. Evaluating it the same way
+            // in both cases makes a sample independent of what the cache held.
+            let prefix_end = slot.job.n_prompt - 1;
+            if self.prefix_cache && slot.n_past < prefix_end {
+                end = end.min(prefix_end);
+            }
             while slot.n_past < end && budget > 0 {
                 let position = slot.n_past;
                 let wants_logits = match slot.job.kind {
@@ -393,14 +555,21 @@ impl<'m> Scheduler<'m> {
         if self.batch.n_tokens() == 0 {
             return;
         }
-        if let Err(error) = ctx.decode(&mut self.batch) {
+        self.steps += 1;
+        let mut decoded = ctx.decode(&mut self.batch);
+        if matches!(decoded, Err(DecodeError::NoKvCacheSlot)) && self.evict(ctx) {
+            decoded = ctx.decode(&mut self.batch);
+        }
+        if let Err(error) = decoded {
             // Fail the sequences of this step; the others are untouched.
             let message = format!("llama.cpp could not decode a batch of {} tokens: {error}", self.batch.n_tokens());
             let failed: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].stepped).collect();
             for index in failed.into_iter().rev() {
                 let slot = self.slots.swap_remove(index);
                 sink.send(&FromWorker::Failed { id: slot.job.id, kind: FailKind::Server, message: message.clone() });
-                self.release(ctx, slot.seq_id);
+                // What its cache holds after a failed step is not known: empty it.
+                let _ = ctx.clear_kv_cache_seq(Some(slot.seq_id as u32), None, None);
+                self.release(slot.seq_id, Vec::new());
             }
             return;
         }
@@ -408,16 +577,20 @@ impl<'m> Scheduler<'m> {
         while index < self.slots.len() {
             if self.advance(ctx, index) {
                 let slot = self.slots.swap_remove(index);
+                // The cache holds the evaluated tokens; the last sampled one is not among them.
+                let evaluated = slot.job.tokens[..slot.n_past].to_vec();
                 sink.send(&finish(slot.job));
-                self.release(ctx, slot.seq_id);
+                self.release(slot.seq_id, evaluated);
             } else {
                 index += 1;
             }
         }
     }
 
-    fn release(&mut self, ctx: &mut LlamaContext<'_>, seq_id: i32) {
-        let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
+    /// Frees a sequence whose cache holds `evaluated`, kept for a later prompt that starts alike.
+    fn release(&mut self, seq_id: i32, evaluated: Vec<LlamaToken>) {
+        self.cached[seq_id as usize] = evaluated;
+        self.released_at[seq_id as usize] = self.steps;
         self.free.push(seq_id);
     }
 
@@ -456,12 +629,19 @@ impl<'m> Scheduler<'m> {
                         top: top.into_iter().map(|(alt, lp)| (piece(model, alt), lp)).collect(),
                     });
                 }
-                generating.bytes.extend(vocab.token_to_piece(token, false, None));
+                let piece = vocab.token_to_piece(token, false, None);
+                generating.bytes.extend_from_slice(&piece);
                 slot.job.tokens.push(token);
                 let generated = slot.job.tokens.len() - slot.job.n_prompt;
-                if !generating.stop.is_empty() {
-                    let text = String::from_utf8_lossy(&generating.bytes);
-                    if generating.stop.iter().any(|stop| !stop.is_empty() && text.contains(stop.as_str())) {
+                if generating.longest_stop > 0 {
+                    // Only the new piece can complete a stop string: search the tail it ends.
+                    let tail_start = generating.bytes.len().saturating_sub(piece.len() + generating.longest_stop - 1);
+                    let tail = &generating.bytes[tail_start..];
+                    if generating
+                        .stop
+                        .iter()
+                        .any(|stop| !stop.is_empty() && tail.windows(stop.len()).any(|window| window == stop.as_bytes()))
+                    {
                         return true;
                     }
                 }
@@ -469,6 +649,18 @@ impl<'m> Scheduler<'m> {
             }
         }
     }
+}
+
+/// Where a job starts: its sequence, and the prefix it takes from a source sequence's cache.
+struct Placement {
+    seq: i32,
+    source: Option<i32>,
+    keep: usize,
+}
+
+/// The length of the common prefix of two token lists.
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// The answer frame for a finished job.
@@ -492,6 +684,7 @@ fn finish(job: Job) -> FromWorker {
                 finish,
                 logprobs: generating.logprobs.map(|_| generating.token_logprobs),
                 prompt_tokens: job.n_prompt as u64,
+                cached_tokens: job.reused as u64,
                 completion_tokens,
             }
         }

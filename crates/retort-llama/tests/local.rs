@@ -4,6 +4,7 @@ mod common;
 
 use common::{backend, backend_with, config};
 use retort_core::{Backend, BackendErrorKind, ChatRequest, FinishReason, Message, SamplingParams, ScoreRequest};
+use retort_llama::LocalConfig;
 use serde_json::{json, Value};
 
 fn greedy(prompt: &str, max_tokens: u32) -> ChatRequest {
@@ -168,7 +169,7 @@ async fn concurrent_requests_join_one_batch() {
 
 #[tokio::test]
 async fn a_prompt_longer_than_the_context_fails_only_that_request() {
-    let backend = backend_with(retort_llama::LocalConfig { context_size: 64, ..config() }, false);
+    let backend = backend_with(LocalConfig { context_size: 64, ..config() }, false);
     let long = greedy(&"tell me a story about a dragon ".repeat(40), 4);
     let short = greedy("Hi", 4);
     let (long, short) = tokio::join!(backend.chat(&long), backend.chat(&short));
@@ -220,4 +221,107 @@ async fn embeddings_are_unit_vectors_that_place_paraphrases_closer() {
     assert!(close > far, "paraphrase {close} vs unrelated {far}");
     // Embedding does not disturb chat.
     backend.chat(&greedy("Hi", 3)).await.unwrap();
+}
+
+/// A system prompt of about a hundred tokens, shared by the prefix tests' requests.
+const RUBRIC: &str = "You are a careful grader. Read the question and the answer. Give one point for a correct \
+    final answer, one point for clear steps, one point for brevity, one point for correct units, and one point for \
+    politeness. Explain each point in one short sentence, then write the total as Score: N on the last line. Never \
+    give more than five points and never fewer than zero.";
+
+fn graded(question: &str, seed: u64) -> ChatRequest {
+    ChatRequest {
+        messages: vec![Message::system(RUBRIC), Message::user(question)],
+        params: SamplingParams { temperature: Some(0.7), seed: Some(seed), max_tokens: Some(16), ..SamplingParams::default() },
+        ..ChatRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn the_n_samples_of_one_prompt_evaluate_it_once() {
+    let backend = backend();
+    backend.warm_up().await.unwrap();
+    let mut request = graded("Question: 2 + 3? Answer: 5.", 11);
+    request.params.n = 4;
+    let before = backend.prompt_tokens_evaluated();
+    let response = backend.chat(&request).await.unwrap();
+    let evaluated = backend.prompt_tokens_evaluated() - before;
+    let prompt = response.usage.prompt_tokens;
+    assert_eq!(response.choices.len(), 4);
+    assert!(prompt > 80, "{:?}", response.usage);
+    // The first sample evaluates the prompt; each other copies it and evaluates its last token.
+    assert!(evaluated >= prompt && evaluated <= prompt + 3, "{evaluated} prompt tokens evaluated for a prompt of {prompt} and 4 samples");
+
+    let fresh = backend_with(LocalConfig { prefix_cache: false, ..config() }, false);
+    fresh.chat(&request).await.unwrap();
+    assert_eq!(fresh.prompt_tokens_evaluated(), 4 * prompt, "without the prefix cache every sample evaluates the prompt");
+}
+
+#[tokio::test]
+async fn a_shared_prefix_is_reused_and_gives_the_answer_a_fresh_prompt_gives() {
+    let question = graded("Question: 7 × 6? Answer: 42.", 5);
+    // Fresh: the question on a new worker, nothing cached.
+    let fresh = backend();
+    let alone = fresh.chat(&question).await.unwrap();
+    let fresh_evaluated = fresh.prompt_tokens_evaluated();
+    assert_eq!(alone.usage.cached_tokens, 0, "{:?}", alone.usage);
+
+    // Reused: another question with the same system prompt first, then the same question.
+    let reused = backend();
+    reused.chat(&graded("Question: 9 - 4? Answer: 5.", 3)).await.unwrap();
+    let before = reused.prompt_tokens_evaluated();
+    let again = reused.chat(&question).await.unwrap();
+    let evaluated = reused.prompt_tokens_evaluated() - before;
+    assert_eq!(again.usage.prompt_tokens, alone.usage.prompt_tokens);
+    assert!(again.usage.cached_tokens > 80, "the rubric should come from the cache: {:?}", again.usage);
+    assert_eq!(evaluated, again.usage.prompt_tokens - again.usage.cached_tokens);
+    assert!(evaluated * 4 < fresh_evaluated, "{evaluated} evaluated with the prefix reused, {fresh_evaluated} fresh");
+    assert_eq!(again.choices[0].text, alone.choices[0].text, "a reused prefix must give the fresh prompt's answer for the same seed");
+
+    // The very same request again reuses all but the last token, and still gives the same answer.
+    let third = reused.chat(&question).await.unwrap();
+    assert_eq!(third.usage.cached_tokens, third.usage.prompt_tokens - 1, "{:?}", third.usage);
+    assert_eq!(third.choices[0].text, alone.choices[0].text);
+}
+
+#[tokio::test]
+async fn n_samples_match_single_requests_with_their_seeds() {
+    // The samples of `n` take seeds seed, seed + 1, ...: each equals the single request with
+    // that seed, the first of them evaluated fresh, the others from the cache it left.
+    let mut request = graded("Question: 10 / 2? Answer: 5.", 21);
+    request.params.n = 3;
+    let shared = backend().chat(&request).await.unwrap();
+    let one_at_a_time = backend_with(LocalConfig { max_sequences: 1, ..config() }, false);
+    for (index, choice) in shared.choices.iter().enumerate() {
+        let mut single = request.clone();
+        single.params.n = 1;
+        single.params.seed = Some(21 + index as u64);
+        let alone = one_at_a_time.chat(&single).await.unwrap();
+        assert_eq!(alone.usage.cached_tokens > 0, index > 0, "{:?}", alone.usage);
+        assert_eq!(choice.text, alone.choices[0].text, "sample {index}");
+    }
+}
+
+#[tokio::test]
+async fn long_prompts_on_every_sequence_fit_beside_the_caches_kept() {
+    // Four sequences of 512 tokens share one pool of 2,048 cells. Two waves of long, distinct
+    // prompts: the second finds every sequence holding the first wave's cache, and must
+    // overwrite it (or evict it) rather than run out of cells.
+    let backend = backend();
+    let long = |index: usize| {
+        let filler: String = (0..60).map(|word| format!("w{index}x{word} ")).collect();
+        ChatRequest {
+            messages: vec![Message::user(format!("{filler}\nSay ok."))],
+            params: SamplingParams { temperature: Some(0.0), max_tokens: Some(2), ..SamplingParams::default() },
+            ..ChatRequest::default()
+        }
+    };
+    let requests: Vec<ChatRequest> = (0..8).map(long).collect();
+    let answers = futures::future::join_all(requests.iter().map(|request| backend.chat(request))).await;
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert!(answer.usage.prompt_tokens > 250, "{:?}", answer.usage);
+        assert!(answer.usage.cached_tokens * 4 < answer.usage.prompt_tokens, "distinct prompts share little: {:?}", answer.usage);
+    }
+    assert_eq!(backend.worker_starts(), 1);
 }

@@ -335,7 +335,11 @@ impl Shared {
         let choices = responder::default_choices(request);
         let completion_tokens = choices.iter().map(|choice| choice.text.split_whitespace().count() as u64).sum();
         let prompt_tokens = request.messages.iter().map(|message| message.content.split_whitespace().count() as u64).sum();
-        Ok(ChatResponse { choices, usage: retort_core::Usage { prompt_tokens, completion_tokens }, model: model.to_owned() })
+        Ok(ChatResponse {
+            choices,
+            usage: retort_core::Usage { prompt_tokens, completion_tokens, cached_tokens: 0 },
+            model: model.to_owned(),
+        })
     }
 }
 
@@ -467,6 +471,7 @@ async fn chat(
                     prompt_tokens: answer.usage.prompt_tokens,
                     completion_tokens: answer.usage.completion_tokens,
                     total_tokens: answer.usage.prompt_tokens + answer.usage.completion_tokens,
+                    prompt_tokens_details: None,
                 }),
             };
             match serde_json::to_vec(&wire) {
