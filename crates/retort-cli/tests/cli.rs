@@ -228,7 +228,8 @@ steps:
         line ::= [^\n]{5,120}
       parse: {regex: '(?s)^Instruction: (?P<instruction>[^\n]+)\nResponse: (?P<response>.+)$'}
       into: pair
-      max_tokens: 100
+      # The grammar's longest answer (two lines of 120 characters) fits, whatever the sample.
+      max_tokens: 300
 "#;
     std::fs::write(dir.path().join("recipe.yaml"), recipe).unwrap();
     let output = retort(dir.path(), &["run", "recipe.yaml", "--out", "out", "--quiet"]);
