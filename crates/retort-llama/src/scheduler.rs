@@ -324,12 +324,18 @@ impl<'m> Scheduler<'m> {
         tokens
     }
 
-    /// A fresh sampler of the grammar (compiled once, then cloned).
-    fn grammar_sampler(&mut self, grammar: &str, what: &str) -> Result<LlamaSampler, (FailKind, String)> {
-        if let Some(sampler) = self.grammars.get(grammar) {
+    /// A fresh sampler of a grammar, compiled once per `key` (the schema's or the grammar's
+    /// text) and then cloned; `grammar` makes the GBNF text the first time.
+    fn grammar_sampler(
+        &mut self,
+        key: String,
+        what: &str,
+        grammar: impl FnOnce() -> Result<String, (FailKind, String)>,
+    ) -> Result<LlamaSampler, (FailKind, String)> {
+        if let Some(sampler) = self.grammars.get(&key) {
             return Ok(sampler.clone());
         }
-        let sampler = LlamaSampler::grammar(self.model, grammar, "root").map_err(|error| {
+        let sampler = LlamaSampler::grammar(self.model, &grammar()?, "root").map_err(|error| {
             (
                 FailKind::BadRequest,
                 format!(
@@ -342,7 +348,7 @@ impl<'m> Scheduler<'m> {
         if self.grammars.len() >= GRAMMAR_CACHE {
             self.grammars.clear();
         }
-        self.grammars.insert(grammar.to_string(), sampler.clone());
+        self.grammars.insert(key, sampler.clone());
         Ok(sampler)
     }
 
@@ -363,20 +369,11 @@ impl<'m> Scheduler<'m> {
         }
         let mut chain = Vec::new();
         let grammar = match (&job.json_schema, &job.grammar) {
-            (Some(schema), _) => {
-                // The schema's grammar is cached under the schema's own text.
-                let key = format!("json-schema:{schema}");
-                if let Some(sampler) = self.grammars.get(&key) {
-                    Some(sampler.clone())
-                } else {
-                    let grammar = llama_cpp_2::json_schema_to_grammar(schema)
-                        .map_err(|error| (FailKind::BadRequest, format!("turning the JSON schema into a grammar: {error}")))?;
-                    let sampler = self.grammar_sampler(&grammar, "the grammar of the JSON schema")?;
-                    self.grammars.insert(key, sampler.clone());
-                    Some(sampler)
-                }
-            }
-            (None, Some(grammar)) => Some(self.grammar_sampler(grammar, "the request's grammar")?),
+            (Some(schema), _) => Some(self.grammar_sampler(format!("json-schema:{schema}"), "the grammar of the JSON schema", || {
+                llama_cpp_2::json_schema_to_grammar(schema)
+                    .map_err(|error| (FailKind::BadRequest, format!("turning the JSON schema into a grammar: {error}")))
+            })?),
+            (None, Some(grammar)) => Some(self.grammar_sampler(grammar.clone(), "the request's grammar", || Ok(grammar.clone()))?),
             (None, None) => None,
         };
         if let Some(sampler) = grammar {
