@@ -149,6 +149,16 @@ fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("__llama-worker") {
         retort_llama::worker_main();
     }
+    #[cfg(feature = "local")]
+    if std::env::args().nth(1).as_deref() == Some("__train") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return ExitCode::from(retort_train::trainer_main(&args) as u8);
+    }
+    #[cfg(feature = "local")]
+    if std::env::args().nth(1).as_deref() == Some("__logprobs") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return ExitCode::from(retort_train::logprobs_main(&args) as u8);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("RETORT_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();

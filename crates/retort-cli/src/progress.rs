@@ -45,6 +45,9 @@ impl Progress {
                     if step.in_flight > 0 {
                         message.push_str(&format!(", {} in flight", step.in_flight));
                     }
+                    if let Some(activity) = &step.activity {
+                        message.push_str(&format!(" │ {activity}"));
+                    }
                     bar.set_message(message);
                 }
                 let requests: u64 = snapshot.iter().map(|step| step.requests).sum();

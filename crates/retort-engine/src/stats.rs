@@ -26,6 +26,8 @@ pub struct StepStats {
     in_flight: AtomicI64,
     /// Counts of drop and failure reasons, grouped by their first words.
     reasons: Mutex<BTreeMap<String, u64>>,
+    /// What the step is doing now beyond records (a trainer's step and loss), for the bars.
+    activity: Mutex<Option<String>>,
 }
 
 /// A copy of a step's counters at one moment.
@@ -60,6 +62,9 @@ pub struct StepSnapshot {
     pub in_flight: i64,
     /// The most common reasons for drops and failures, with counts.
     pub reasons: Vec<(String, u64)>,
+    /// What the step is doing now beyond records (a trainer's step, loss and tokens/s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<String>,
 }
 
 impl StepStats {
@@ -119,6 +124,11 @@ impl StepStats {
         self.completion_tokens.fetch_add(usage.completion_tokens, Ordering::Relaxed);
     }
 
+    /// Says what the step is doing now (none: records only).
+    pub fn set_activity(&self, activity: Option<String>) {
+        *self.activity.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = activity;
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> StepSnapshot {
         let mut reasons: Vec<(String, u64)> = self
@@ -145,6 +155,7 @@ impl StepStats {
             completion_tokens: self.completion_tokens.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             reasons,
+            activity: self.activity.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone(),
         }
     }
 }

@@ -47,6 +47,37 @@ pub struct LocalConfig {
     /// prompt evaluate it once. Off, every prompt is evaluated in full (the old scheduler).
     #[serde(default = "default_prefix_cache")]
     pub prefix_cache: bool,
+    /// A LoRA adapter (a GGUF file, as retort's trainer writes) applied to the model. A model
+    /// string `MODEL+lora:ADAPTER` (what the trainer hands the next round) sets both.
+    #[serde(default)]
+    pub adapter: Option<String>,
+}
+
+/// The separator of a model string that names an adapter: `MODEL+lora:ADAPTER`.
+pub const ADAPTER_SEPARATOR: &str = "+lora:";
+
+impl LocalConfig {
+    /// Sets the model from a model string, `MODEL` or `MODEL+lora:ADAPTER`.
+    pub fn set_model_string(&mut self, model: &str) {
+        match model.split_once(ADAPTER_SEPARATOR) {
+            Some((base, adapter)) => {
+                self.model = base.to_string();
+                self.adapter = Some(adapter.to_string());
+            }
+            None => {
+                self.model = model.to_string();
+                self.adapter = None;
+            }
+        }
+    }
+
+    /// The model string: `MODEL`, or `MODEL+lora:ADAPTER` with an adapter.
+    pub fn model_string(&self) -> String {
+        match &self.adapter {
+            Some(adapter) => format!("{}{ADAPTER_SEPARATOR}{adapter}", self.model),
+            None => self.model.clone(),
+        }
+    }
 }
 
 fn default_prefix_cache() -> bool {
@@ -84,6 +115,7 @@ impl Default for LocalConfig {
             batch_size: default_batch_size(),
             default_max_tokens: default_max_tokens(),
             prefix_cache: default_prefix_cache(),
+            adapter: None,
         }
     }
 }
@@ -109,6 +141,11 @@ impl LocalConfig {
         }
         if let Err(error) = resolve_model(&self.model) {
             problems.push(ConfigProblem::new("model", error.to_string()));
+        }
+        if let Some(adapter) = &self.adapter {
+            if let Err(error) = check_gguf(std::path::Path::new(adapter)) {
+                problems.push(ConfigProblem::new("adapter", format!("the LoRA adapter: {error}")));
+            }
         }
         problems
     }

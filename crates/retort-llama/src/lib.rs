@@ -28,7 +28,7 @@ mod template;
 #[cfg(feature = "worker")]
 mod worker;
 
-pub use config::{check_gguf, models_dir, resolve_model, resolve_model_in, LocalConfig, WorkerCommand, DEFAULT_MODEL};
+pub use config::{check_gguf, models_dir, resolve_model, resolve_model_in, LocalConfig, WorkerCommand, ADAPTER_SEPARATOR, DEFAULT_MODEL};
 pub use error::LocalError;
 pub use local::LocalBackend;
 pub use template::ChatTemplate;

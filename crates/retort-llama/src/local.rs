@@ -30,6 +30,8 @@ struct ModelInfo {
 /// on the first request and restarts when it dies.
 pub struct LocalBackend {
     config: LocalConfig,
+    /// The model string (`MODEL` or `MODEL+lora:ADAPTER`): part of every answer's key.
+    name: String,
     model_path: String,
     supervisor: Supervisor,
     info: OnceLock<Arc<ModelInfo>>,
@@ -68,8 +70,10 @@ impl LocalBackend {
             batch_threads: config.batch_threads,
             batch_size: config.batch_size,
             prefix_cache: config.prefix_cache,
+            adapter: config.adapter.clone(),
         };
         Ok(LocalBackend {
+            name: config.model_string(),
             config,
             model_path,
             supervisor: Supervisor::new(command, load),
@@ -288,7 +292,7 @@ impl Backend for LocalBackend {
     }
 
     fn model(&self) -> &str {
-        &self.config.model
+        &self.name
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -22,6 +22,9 @@ pub(crate) struct Load {
     /// Keep and reuse evaluated prefixes (see `LocalConfig::prefix_cache`).
     #[serde(default)]
     pub(crate) prefix_cache: bool,
+    /// A LoRA adapter to apply (a GGUF path).
+    #[serde(default)]
+    pub(crate) adapter: Option<String>,
 }
 
 /// A frame from the backend to the worker.

@@ -97,6 +97,7 @@ pub(crate) trait Sink {
 pub(crate) fn run(
     backend: &LlamaBackend,
     model: &LlamaModel,
+    adapter: Option<&mut llama_cpp_2::model::LlamaLoraAdapter>,
     load: &Load,
     jobs: Receiver<ToWorker>,
     sink: &mut dyn Sink,
@@ -124,6 +125,13 @@ pub(crate) fn run(
             return Err(message);
         }
     };
+    if let Some(adapter) = adapter {
+        if let Err(error) = ctx.lora_adapter_set(adapter, 1.0) {
+            let message = format!("applying the LoRA adapter {}: {error}", load.adapter.as_deref().unwrap_or_default());
+            sink.send(&FromWorker::LoadFailed { message: message.clone() });
+            return Err(message);
+        }
+    }
     let per_sequence = (ctx.n_ctx() / n_seq) as usize;
     sink.send(&ready(per_sequence as u32));
     // Crash hooks exist only in builds with the `test-hooks` feature (this crate's own test

@@ -58,13 +58,25 @@ fn serve() -> Result<(), String> {
             None => continue,
         }
     };
-    let (backend, model) = match load_model(&load) {
+    let (backend, mut model) = match load_model(&load) {
         Ok(loaded) => loaded,
         Err(message) => {
             sink.send(&FromWorker::LoadFailed { message: message.clone() });
             return Err(message);
         }
     };
+    let mut adapter = match &load.adapter {
+        None => None,
+        Some(path) => match model.lora_adapter_init(path) {
+            Ok(adapter) => Some(adapter),
+            Err(error) => {
+                let message = format!("loading the LoRA adapter {path}: {error} (is it an adapter for {}?)", load.model_path);
+                sink.send(&FromWorker::LoadFailed { message: message.clone() });
+                return Err(message);
+            }
+        },
+    };
+    let model = model;
     let vocab = model.vocab();
     let token_text = |token| String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned();
     let ready = |context_per_sequence| FromWorker::Ready {
@@ -92,7 +104,7 @@ fn serve() -> Result<(), String> {
             }
         }
     });
-    scheduler::run(&backend, &model, &load, receiver, &mut sink, &ready)
+    scheduler::run(&backend, &model, adapter.as_mut(), &load, receiver, &mut sink, &ready)
 }
 
 fn load_model(load: &Load) -> Result<(LlamaBackend, LlamaModel), String> {

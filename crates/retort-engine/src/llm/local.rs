@@ -21,11 +21,11 @@ impl BackendKind for LocalConfig {
     }
 
     fn set_model(&mut self, model: &str) {
-        self.model = model.to_string();
+        self.set_model_string(model);
     }
 
     fn describe(&self) -> String {
-        format!("local `{}` (in-process)", self.model)
+        format!("local `{}` (in-process)", self.model_string())
     }
 
     fn build(&self, _base_dir: &Path) -> Result<(Arc<dyn Backend>, usize), BoxError> {

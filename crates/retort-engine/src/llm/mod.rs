@@ -160,12 +160,48 @@ pub fn build_backend(name: &str, config: &LlmConfig, base_dir: &std::path::Path)
 const CHAT: &str = "chat";
 const SCORE: &str = "score";
 
+/// Which of a model's rounds a step asks: recipes say `llm: base`, `llm: previous`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handle {
+    /// The model of the round now running (the newest).
+    Current,
+    /// The model the run started with.
+    Base,
+    /// The model of the round before (the base model in round 1).
+    Previous,
+    /// The reference the last `train` step named (the base model until then).
+    Reference,
+}
+
+impl Handle {
+    /// The handle a name in `llm:` stands for, if it is one.
+    pub(crate) fn from_name(name: &str) -> Option<Handle> {
+        match name {
+            "current" => Some(Handle::Current),
+            "base" => Some(Handle::Base),
+            "previous" => Some(Handle::Previous),
+            "reference" => Some(Handle::Reference),
+            _ => None,
+        }
+    }
+}
+
+/// The models a recipe's model has been, round after round: the first is the base model.
+struct History {
+    /// (model string, backend), oldest first.
+    models: Vec<(String, Arc<dyn Backend>)>,
+    /// The index of the reference model.
+    reference: usize,
+}
+
 /// A backend with its cache.
 pub(crate) struct Llm {
     /// Its name in the recipe (`default` for `llm:`).
     name: String,
-    /// The backend now answering; a `train` step replaces it with the next round's model.
-    backend: RwLock<Arc<dyn Backend>>,
+    /// Which round's model this view asks.
+    handle: Handle,
+    /// The models so far; a `train` step adds the next round's. Shared by the views.
+    history: Arc<RwLock<History>>,
     /// The recipe's settings, from which a new model's backend is built.
     config: LlmConfig,
     base_dir: PathBuf,
@@ -174,6 +210,18 @@ pub(crate) struct Llm {
     fresh: bool,
     /// The most requests the backend runs at once.
     max_concurrency: usize,
+}
+
+impl History {
+    fn index(&self, handle: Handle) -> usize {
+        let last = self.models.len() - 1;
+        match handle {
+            Handle::Current => last,
+            Handle::Base => 0,
+            Handle::Previous => last.saturating_sub(1),
+            Handle::Reference => self.reference.min(last),
+        }
+    }
 }
 
 /// An answer, with where it came from.
@@ -216,9 +264,11 @@ impl Llm {
                 build_backend(name, config, base_dir)?
             }
         };
+        let model = backend.model().to_string();
         Ok(Llm {
             name: name.to_string(),
-            backend: RwLock::new(backend),
+            handle: Handle::Current,
+            history: Arc::new(RwLock::new(History { models: vec![(model, backend)], reference: 0 })),
             config: config.clone(),
             base_dir: base_dir.to_path_buf(),
             store,
@@ -227,15 +277,48 @@ impl Llm {
         })
     }
 
+    /// The backend this view asks now.
     pub(crate) fn current(&self) -> Arc<dyn Backend> {
-        self.backend.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        let history = self.history.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let index = history.index(self.handle);
+        history.models[index].1.clone()
     }
 
-    /// Replaces the model (a GGUF path for `local`, a model name for a server) from now on.
-    pub(crate) fn switch_model(&self, model: &str) -> Result<(), EngineError> {
+    /// The model string of a round's model, by handle (`MODEL+lora:ADAPTER` for an adapted
+    /// local model).
+    pub(crate) fn model_of(&self, handle: Handle) -> String {
+        let history = self.history.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        history.models[history.index(handle)].0.clone()
+    }
+
+    /// The same model seen through another handle.
+    pub(crate) fn view(&self, handle: Handle) -> Llm {
+        Llm {
+            name: self.name.clone(),
+            handle,
+            history: self.history.clone(),
+            config: self.config.clone(),
+            base_dir: self.base_dir.clone(),
+            store: self.store.clone(),
+            fresh: self.fresh,
+            max_concurrency: self.max_concurrency,
+        }
+    }
+
+    /// The recipe's settings of this model.
+    pub(crate) fn config(&self) -> &LlmConfig {
+        &self.config
+    }
+
+    /// Answers with another model (a GGUF path, `MODEL+lora:ADAPTER` for `local`, a model name
+    /// for a server) from now on: it becomes `current`, the one before `previous`.
+    /// `reference` names the handle that becomes the reference, as it was before the switch.
+    pub(crate) fn switch_model(&self, model: &str, reference: Handle) -> Result<(), EngineError> {
         let config = self.config.with_model(model);
         let (backend, _) = build_backend(&self.name, &config, &self.base_dir)?;
-        *self.backend.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = backend;
+        let mut history = self.history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        history.reference = history.index(reference);
+        history.models.push((backend.model().to_string(), backend));
         Ok(())
     }
 
@@ -391,5 +474,27 @@ mod tests {
         let other = build("other", local(Some(1)));
         assert!(Arc::ptr_eq(&default.current(), &reviewer.current()));
         assert!(!Arc::ptr_eq(&default.current(), &other.current()));
+    }
+
+    /// `llm: base`, `previous`, `current` and `reference` see the rounds a `train` step made.
+    #[test]
+    fn handles_name_the_rounds_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model.gguf");
+        std::fs::write(&model, b"GGUF not really a model: no request is sent").unwrap();
+        let store = Arc::new(RunStore::open(&dir.path().join("out")).unwrap());
+        let config = LlmConfig::Local(retort_llama::LocalConfig::for_model(model.to_string_lossy()));
+        let llm = Llm::build("default", &config, dir.path(), store, true, &mut SharedLocal::default()).unwrap();
+        let base = model.to_string_lossy().to_string();
+        let (previous, current, reference) = (llm.view(Handle::Previous), llm.view(Handle::Current), llm.view(Handle::Reference));
+        assert_eq!([previous.model(), current.model(), reference.model()], [base.clone(), base.clone(), base.clone()]);
+        llm.switch_model(&format!("{base}+lora:round-1.gguf"), Handle::Current).unwrap();
+        llm.switch_model(&format!("{base}+lora:round-2.gguf"), Handle::Previous).unwrap();
+        assert_eq!(llm.model(), format!("{base}+lora:round-2.gguf"));
+        assert_eq!(current.model(), format!("{base}+lora:round-2.gguf"));
+        assert_eq!(previous.model(), format!("{base}+lora:round-1.gguf"));
+        assert_eq!(llm.view(Handle::Base).model(), base);
+        // The second training named `previous` (the base model, before it switched) as its reference.
+        assert_eq!(reference.model(), base);
     }
 }

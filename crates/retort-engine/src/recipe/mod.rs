@@ -397,7 +397,13 @@ fn parse_document(document: &Value, base_dir: &Path, diagnostics: &mut Vec<Diagn
         }
     }
     let steps = match map.get("steps") {
-        Some(Value::Sequence(items)) if !items.is_empty() => parse_steps(items, "steps", diagnostics),
+        Some(Value::Sequence(items)) if !items.is_empty() => {
+            let mut items = items.clone();
+            for item in &mut items {
+                rounds_from_vars(item, &vars);
+            }
+            parse_steps(&items, "steps", diagnostics)
+        }
         Some(Value::Sequence(_)) => {
             diagnostics.push(Diagnostic::new("steps", "empty; a recipe needs at least a `load` step"));
             Vec::new()
@@ -532,6 +538,38 @@ pub(crate) fn parse_steps(items: &[Value], path: &str, diagnostics: &mut Vec<Dia
         }
     }
     steps
+}
+
+/// A `repeat`'s `rounds: "{{ vars.NAME }}"` takes the number from `vars` (so that
+/// `--set vars.rounds=5` sets the rounds of a recipe that says so); anything else stays as
+/// written for the parser to judge.
+fn rounds_from_vars(value: &mut Value, vars: &serde_json::Value) {
+    match value {
+        Value::Mapping(map) => {
+            for (key, item) in map.iter_mut() {
+                if key.as_str() == Some("rounds") {
+                    if let Value::String(text) = item {
+                        let name = text
+                            .trim()
+                            .strip_prefix("{{")
+                            .and_then(|rest| rest.strip_suffix("}}"))
+                            .map(str::trim)
+                            .and_then(|inner| inner.strip_prefix("vars."));
+                        if let Some(number) = name
+                            .and_then(|name| vars.get(name))
+                            .and_then(|value| value.as_u64().or_else(|| value.as_str().and_then(|text| text.parse().ok())))
+                        {
+                            *item = Value::Number(number.into());
+                        }
+                    }
+                } else {
+                    rounds_from_vars(item, vars);
+                }
+            }
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(|item| rounds_from_vars(item, vars)),
+        _ => {}
+    }
 }
 
 /// Reads a `repeat` config: its settings, then its nested steps as a list of their own.

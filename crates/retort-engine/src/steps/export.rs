@@ -55,6 +55,13 @@ pub struct ExportConfig {
     /// `dpo`: the dispreferred answer's field (default `rejected`).
     #[serde(default)]
     pub rejected: Option<String>,
+    /// `dpo`: a field with the probability that `chosen` is preferred (a soft label, SPA's and
+    /// Constitutional AI's), written as `label`.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `dpo`: a field with a margin the preference should exceed, written as `margin`.
+    #[serde(default)]
+    pub margin: Option<String>,
     /// `dpo`: write `prompt`, `chosen` and `rejected` as chat message lists (TRL's
     /// conversational form) instead of strings.
     #[serde(default)]
@@ -89,6 +96,8 @@ impl ExportConfig {
             system: None,
             chosen: None,
             rejected: None,
+            label: None,
+            margin: None,
             conversational: false,
             lineage: true,
         }
@@ -173,6 +182,13 @@ pub struct RowShape {
     /// `dpo`: the dispreferred answer (default `rejected`).
     #[serde(default)]
     pub rejected: Option<String>,
+    /// `dpo`: a field with the probability that `chosen` is preferred (a soft label, SPA's and
+    /// Constitutional AI's), written as `label`.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `dpo`: a field with a margin the preference should exceed, written as `margin`.
+    #[serde(default)]
+    pub margin: Option<String>,
     /// `dpo`: write `prompt`, `chosen` and `rejected` as chat message lists (TRL's
     /// conversational form) instead of strings.
     #[serde(default)]
@@ -200,7 +216,15 @@ impl RowShape {
                 cx.read("prompt", self.prompt.as_deref().unwrap_or("prompt"));
                 cx.read("chosen", self.chosen.as_deref().unwrap_or("chosen"));
                 cx.read("rejected", self.rejected.as_deref().unwrap_or("rejected"));
+                for (key, field) in [("label", &self.label), ("margin", &self.margin)] {
+                    if let Some(field) = field {
+                        cx.read(key, field);
+                    }
+                }
             }
+        }
+        if (self.label.is_some() || self.margin.is_some()) && self.shape != Shape::Dpo {
+            cx.error("label", "only the dpo shape has a label and a margin");
         }
         if let Some(system) = &self.system {
             cx.read("system", system);
@@ -269,6 +293,11 @@ impl RowShape {
                     row.insert("chosen".into(), chosen);
                     row.insert("rejected".into(), rejected);
                 }
+                for (key, field) in [("label", &self.label), ("margin", &self.margin)] {
+                    if let Some(field) = field {
+                        row.insert(key.into(), text(record, field)?);
+                    }
+                }
                 row
             }
         })
@@ -335,6 +364,8 @@ impl ExportConfig {
             system: self.system.clone(),
             chosen: self.chosen.clone(),
             rejected: self.rejected.clone(),
+            label: self.label.clone(),
+            margin: self.margin.clone(),
             conversational: self.conversational,
         }
     }

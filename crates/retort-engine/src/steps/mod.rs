@@ -285,7 +285,14 @@ impl BuildCx {
     /// The backend a step names, or the default one.
     pub(crate) fn llm(&self, step: &str, name: Option<&str>) -> Result<Arc<crate::llm::Llm>, EngineError> {
         let name = name.unwrap_or("default");
-        self.llms.get(name).cloned().ok_or_else(|| EngineError::Step { step: step.to_string(), message: format!("no llm named `{name}`") })
+        if let Some(llm) = self.llms.get(name) {
+            return Ok(llm.clone());
+        }
+        // `base`, `previous`, `current`, `reference`: a round of the default model.
+        match (crate::llm::Handle::from_name(name), self.llms.get("default")) {
+            (Some(handle), Some(default)) => Ok(Arc::new(default.view(handle))),
+            _ => Err(EngineError::Step { step: step.to_string(), message: format!("no llm named `{name}`") }),
+        }
     }
 
     /// How many records a record step works on at once.
@@ -412,7 +419,8 @@ impl CheckCx<'_> {
     /// Checks that a named backend exists.
     pub(crate) fn llm(&mut self, key: &str, name: Option<&str>) {
         let wanted = name.unwrap_or("default");
-        if !self.llm_names.contains(wanted) {
+        let handle = crate::llm::Handle::from_name(wanted).is_some() && self.llm_names.contains("default");
+        if !self.llm_names.contains(wanted) && !handle {
             let message = match name {
                 None => "this step needs a model, but the recipe has no `llm:` block".to_string(),
                 Some(name) => {

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The trainer benchmark: does the data train, and how fast does the built-in trainer train?
+#
+# 1. Makes N_TRAIN training and N_HELDOUT held-out arithmetic word problems (bench/train/problems.py).
+# 2. Held-out accuracy of the base model (bench/train/eval.yaml: the question alone, greedy).
+# 3. Runs the built-in STaR recipe for ROUNDS rounds with the built-in LoRA trainer on the
+#    training problems, and measures held-out accuracy after every round.
+# 4. Runs SPIN for one round (the problems' gold rationales against the model's own answers)
+#    and measures the held-out log-probability margin of gold over the base model's answer.
+# 5. Trains the same rows with the same settings in PyTorch + PEFT (bench/train-peer-setup.sh
+#    makes its virtual environment; PEER=0 skips it) and compares tokens/s.
+# Writes bench/TRAIN.md. A benchmark, not a test: it takes long on 2 cores.
+#
+# Usage: bench/train.sh   (N_TRAIN=200 N_HELDOUT=300 ROUNDS=3 THREADS=2 PEER=1)
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+N_TRAIN="${N_TRAIN:-200}"
+N_HELDOUT="${N_HELDOUT:-300}"
+ROUNDS="${ROUNDS:-3}"
+THREADS="${THREADS:-2}"
+PEER="${PEER:-1}"
+scripts/setup-models.sh >/dev/null
+RUSTFLAGS="-C target-cpu=native" cargo build --release --locked -p retort-cli >/dev/null
+retort="$repo/target/release/retort"
+work="$repo/target/bench/train"
+rm -rf "$work"
+mkdir -p "$work"
+python3 bench/train/problems.py "$work/train.jsonl" "$N_TRAIN" "$work/heldout.jsonl" "$N_HELDOUT"
+cp bench/train/eval.yaml "$work/eval.yaml"
+export RAYON_NUM_THREADS="$THREADS"
+
+accuracy() { # NAME MODEL
+    "$retort" run "$work/eval.yaml" --out "$work/eval-$1" --model "$2" --quiet >/dev/null
+    python3 - "$work/eval-$1/data.jsonl" "$N_HELDOUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()] if __import__("os").path.exists(sys.argv[1]) else []
+print(sum(1 for r in rows if r.get("correct") is True) / int(sys.argv[2]))
+PY
+}
+
+echo "train-bench: base model accuracy" >&2
+base_acc=$(accuracy base smollm2-135m)
+echo "round 0 $base_acc" > "$work/accuracy.txt"
+
+echo "train-bench: STaR, $ROUNDS rounds with the built-in trainer" >&2
+start=$(date +%s.%N)
+"$retort" run star --backend local --out "$work/star" --quiet \
+    --set vars.trainer=lora --set "vars.rounds=$ROUNDS" --set "steps[0].load.path=$work/train.jsonl" >/dev/null
+star_seconds=$(python3 -c "import time; print(round(time.time() - $start, 1))")
+for round in $(seq 1 "$ROUNDS"); do
+    adapter="$work/star/rounds/round-$round/adapter.gguf"
+    if [ -f "$adapter" ]; then
+        echo "round $round $(accuracy "star-$round" "smollm2-135m+lora:$adapter")" >> "$work/accuracy.txt"
+    fi
+done
+
+echo "train-bench: SPIN, one round" >&2
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+with open(f"{work}/spin-train.jsonl", "w") as f:
+    for line in open(f"{work}/train.jsonl"):
+        row = json.loads(line)
+        f.write(json.dumps({"instruction": row["question"], "input": "", "output": row["answer"]}) + "\n")
+# Held-out pairs: the gold rationale over the base model's own answer to the question.
+base = {}
+for line in open(f"{work}/eval-base/data.jsonl"):
+    row = json.loads(line)
+    base[row["question"]] = row.get("rationale") or ""
+with open(f"{work}/heldout-pairs.jsonl", "w") as f:
+    for line in open(f"{work}/heldout.jsonl"):
+        row = json.loads(line)
+        own = base.get(row["question"], "").strip()
+        if own and own != row["answer"].strip():
+            f.write(json.dumps({"prompt": row["question"], "chosen": row["answer"], "rejected": own}) + "\n")
+PY
+"$retort" run spin --backend local --out "$work/spin" --quiet \
+    --set vars.trainer=lora --set "steps[0].load.path=$work/spin-train.jsonl" --set "steps[2].repeat.rounds=1" >/dev/null
+model="$repo/models/smollm2-135m-instruct.q4_1.gguf"
+"$retort" __logprobs "$model" - "$work/heldout-pairs.jsonl" > "$work/margins-base.jsonl"
+"$retort" __logprobs "$model" "$work/spin/rounds/round-1/adapter.gguf" "$work/heldout-pairs.jsonl" > "$work/margins-spin.jsonl"
+
+echo "train-bench: trainer throughput, retort and PyTorch + PEFT" >&2
+peer_rows="$work/star/rounds/round-1/data.jsonl"
+steps=10
+cat > "$work/speed-spec.json" <<JSON
+{"model": "$model", "data": "$peer_rows", "out": "$work/speed",
+ "settings": {"max_steps": $steps, "batch_size": 8, "rank": 8, "alpha": 16, "learning_rate": 0.0002, "threads": $THREADS}}
+JSON
+"$retort" __train "$work/speed-spec.json" | grep '"report"' > "$work/speed-retort.json"
+if [ "$PEER" = 1 ]; then
+    bench/train-peer-setup.sh >&2
+    bench/.venv-train/bin/python bench/train/peer.py "$model" "$peer_rows" "$steps" 8 8 16 0.0002 "$THREADS" > "$work/speed-peer.json"
+fi
+python3 bench/train/report.py "$work" "$star_seconds" > bench/TRAIN.md
+cat bench/TRAIN.md
