@@ -278,13 +278,8 @@ pub fn train(spec: &TrainSpec, cancel: &AtomicBool, progress: &mut dyn FnMut(&St
     for (var, value) in model.vars().iter().zip(&fresh) {
         var.set(value)?;
     }
+    // From `init`, or fresh: A as drawn, B zero.
     model.set_adapter(init.as_ref())?;
-    if init.is_none() {
-        for (var, value) in model.vars().iter().zip(&fresh) {
-            var.set(value)?;
-        }
-        model.set_adapter(None)?;
-    }
 
     let vars = model.vars();
     let mut optimizer = AdamW::new(vars.clone())?;
