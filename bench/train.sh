@@ -27,11 +27,11 @@ work="$repo/target/bench/train"
 rm -rf "$work"
 mkdir -p "$work"
 python3 bench/train/problems.py "$work/train.jsonl" "$N_TRAIN" "$work/heldout.jsonl" "$N_HELDOUT"
-cp bench/train/eval.yaml "$work/eval.yaml"
+cp bench/train/eval.yaml bench/train/eval-fewshot.yaml recipes/star/data/fewshot.jsonl "$work/"
 export RAYON_NUM_THREADS="$THREADS"
 
-accuracy() { # NAME MODEL
-    "$retort" run "$work/eval.yaml" --out "$work/eval-$1" --model "$2" --quiet >/dev/null
+accuracy() { # NAME MODEL [EVAL]
+    "$retort" run "$work/${3:-eval}.yaml" --out "$work/eval-$1" --model "$2" --quiet >/dev/null
     python3 - "$work/eval-$1/data.jsonl" "$N_HELDOUT" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()] if __import__("os").path.exists(sys.argv[1]) else []
@@ -42,6 +42,8 @@ PY
 echo "train-bench: base model accuracy" >&2
 base_acc=$(accuracy base smollm2-135m)
 echo "round 0 $base_acc" > "$work/accuracy.txt"
+echo "train-bench: base model accuracy with STaR's few-shot prompt" >&2
+accuracy base-fewshot smollm2-135m eval-fewshot > "$work/accuracy-fewshot.txt"
 
 echo "train-bench: STaR, $ROUNDS rounds with the built-in trainer" >&2
 start=$(date +%s.%N)

@@ -25,6 +25,9 @@ def main():
         acc = float(acc)
         name = "base" if round_ == "0" else f"after round {round_}"
         out.append(f"| {name} | {acc:.1%} | {(acc - base) * 100:+.1f} points |")
+    if os.path.exists(f"{work}/accuracy-fewshot.txt"):
+        few = float(open(f"{work}/accuracy-fewshot.txt").read().strip())
+        out += ["", f"The base model with STaR's own 3-shot prompt (the rounds above answer the question alone): {few:.1%}."]
     out += ["", f"STaR run, all rounds (generation and training): {star_seconds} s.", ""]
     out += ["| round | rows | steps | loss first → last | train tokens/s | trainer seconds |", "|---:|---:|---:|---|---:|---:|"]
     round_ = 1

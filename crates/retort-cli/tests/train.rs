@@ -31,12 +31,14 @@ steps:
             into: answer
             temperature: 0.0
             max_tokens: 24
+            allow_truncated: true
         - generate:
             llm: base
             prompt: "{{ q }}"
             into: base_answer
             temperature: 0.0
             max_tokens: 24
+            allow_truncated: true
         - map:
             set:
               target: "'The secret word is pineapple.'"
@@ -44,7 +46,7 @@ steps:
             command: "{{ vars.trainer }}"
             data: {shape: sft, prompt: q, response: target}
             from: base
-            settings: {max_steps: 8, batch_size: 2, learning_rate: 0.003, warmup_ratio: 0.0, rank: 4, alpha: 8}
+            settings: {max_steps: "{{ 4 * round + 4 }}", batch_size: 2, learning_rate: 0.003, warmup_ratio: 0.0, rank: 4, alpha: 8}
 "#;
 
 /// The two tests each run the model and a trainer on both cores: one at a time.
@@ -66,7 +68,9 @@ fn lora_trains_between_rounds_and_the_next_round_answers_with_the_adapter() {
     for file in ["data.jsonl", "adapter.gguf", "train-log.jsonl", "report.json", "train-spec.json"] {
         assert!(round.join(file).exists(), "{file} missing");
     }
+    // `max_steps` is a template of the round: 8 steps in round 1, 12 in round 2.
     assert_eq!(lines(&round.join("train-log.jsonl")).len(), 8);
+    assert_eq!(lines(&dir.path().join("out/rounds/round-2/train-log.jsonl")).len(), 12);
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(round.join("report.json")).unwrap()).unwrap();
     assert!(report["last_loss"].as_f64().unwrap() < report["first_loss"].as_f64().unwrap() * 0.5, "{report}");
 
@@ -81,12 +85,14 @@ fn lora_trains_between_rounds_and_the_next_round_answers_with_the_adapter() {
         // `answer` by the current model, `base_answer` by the base model, in that order.
         assert!(!models[1].contains("+lora:"), "{models:?}");
         if round == 1 {
+            // Round 1's current model is the base model. (Not "the same text": greedy answers of
+            // one model can part where llama.cpp batches them differently.)
             assert!(!models[0].contains("+lora:"), "{models:?}");
-            assert_eq!(row["answer"], row["base_answer"], "round 1: the current model is the base model");
+            assert_eq!(models[0], models[1], "{models:?}");
         } else {
             assert!(models[0].ends_with("rounds/round-1/adapter.gguf"), "round 2 names round 1's adapter: {models:?}");
-            assert_ne!(row["answer"], row["base_answer"], "the adapter changes the answer: {row}");
             assert!(row["answer"].as_str().unwrap().to_lowercase().contains("pineapple"), "{row}");
+            assert!(!row["base_answer"].as_str().unwrap().to_lowercase().contains("pineapple"), "the base model is not trained: {row}");
         }
     }
 
@@ -102,7 +108,7 @@ fn lora_trains_between_rounds_and_the_next_round_answers_with_the_adapter() {
 fn a_run_killed_while_training_redoes_only_that_training() {
     let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("recipe.yaml"), RECIPE.replace("max_steps: 8", "max_steps: 40")).unwrap();
+    std::fs::write(dir.path().join("recipe.yaml"), RECIPE.replace("\"{{ 4 * round + 4 }}\"", "40")).unwrap();
     let mut child = Command::new(RETORT)
         .current_dir(dir.path())
         .args(["run", "recipe.yaml", "--out", "out", "--quiet", "--set", "vars.trainer=lora", "--set", "vars.rounds=1"])

@@ -16,6 +16,7 @@ mod error;
 mod frozen;
 mod gguf;
 mod model;
+mod softmax;
 mod spec;
 mod train;
 mod worker;

@@ -227,15 +227,24 @@ impl Model {
         let (cos, sin) = self.rope_tables(longest)?;
         let positions = Tensor::from_slice(&position_ids, n, &Device::Cpu)?;
         let (cos, sin) = (cos.index_select(&positions, 0)?, sin.index_select(&positions, 0)?);
-        let mut mask = vec![f32::NEG_INFINITY; n * n];
-        for row in 0..n {
-            for column in 0..=row {
-                if segment[column] == segment[row] {
-                    mask[row * n + column] = 0.0;
-                }
-            }
+        // Attention runs per sequence (a causal mask of the longest, narrowed): a packed batch
+        // of short rows would spend most of a block-diagonal n × n mask on zeros.
+        let mut mask = vec![f32::NEG_INFINITY; longest * longest];
+        for row in 0..longest {
+            mask[row * longest..=row * longest + row].fill(0.0);
         }
-        let mask = Tensor::from_vec(mask, (n, n), &Device::Cpu)?;
+        let mask = Tensor::from_vec(mask, (longest, longest), &Device::Cpu)?;
+        let bounds: Vec<(usize, usize)> = {
+            let mut offset = 0;
+            sequences
+                .iter()
+                .map(|sequence| {
+                    let bound = (offset, sequence.tokens.len());
+                    offset += sequence.tokens.len();
+                    bound
+                })
+                .collect()
+        };
         let rep = hp.n_head / hp.n_head_kv;
         let scale = 1.0 / (hp.head_dim as f64).sqrt();
         for block in &self.blocks {
@@ -246,17 +255,24 @@ impl Model {
             let q = self.rope(&q, &cos, &sin)?.squeeze(0)?;
             let k = self.rope(&k, &cos, &sin)?.squeeze(0)?;
             let v = v.squeeze(0)?;
-            let (k, v) = if rep > 1 {
-                let expand = |t: &Tensor| -> candle_core::Result<Tensor> {
-                    t.unsqueeze(1)?.broadcast_as((hp.n_head_kv, rep, n, hp.head_dim))?.reshape((hp.n_head, n, hp.head_dim))
+            let mut parts = Vec::with_capacity(bounds.len());
+            for &(offset, len) in &bounds {
+                let (q, k, v) = (q.narrow(1, offset, len)?.contiguous()?, k.narrow(1, offset, len)?, v.narrow(1, offset, len)?);
+                let (k, v) = if rep > 1 {
+                    let expand = |t: &Tensor| -> candle_core::Result<Tensor> {
+                        t.unsqueeze(1)?.broadcast_as((hp.n_head_kv, rep, len, hp.head_dim))?.reshape((hp.n_head, len, hp.head_dim))
+                    };
+                    (expand(&k)?, expand(&v)?)
+                } else {
+                    (k.contiguous()?, v.contiguous()?)
                 };
-                (expand(&k)?, expand(&v)?)
-            } else {
-                (k, v)
-            };
-            let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(&mask)?;
-            let attention = candle_nn::ops::softmax(&scores, D::Minus1)?;
-            let attended = attention.matmul(&v)?.transpose(0, 1)?.reshape((n, hp.n_head * hp.head_dim))?;
+                let causal = mask.narrow(0, 0, len)?.narrow(1, 0, len)?;
+                let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(&causal)?;
+                let attention = crate::softmax::softmax_last_dim(&scores)?;
+                parts.push(attention.matmul(&v)?);
+            }
+            let attended = if parts.len() == 1 { parts.pop().unwrap() } else { Tensor::cat(&parts, 1)? };
+            let attended = attended.transpose(0, 1)?.reshape((n, hp.n_head * hp.head_dim))?;
             h = (h + block.o.forward(&attended, self.scale)?)?;
             let x = rms_norm(&h, &block.ffn_norm, hp.eps)?;
             let gated = (candle_nn::ops::silu(&block.gate.forward(&x, self.scale)?)? * block.up.forward(&x, self.scale)?)?;
@@ -267,10 +283,8 @@ impl Model {
         let chosen = h.index_select(&index, 0)?;
         let normed = rms_norm(&chosen, &self.output_norm, hp.eps)?;
         let logits = frozen::linear(&normed, &self.output)?;
-        let logprobs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let targets = Tensor::from_vec(targets, (count, 1), &Device::Cpu)?;
         let weights = Tensor::from_vec(weights, count, &Device::Cpu)?;
-        let weighted = (logprobs.gather(&targets, 1)?.squeeze(1)? * weights)?;
+        let weighted = (crate::softmax::target_logprobs(&logits, targets)? * weights)?;
         spans.into_iter().map(|(start, len)| weighted.narrow(0, start, len)?.sum_all()).collect()
     }
 }

@@ -99,7 +99,8 @@ fn dpo_moves_the_margin_of_chosen_over_rejected_and_soft_labels_pull_less() {
         reference_adapter: None,
         settings: settings(Objective::Auto, 4),
     };
-    let report = train(&spec, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let mut hard_steps = Vec::new();
+    let report = train(&spec, &AtomicBool::new(false), &mut |step| hard_steps.push(step.clone())).unwrap();
     assert_eq!(report.objective, Objective::Dpo, "preference rows select DPO");
     assert!(report.last_loss < report.first_loss, "{} → {}", report.first_loss, report.last_loss);
     let tuned = logprobs(&model(), Some(&dir.path().join("dpo/adapter.gguf")), &hard, &TrainSettings::default()).unwrap();
@@ -109,14 +110,19 @@ fn dpo_moves_the_margin_of_chosen_over_rejected_and_soft_labels_pull_less() {
     // The first step's loss is log 2 whatever the data: the policy starts as the reference.
     assert!((report.first_loss - std::f64::consts::LN_2).abs() < 1e-3, "{}", report.first_loss);
 
-    // A label of 0.5 says "no preference": the gradient at the start is zero, nothing moves.
+    // A label of 0.5 says "no preference": at the start (policy = reference) its gradient is
+    // zero, where a hard label's is not, and the loss stays at its minimum, log 2. (Not "the
+    // margin does not move": the policy's and the reference's log-probabilities differ by
+    // rounding, and AdamW turns even that gradient into steps of the learning rate's size.)
     let even =
         write_rows(dir.path(), "even.jsonl", &[pair("What is the capital of France?", 0.5), pair("Name the capital of France.", 0.5)]);
     let spec = TrainSpec { data: even.clone(), out: dir.path().join("even"), ..spec };
-    let report = train(&spec, &AtomicBool::new(false), &mut |_| {}).unwrap();
-    let after = logprobs(&model(), Some(&dir.path().join("even/adapter.gguf")), &even, &TrainSettings::default()).unwrap();
-    for (before, after) in base.iter().zip(&after) {
-        assert!((after["margin"].as_f64().unwrap() - before["margin"].as_f64().unwrap()).abs() < 0.5, "{before} → {after} ({report:?})");
+    let mut even_steps = Vec::new();
+    train(&spec, &AtomicBool::new(false), &mut |step| even_steps.push(step.clone())).unwrap();
+    assert!(hard_steps[0].grad_norm > 1e-3, "{:?}", hard_steps[0]);
+    assert!(even_steps[0].grad_norm < hard_steps[0].grad_norm * 1e-2, "{:?} vs {:?}", even_steps[0], hard_steps[0]);
+    for step in &even_steps {
+        assert!((step.loss - std::f64::consts::LN_2).abs() < 0.01, "{step:?}");
     }
 }
 

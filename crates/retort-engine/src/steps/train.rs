@@ -108,7 +108,8 @@ pub struct TrainConfig {
     #[serde(default)]
     pub name: Option<String>,
     /// The built-in trainer's settings (rank, alpha, learning_rate, epochs, batch_size, beta,
-    /// objective, ...; see the README), passed to it as they are; the trainer checks them.
+    /// objective, ...; see the README), passed to it as they are (a string with `{{ }}` is
+    /// rendered first, with `round` and `vars`); the trainer checks them.
     #[serde(default)]
     pub settings: serde_json::Map<String, serde_json::Value>,
 }
@@ -284,6 +285,17 @@ impl Train {
         };
         let reference = adapter_of(self.config.reference.handle());
         let mut settings = self.config.settings.clone();
+        // A setting may be a template of the round (STaR's steps grow by 20% a round):
+        // `max_steps: "{{ (40 * 1.2 ** (round - 1)) | int }}"`; a number it renders is a number.
+        let context = minijinja::context! { round => files.round, vars => cx.run.templates.vars() };
+        for (key, value) in settings.iter_mut() {
+            if let serde_json::Value::String(text) = value {
+                if text.contains("{{") {
+                    let rendered = cx.run.templates.render_str(text, context.clone()).map_err(|error| Train::fail(cx, format!("settings.{key}: {error}")))?;
+                    *value = serde_json::from_str(&rendered).unwrap_or(serde_json::Value::String(rendered));
+                }
+            }
+        }
         settings.entry("seed").or_insert_with(|| serde_json::json!(cx.run.seed.wrapping_add(files.round as u64)));
         let spec = serde_json::json!({
             "model": base,
@@ -380,7 +392,8 @@ impl Train {
         let script = files.out.parent().unwrap_or(&files.out).join("train_trl.py");
         std::fs::write(&script, TRL_SCRIPT).map_err(EngineError::io("write", &script))?;
         let python = std::env::var("RETORT_PYTHON").unwrap_or_else(|_| "python3".into());
-        Ok(vec![
+        #[cfg_attr(not(feature = "local"), allow(unused_mut))]
+        let mut argv = vec![
             python,
             script.display().to_string(),
             "--data".into(),
@@ -391,7 +404,15 @@ impl Train {
             self.llm.model(),
             "--round".into(),
             files.round.to_string(),
-        ])
+        ];
+        // The local model's file, which the script cannot find from an alias.
+        #[cfg(feature = "local")]
+        if let crate::llm::LlmConfig::Local(local) = self.llm.config() {
+            if let Ok(path) = retort_llama::resolve_model(&local.model) {
+                argv.extend(["--gguf".into(), path.display().to_string()]);
+            }
+        }
+        Ok(argv)
     }
 
     #[cfg(not(feature = "local"))]

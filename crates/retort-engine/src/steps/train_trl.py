@@ -7,7 +7,8 @@ ROWS are the round's rows as retort writes them (`messages` for SFT; `prompt`, `
 `rejected` and an optional soft `label` for DPO), which TRL reads as they are.
 
 The model to train: $RETORT_TRL_MODEL (a Hugging Face model folder or name) or, for the local
-backend, the GGUF file retort runs (transformers reads it). The last line printed names the
+backend, the GGUF file retort runs (`--gguf`; transformers reads it). It trains from that
+model each round (the `train` step's `from: current` is the built-in trainer's). The last line printed names the
 next model:
 - local backend: `GGUF+lora:FOLDER/adapter.gguf`, the adapter written in llama.cpp's LoRA
   format (this script writes it; q and k rows permuted as llama.cpp's converter does for llama);
@@ -70,6 +71,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--round", default="1")
+    parser.add_argument("--gguf", default=None, help="the local model's GGUF file, when --model is an alias")
     parser.add_argument("--max-steps", type=int, default=int(os.environ.get("RETORT_TRL_MAX_STEPS", "-1")))
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--alpha", type=float, default=16.0)
@@ -82,7 +84,7 @@ def main():
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
     model_spec = args.model.split("+lora:")[0]
-    source = os.environ.get("RETORT_TRL_MODEL", model_spec)
+    source = os.environ.get("RETORT_TRL_MODEL") or args.gguf or model_spec
     kwargs = {}
     if source.endswith(".gguf"):
         folder, name = os.path.split(os.path.abspath(source))
