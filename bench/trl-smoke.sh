@@ -11,7 +11,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 scripts/setup-models.sh >/dev/null
 TRL=1 bench/train-peer-setup.sh >&2
-cargo build --locked -p retort-cli >/dev/null
+cargo build --locked --workspace --all-targets >/dev/null  # the test command's build: nothing to rebuild after it
 work="$repo/target/bench/trl-smoke"
 rm -rf "$work"
 mkdir -p "$work"
@@ -37,7 +37,7 @@ steps:
 YAML
 export RETORT_PYTHON="$repo/bench/.venv-train/bin/python" RETORT_TRL_MAX_STEPS=2
 target/debug/retort run "$work/recipe.yaml" --out "$work/out"
-adapter="$work/out/rounds/round-1/adapter.gguf"
+adapter="$work/out/rounds/model-round-1/adapter.gguf"
 test -s "$adapter" || { echo "trl-smoke: no adapter at $adapter" >&2; exit 1; }
 python3 - "$work/out/data.lineage.jsonl" <<'PY'
 import json, sys

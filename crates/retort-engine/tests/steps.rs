@@ -587,8 +587,8 @@ steps:
 
 #[test]
 fn train_hands_each_round_to_the_trainer_and_switches_the_model() {
-    // The trainer is a shell script: it records its arguments and names the next model.
-    let trainer = "#!/bin/sh\necho \"$RETORT_ROUND $(wc -l < \"$RETORT_DATA\")\" >> calls.txt\necho \"model-after-round-$RETORT_ROUND\"\n";
+    // The trainer is a shell script: it records its arguments, logs to stderr and names the next model.
+    let trainer = "#!/bin/sh\necho \"$RETORT_ROUND $(wc -l < \"$RETORT_DATA\")\" >> calls.txt\necho \"step 1 loss 0.5\" >&2\necho \"model-after-round-$RETORT_ROUND\"\n";
     let ran = run(
         r#####"
 name: t
@@ -607,6 +607,9 @@ steps:
     );
     let calls = std::fs::read_to_string(ran.out().join("calls.txt")).unwrap();
     assert_eq!(calls, "1 2\n2 2\n3 2\n");
+    // The round's log holds the trainer's stderr, then its stdout.
+    let log = std::fs::read_to_string(ran.out().join("rounds/train-round-2.log")).unwrap();
+    assert_eq!(log, "step 1 loss 0.5\nmodel-after-round-2\n");
     let lineage = common::read_jsonl(&ran.out().join("data.lineage.jsonl"));
     let models: Vec<_> = lineage.iter().map(|line| line["lineage"][0]["model"].as_str().unwrap().to_string()).collect();
     assert_eq!(

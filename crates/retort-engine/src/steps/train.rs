@@ -247,10 +247,13 @@ impl Train {
             .env("RETORT_MODEL", self.llm.model())
             .current_dir(&cx.run.out_dir)
             .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(log)
             .kill_on_drop(true);
+        // `spawn` and `wait_with_output`, not `output`, which would pipe stderr away from the log.
+        let child = command.spawn().map_err(|error| Train::fail(cx, format!("cannot start the trainer `{}`: {error}", argv[0])))?;
         let output = tokio::select! {
-            output = command.output() => output.map_err(|error| Train::fail(cx, format!("cannot start the trainer `{}`: {error}", argv[0])))?,
+            output = child.wait_with_output() => output.map_err(|error| Train::fail(cx, format!("waiting for the trainer `{}`: {error}", argv[0])))?,
             _ = cx.run.cancel.cancelled() => return Err(EngineError::Cancelled),
         };
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();

@@ -91,6 +91,13 @@ def main():
         source, kwargs = folder, {"gguf_file": name}
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32, **kwargs)
+    if kwargs:
+        # transformers dequantizes a GGUF file to float32 on loading but still marks the model
+        # as quantized, and its Trainer refuses to train a GGUF-quantized model: unmark it.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     data = rows(args.data)
     lora = LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0,
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
@@ -100,9 +107,11 @@ def main():
         dataset = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in data])
         trainer = DPOTrainer(model=model, args=DPOConfig(**common), train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
     else:
-        dataset = Dataset.from_list([{"messages": r["messages"]} for r in data])
-        trainer = SFTTrainer(model=model, args=SFTConfig(**common, assistant_only_loss=False), train_dataset=dataset,
-                             processing_class=tokenizer, peft_config=lora)
+        # TRL's conversational prompt-completion form: the loss is on the last (assistant)
+        # message only, as the built-in trainer's (`completion_only_loss`).
+        dataset = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in data])
+        trainer = SFTTrainer(model=model, args=SFTConfig(**common, completion_only_loss=True, gradient_checkpointing=False),
+                             train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
     trainer.train()
     peft_dir = os.path.join(args.out, "peft")
     trainer.model.save_pretrained(peft_dir)
