@@ -51,7 +51,7 @@ work="$(cd "$work" && pwd)"
 
 scripts/setup.sh >/dev/null
 echo "== building retort (release, native CPU)"
-RUSTFLAGS="-C target-cpu=native" cargo build --release --locked -p retort-cli >/dev/null
+RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
 retort="$repo/target/release/retort"
 model="$repo/models/smollm2-135m-instruct.q4_1.gguf"
 

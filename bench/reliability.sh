@@ -9,5 +9,5 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 # The same flags as bench/run.sh, so the two share one release build.
-RUSTFLAGS="-C target-cpu=native" cargo build --release --locked -p retort-cli -p retort-mock
+RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli -p retort-mock
 exec python3 bench/reliability.py --bin "$repo/target/release" "$@"

@@ -91,7 +91,7 @@ if [ "$distilabel" = 1 ] && { [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python
   "$venv/bin/pip" install -q "distilabel[openai]==1.5.3" requests  # distilabel imports requests without declaring it
 fi
 log "building retort and retort-mock (release, native CPU)"
-RUSTFLAGS="-C target-cpu=native" cargo build --release --locked -p retort-cli -p retort-mock
+RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli -p retort-mock
 retort="$repo/target/release/retort"
 mock="$repo/target/release/retort-mock"
 

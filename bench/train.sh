@@ -11,7 +11,7 @@
 #    makes its virtual environment; PEER=0 skips it) and compares tokens/s.
 # Writes bench/TRAIN.md. A benchmark, not a test: it takes long on 2 cores.
 #
-# Usage: bench/train.sh   (N_TRAIN=200 N_HELDOUT=300 ROUNDS=3 THREADS=2 PEER=1)
+# Usage: bench/train.sh   (N_TRAIN=200 N_HELDOUT=300 ROUNDS=3 N_SPIN=200 THREADS=2 PEER=1)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -20,8 +20,9 @@ N_HELDOUT="${N_HELDOUT:-300}"
 ROUNDS="${ROUNDS:-3}"
 THREADS="${THREADS:-2}"
 PEER="${PEER:-1}"
+N_SPIN="${N_SPIN:-$N_TRAIN}"
 scripts/setup-models.sh >/dev/null
-RUSTFLAGS="-C target-cpu=native" cargo build --release --locked -p retort-cli >/dev/null
+RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
 retort="$repo/target/release/retort"
 work="$repo/target/bench/train"
 rm -rf "$work"
@@ -58,6 +59,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo "train-bench: SPIN, one round" >&2
+spin_start=$(date +%s.%N)
 python3 - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]
@@ -77,8 +79,10 @@ with open(f"{work}/heldout-pairs.jsonl", "w") as f:
         if own and own != row["answer"].strip():
             f.write(json.dumps({"prompt": row["question"], "chosen": row["answer"], "rejected": own}) + "\n")
 PY
-"$retort" run spin --backend local --out "$work/spin" --quiet \
+"$retort" run spin --backend local --out "$work/spin" --quiet --limit "$N_SPIN" \
     --set vars.trainer=lora --set "steps[0].load.path=$work/spin-train.jsonl" --set "steps[2].repeat.rounds=1" >/dev/null
+spin_seconds=$(python3 -c "import time; print(round(time.time() - $spin_start, 1))")
+echo "$spin_seconds" > "$work/spin-seconds.txt"
 model="$repo/models/smollm2-135m-instruct.q4_1.gguf"
 "$retort" __logprobs "$model" - "$work/heldout-pairs.jsonl" > "$work/margins-base.jsonl"
 "$retort" __logprobs "$model" "$work/spin/rounds/round-1/adapter.gguf" "$work/heldout-pairs.jsonl" > "$work/margins-spin.jsonl"

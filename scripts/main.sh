@@ -6,7 +6,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 scripts/setup.sh
 # llama.cpp runs several times faster with the CPU's vector instructions; the binary is built for this machine.
-RUSTFLAGS="${RUSTFLAGS:-} -C target-cpu=native" cargo build --release --locked -p retort-cli
+RUSTFLAGS="${RUSTFLAGS:-} $("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli
 out="${1:-runs/quickstart-local}"
 ./target/release/retort run examples/quickstart/recipe.yaml --out "$out" --backend local
 echo

@@ -27,7 +27,7 @@ for arg in "$@"; do
 done
 
 # The same flags as scripts/main.sh, so the two share one release build.
-RUSTFLAGS="${RUSTFLAGS:-} -C target-cpu=native" cargo build --release --locked -p retort-cli
+RUSTFLAGS="${RUSTFLAGS:-} $("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli
 retort="$repo/target/release/retort"
 if [ ${#names[@]} -eq 0 ]; then
   mapfile -t names < <("$retort" recipes | cut -f1)

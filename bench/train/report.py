@@ -50,7 +50,8 @@ def main():
         if os.path.exists(spin_report):
             r = json.load(open(spin_report))
             out.append("")
-            out.append(f"SPIN's training: {r['examples']} pairs, {r['steps']} steps, loss {r['first_loss']:.3f} → {r['last_loss']:.3f}, {r['tokens_per_second']:.0f} tokens/s.")
+            spin_s = open(f"{work}/spin-seconds.txt").read().strip() if os.path.exists(f"{work}/spin-seconds.txt") else "?"
+            out.append(f"SPIN run (generation and training): {spin_s} s. SPIN's training: {r['examples']} pairs, {r['steps']} steps, loss {r['first_loss']:.3f} → {r['last_loss']:.3f}, {r['tokens_per_second']:.0f} tokens/s.")
     ours = load_lines(f"{work}/speed-retort.json")
     peer = load_lines(f"{work}/speed-peer.json")
     out += ["", "## Trainer throughput, side by side (same rows, LoRA rank 8 on all 7 weights, batch 8, 10 steps, 2 threads)", ""]
