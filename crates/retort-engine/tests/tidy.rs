@@ -52,6 +52,7 @@ fn only_the_cli_and_the_worker_binaries_print() {
     let allowed = [
         "crates/retort-cli/src/",
         "crates/retort-llama/src/worker.rs",
+        "crates/retort-train/src/worker.rs",
         "crates/retort-mock/src/bin/",
         "crates/retort-agent/src/bin/",
         "/build.rs",
