@@ -203,13 +203,15 @@ impl Model {
         let n: usize = sequences.iter().map(|sequence| sequence.tokens.len()).sum();
         let mut tokens = Vec::with_capacity(n);
         let mut position_ids = Vec::with_capacity(n);
-        let mut segment = Vec::with_capacity(n);
+        // Each sequence's (first token, length) in the pack: attention runs per sequence.
+        let mut bounds = Vec::with_capacity(sequences.len());
         let mut picked = Vec::new();
         let mut targets = Vec::new();
         let mut weights = Vec::new();
         let mut spans = Vec::with_capacity(sequences.len());
-        for (index, sequence) in sequences.iter().enumerate() {
+        for sequence in sequences {
             let offset = tokens.len() as u32;
+            bounds.push((tokens.len(), sequence.tokens.len()));
             let start = picked.len();
             for &position in &sequence.positions {
                 picked.push(offset + position);
@@ -219,7 +221,6 @@ impl Model {
             spans.push((start, picked.len() - start));
             tokens.extend_from_slice(&sequence.tokens);
             position_ids.extend(0..sequence.tokens.len() as u32);
-            segment.extend(std::iter::repeat_n(index, sequence.tokens.len()));
         }
         let ids = Tensor::from_slice(&tokens, n, &Device::Cpu)?;
         let mut h = self.embed.index_select(&ids, 0)?;
@@ -234,17 +235,6 @@ impl Model {
             mask[row * longest..=row * longest + row].fill(0.0);
         }
         let mask = Tensor::from_vec(mask, (longest, longest), &Device::Cpu)?;
-        let bounds: Vec<(usize, usize)> = {
-            let mut offset = 0;
-            sequences
-                .iter()
-                .map(|sequence| {
-                    let bound = (offset, sequence.tokens.len());
-                    offset += sequence.tokens.len();
-                    bound
-                })
-                .collect()
-        };
         let rep = hp.n_head / hp.n_head_kv;
         let scale = 1.0 / (hp.head_dim as f64).sqrt();
         for block in &self.blocks {

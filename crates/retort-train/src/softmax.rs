@@ -13,18 +13,27 @@ use rayon::prelude::*;
 
 struct SoftmaxLastDim;
 
+/// The contiguous f32 rows of an op's input and their width.
+fn rows<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<(&'a [f32], usize)> {
+    let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: the input is not contiguous") };
+    let width = *layout.shape().dims().last().unwrap_or(&1);
+    Ok((&storage.as_slice::<f32>()?[start..end], width.max(1)))
+}
+
+fn row_max(row: &[f32]) -> f32 {
+    row.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
 impl CustomOp1 for SoftmaxLastDim {
     fn name(&self) -> &'static str {
         "retort-softmax-last-dim"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else { bail!("softmax: the input is not contiguous") };
-        let src = &storage.as_slice::<f32>()?[start..end];
-        let width = *layout.shape().dims().last().unwrap_or(&1);
+        let (src, width) = rows(storage, layout, "softmax")?;
         let mut dst = vec![0f32; src.len()];
-        src.par_chunks(width.max(1)).zip(dst.par_chunks_mut(width.max(1))).for_each(|(row, out)| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        src.par_chunks(width).zip(dst.par_chunks_mut(width)).for_each(|(row, out)| {
+            let max = row_max(row);
             if max == f32::NEG_INFINITY {
                 return; // a row masked everywhere: zeros, as no token is attended
             }
@@ -57,7 +66,7 @@ struct TargetLogprobs {
 }
 
 fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = row_max(row);
     max + row.iter().map(|x| (x - max).exp()).sum::<f32>().ln()
 }
 
@@ -67,11 +76,9 @@ impl CustomOp1 for TargetLogprobs {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else { bail!("target logprobs: the logits are not contiguous") };
-        let logits = &storage.as_slice::<f32>()?[start..end];
-        let width = *layout.shape().dims().last().unwrap_or(&1);
+        let (logits, width) = rows(storage, layout, "target logprobs")?;
         if logits.len() != self.targets.len() * width {
-            bail!("target logprobs: {} rows of logits for {} targets", logits.len() / width.max(1), self.targets.len());
+            bail!("target logprobs: {} rows of logits for {} targets", logits.len() / width, self.targets.len());
         }
         let out: Vec<f32> =
             logits.par_chunks(width).zip(self.targets.par_iter()).map(|(row, &t)| row[t as usize] - log_sum_exp(row)).collect();
@@ -110,6 +117,12 @@ mod tests {
     use super::*;
     use candle_core::Var;
 
+    /// Whether two tensors agree element by element within `tolerance`.
+    fn close(a: &Tensor, b: &Tensor, tolerance: f32) -> bool {
+        let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| (x - y).abs() < tolerance)
+    }
+
     #[test]
     fn target_logprobs_match_candles_log_softmax_and_gather() {
         let data = [[0.5f32, -1.0, 2.0, 0.25], [3.0, 3.0, -2.0, 0.0], [1.0, 0.0, -1.0, 4.0]];
@@ -120,14 +133,10 @@ mod tests {
         let y_ours = target_logprobs(ours.as_tensor(), targets.clone()).unwrap();
         let index = Tensor::from_vec(targets, (3, 1), &Device::Cpu).unwrap();
         let y_theirs = candle_nn::ops::log_softmax(theirs.as_tensor(), D::Minus1).unwrap().gather(&index, 1).unwrap().squeeze(1).unwrap();
-        let close = |a: &Tensor, b: &Tensor| {
-            let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-            a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5)
-        };
-        assert!(close(&y_ours, &y_theirs));
+        assert!(close(&y_ours, &y_theirs, 1e-5));
         let g_ours = (y_ours * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         let g_theirs = (y_theirs * &weights).unwrap().sum_all().unwrap().backward().unwrap();
-        assert!(close(g_ours.get(&ours).unwrap(), g_theirs.get(&theirs).unwrap()));
+        assert!(close(g_ours.get(&ours).unwrap(), g_theirs.get(&theirs).unwrap(), 1e-5));
     }
 
     #[test]
@@ -138,13 +147,9 @@ mod tests {
         let weights = Tensor::new(&[[1f32, 2.0, 3.0, 4.0], [-1.0, 0.5, 2.0, 1.0]], &Device::Cpu).unwrap();
         let y_ours = softmax_last_dim(ours.as_tensor()).unwrap();
         let y_theirs = candle_nn::ops::softmax(theirs.as_tensor(), D::Minus1).unwrap();
-        let close = |a: &Tensor, b: &Tensor| {
-            let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-            a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6)
-        };
-        assert!(close(&y_ours, &y_theirs));
+        assert!(close(&y_ours, &y_theirs, 1e-6));
         let g_ours = (y_ours * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         let g_theirs = (y_theirs * &weights).unwrap().sum_all().unwrap().backward().unwrap();
-        assert!(close(g_ours.get(&ours).unwrap(), g_theirs.get(&theirs).unwrap()));
+        assert!(close(g_ours.get(&ours).unwrap(), g_theirs.get(&theirs).unwrap(), 1e-6));
     }
 }
