@@ -30,6 +30,8 @@ mkdir -p "$work"
 python3 bench/train/problems.py "$work/train.jsonl" "$N_TRAIN" "$work/heldout.jsonl" "$N_HELDOUT"
 cp bench/train/eval.yaml bench/train/eval-fewshot.yaml recipes/star/data/fewshot.jsonl "$work/"
 export RAYON_NUM_THREADS="$THREADS"
+# As the engine starts the trainer (crates/retort-engine/src/steps/train.rs).
+export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
 
 accuracy() { # NAME MODEL [EVAL]
     "$retort" run "$work/${3:-eval}.yaml" --out "$work/eval-$1" --model "$2" --quiet >/dev/null

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what retort needs on a fresh machine: system packages for building llama.cpp,
+# Installs what retort needs on a fresh machine: system packages for building llama.cpp and
+# for the trainer's BLAS,
 # and the local models (scripts/setup-models.sh). Safe to run again: it skips what is there.
 #
 # Usage: scripts/setup.sh [--all]   (--all also fetches Qwen2.5-Coder-0.5B)
@@ -21,6 +22,9 @@ if ! have_libclang; then
     need_packages+=(libclang-dev)
 fi
 command -v python3 >/dev/null 2>&1 || need_packages+=(python3 python3-pip)
+# The built-in trainer's matrix products (crates/retort-train/src/blas.rs loads it at run time;
+# without it the trainer runs on candle's own, slower matmul).
+ls /usr/lib/*-linux-gnu/libopenblas.so.0 >/dev/null 2>&1 || need_packages+=(libopenblas0-pthread)
 if [ "${#need_packages[@]}" -gt 0 ]; then
     echo "setup: installing ${need_packages[*]}" >&2
     sudo_cmd=""

@@ -12,24 +12,57 @@ pub(crate) struct Frozen {
     pub(crate) weight: Tensor,
 }
 
+/// `g @ W`: the input's gradient of [`Frozen`]; `g` is (n, out). Not differentiated again.
+struct FrozenGrad {
+    weight: Tensor,
+}
+
+/// `x (m, k) @ Wᵀ` (`transpose`) or `x (m, out) @ W`, through BLAS when it is loaded, else
+/// candle's matmul.
+fn product(storage: &CpuStorage, layout: &Layout, weight: &Tensor, transpose: bool, op: &str) -> Result<(CpuStorage, Shape)> {
+    let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: the input is not contiguous") };
+    let x = &storage.as_slice::<f32>()?[start..end];
+    let (rows, inner) = layout.shape().dims2()?;
+    let (out, input) = weight.dims2()?;
+    let n = if transpose { out } else { input };
+    let (w_storage, w_layout) = weight.storage_and_layout();
+    if let (Storage::Cpu(w_cpu), Some((w_start, w_end))) = (&*w_storage, w_layout.contiguous_offsets()) {
+        let w = &w_cpu.as_slice::<f32>()?[w_start..w_end];
+        if let Some(y) = crate::blas::matmul(x, w, rows, n, inner, transpose) {
+            return Ok((CpuStorage::F32(y), Shape::from((rows, n))));
+        }
+    }
+    drop(w_storage);
+    let x = Tensor::from_slice(x, (rows, inner), &Device::Cpu)?;
+    let y = if transpose { x.matmul(&weight.t()?)? } else { x.matmul(weight)? };
+    let (y_storage, y_layout) = y.storage_and_layout();
+    match (&*y_storage, y_layout.contiguous_offsets()) {
+        (Storage::Cpu(cpu), Some((0, _))) => Ok((cpu.clone(), y.shape().clone())),
+        _ => bail!("{op}: expected a contiguous CPU result"),
+    }
+}
+
 impl CustomOp1 for Frozen {
     fn name(&self) -> &'static str {
         "frozen-linear"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else { bail!("frozen-linear: the input is not contiguous") };
-        let x = Tensor::from_slice(&storage.as_slice::<f32>()?[start..end], layout.shape(), &Device::Cpu)?;
-        let y = x.matmul(&self.weight.t()?)?;
-        let (out, out_layout) = y.storage_and_layout();
-        match (&*out, out_layout.contiguous_offsets()) {
-            (Storage::Cpu(cpu), Some((0, _))) => Ok((cpu.clone(), y.shape().clone())),
-            _ => bail!("frozen-linear: expected a contiguous CPU result"),
-        }
+        product(storage, layout, &self.weight, true, self.name())
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.matmul(&self.weight)?))
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&FrozenGrad { weight: self.weight.clone() })?))
+    }
+}
+
+impl CustomOp1 for FrozenGrad {
+    fn name(&self) -> &'static str {
+        "frozen-linear-grad"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        product(storage, layout, &self.weight, false, self.name())
     }
 }
 

@@ -11,11 +11,14 @@
 //! [`trainer_main`]), so a run's Ctrl-C or kill stops training without leaving a half-written
 //! adapter (it is written under a `.partial` name and renamed).
 
+mod blas;
 mod data;
 mod error;
 mod frozen;
+mod fused;
 mod gguf;
 mod model;
+mod par;
 mod softmax;
 mod spec;
 mod train;

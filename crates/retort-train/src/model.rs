@@ -6,7 +6,7 @@
 //! The forward pass returns the log-probability of each target token, computed only at the
 //! positions that are trained.
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 
 use crate::data::Sequence;
@@ -35,9 +35,9 @@ impl Linear {
             y = y.broadcast_add(bias)?;
         }
         if let Some(lora) = &self.lora {
-            let down = x.matmul(&lora.a.as_tensor().t()?)?;
-            let up = down.matmul(&lora.b.as_tensor().t()?)?;
-            y = (y + (up * scale)?)?;
+            // The scale on the rank-r product: one pass over (n, r), not over (n, out).
+            let down = (x.matmul(&lora.a.as_tensor().t()?)? * scale)?;
+            y = (y + down.matmul(&lora.b.as_tensor().t()?)?)?;
         }
         Ok(y)
     }
@@ -71,10 +71,7 @@ pub(crate) struct Model {
     alpha: f32,
 }
 
-fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    let mean = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(mean + eps)?.sqrt()?)?.broadcast_mul(weight)
-}
+use crate::fused::rms_norm;
 
 impl Model {
     /// Loads the base model with fresh LoRA pairs of `rank` on the `targets` (names from
@@ -188,10 +185,7 @@ impl Model {
     }
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
-        match self.hparams.arch {
-            Arch::Llama => candle_nn::rotary_emb::rope_i_slow(x, cos, sin),
-            Arch::Qwen2 => candle_nn::rotary_emb::rope_slow(x, cos, sin),
-        }
+        crate::fused::rope(x, cos, sin, self.hparams.arch == Arch::Llama)
     }
 
     /// For each sequence, the weighted sum of the log-probabilities of its trained tokens,
@@ -265,7 +259,7 @@ impl Model {
             let attended = attended.transpose(0, 1)?.reshape((n, hp.n_head * hp.head_dim))?;
             h = (h + block.o.forward(&attended, self.scale)?)?;
             let x = rms_norm(&h, &block.ffn_norm, hp.eps)?;
-            let gated = (candle_nn::ops::silu(&block.gate.forward(&x, self.scale)?)? * block.up.forward(&x, self.scale)?)?;
+            let gated = crate::fused::swiglu(&block.gate.forward(&x, self.scale)?, &block.up.forward(&x, self.scale)?)?;
             h = (h + block.down.forward(&gated, self.scale)?)?;
         }
         let count = picked.len();

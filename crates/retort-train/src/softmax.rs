@@ -9,7 +9,8 @@
 //! and its backward `g · (onehot(t) − softmax(x))`, each in one parallel pass.
 
 use candle_core::{bail, CpuStorage, CustomOp1, Device, Layout, Result, Shape, Storage, Tensor, D};
-use rayon::prelude::*;
+
+use crate::par::for_chunks;
 
 struct SoftmaxLastDim;
 
@@ -32,7 +33,8 @@ impl CustomOp1 for SoftmaxLastDim {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (src, width) = rows(storage, layout, "softmax")?;
         let mut dst = vec![0f32; src.len()];
-        src.par_chunks(width).zip(dst.par_chunks_mut(width)).for_each(|(row, out)| {
+        for_chunks(&mut dst, width, |i, out| {
+            let row = &src[i * width..(i + 1) * width];
             let max = row_max(row);
             if max == f32::NEG_INFINITY {
                 return; // a row masked everywhere: zeros, as no token is attended
@@ -80,8 +82,11 @@ impl CustomOp1 for TargetLogprobs {
         if logits.len() != self.targets.len() * width {
             bail!("target logprobs: {} rows of logits for {} targets", logits.len() / width, self.targets.len());
         }
-        let out: Vec<f32> =
-            logits.par_chunks(width).zip(self.targets.par_iter()).map(|(row, &t)| row[t as usize] - log_sum_exp(row)).collect();
+        let mut out = vec![0f32; self.targets.len()];
+        for_chunks(&mut out, 1, |i, out| {
+            let row = &logits[i * width..(i + 1) * width];
+            out[0] = row[self.targets[i] as usize] - log_sum_exp(row);
+        });
         Ok((CpuStorage::F32(out), Shape::from(self.targets.len())))
     }
 
@@ -94,7 +99,8 @@ impl CustomOp1 for TargetLogprobs {
         };
         let logits = &cpu.as_slice::<f32>()?[start..end];
         let mut out = vec![0f32; logits.len()];
-        out.par_chunks_mut(width).zip(logits.par_chunks(width)).enumerate().for_each(|(i, (out, row))| {
+        for_chunks(&mut out, width, |i, out| {
+            let row = &logits[i * width..(i + 1) * width];
             let t = self.targets[i] as usize;
             let lse = row[t] - res[i];
             for (o, x) in out.iter_mut().zip(row) {

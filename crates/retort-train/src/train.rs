@@ -71,6 +71,9 @@ pub struct TrainReport {
     pub tokens_per_second: f64,
     /// Seconds in all (loading, reference pass, writing).
     pub seconds: f64,
+    /// What multiplied the frozen weights: `openblas` (the system's, loaded at run time) or
+    /// `candle`.
+    pub matmul: String,
 }
 
 /// Tokens packed into one forward pass at most (a longer example goes alone).
@@ -242,6 +245,7 @@ pub fn train(spec: &TrainSpec, cancel: &AtomicBool, progress: &mut dyn FnMut(&St
     let started = Instant::now();
     let settings = &spec.settings;
     settings.check()?;
+    let matmul = if crate::blas::init(settings.threads) { "openblas" } else { "candle" };
     let objective = resolve_objective(spec)?;
     std::fs::create_dir_all(&spec.out).map_err(TrainError::io("create", &spec.out))?;
     let tokenizer = Tokenizer::load(&spec.model)?;
@@ -415,6 +419,7 @@ pub fn train(spec: &TrainSpec, cancel: &AtomicBool, progress: &mut dyn FnMut(&St
         train_seconds,
         tokens_per_second: total_tokens as f64 / train_seconds.max(1e-9),
         seconds: started.elapsed().as_secs_f64(),
+        matmul: matmul.to_string(),
     };
     let report_path = spec.out.join("report.json");
     let text = serde_json::to_string_pretty(&report).map_err(std::io::Error::from).map_err(TrainError::io("write", &report_path))?;
