@@ -11,7 +11,7 @@
 #    makes its virtual environment; PEER=0 skips it) and compares tokens/s.
 # Writes bench/TRAIN.md. A benchmark, not a test: it takes long on 2 cores.
 #
-# Usage: bench/train.sh   (N_TRAIN=200 N_HELDOUT=300 ROUNDS=3 N_SPIN=200 THREADS=2 PEER=1)
+# Usage: bench/train.sh   (N_TRAIN=200 N_HELDOUT=300 ROUNDS=3 N_SPIN=200 THREADS=2 PEER=1 MODEL=smollm2-135m)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -21,7 +21,14 @@ ROUNDS="${ROUNDS:-3}"
 THREADS="${THREADS:-2}"
 PEER="${PEER:-1}"
 N_SPIN="${N_SPIN:-$N_TRAIN}"
-scripts/setup-models.sh >/dev/null
+# The local model: smollm2-135m (the default) or qwen2.5-coder-0.5b (scripts/setup.sh --all).
+MODEL="${MODEL:-smollm2-135m}"
+case "$MODEL" in
+    smollm2-135m) model_file=smollm2-135m-instruct.q4_1.gguf ;;
+    qwen2.5-coder-0.5b) model_file=qwen2.5-coder-0.5b-instruct.q4_k_m.gguf ;;
+    *) echo "train-bench: MODEL is smollm2-135m or qwen2.5-coder-0.5b, not $MODEL" >&2; exit 2 ;;
+esac
+scripts/setup-models.sh $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
 RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
 retort="$repo/target/release/retort"
 work="$repo/target/bench/train"
@@ -43,20 +50,20 @@ PY
 }
 
 echo "train-bench: base model accuracy" >&2
-base_acc=$(accuracy base smollm2-135m)
+base_acc=$(accuracy base "$MODEL")
 echo "round 0 $base_acc" > "$work/accuracy.txt"
 echo "train-bench: base model accuracy with STaR's few-shot prompt" >&2
-accuracy base-fewshot smollm2-135m eval-fewshot > "$work/accuracy-fewshot.txt"
+accuracy base-fewshot "$MODEL" eval-fewshot > "$work/accuracy-fewshot.txt"
 
 echo "train-bench: STaR, $ROUNDS rounds with the built-in trainer" >&2
 start=$(date +%s.%N)
-"$retort" run star --backend local --out "$work/star" --quiet \
+"$retort" run star --backend local --model "$MODEL" --out "$work/star" --quiet \
     --set vars.trainer=lora --set "vars.rounds=$ROUNDS" --set "steps[0].load.path=$work/train.jsonl" >/dev/null
 star_seconds=$(python3 -c "import time; print(round(time.time() - $start, 1))")
 for round in $(seq 1 "$ROUNDS"); do
     adapter="$work/star/rounds/round-$round/adapter.gguf"
     if [ -f "$adapter" ]; then
-        echo "round $round $(accuracy "star-$round" "smollm2-135m+lora:$adapter")" >> "$work/accuracy.txt"
+        echo "round $round $(accuracy "star-$round" "$MODEL+lora:$adapter")" >> "$work/accuracy.txt"
     fi
 done
 
@@ -81,11 +88,11 @@ with open(f"{work}/heldout-pairs.jsonl", "w") as f:
         if own and own != row["answer"].strip():
             f.write(json.dumps({"prompt": row["question"], "chosen": row["answer"], "rejected": own}) + "\n")
 PY
-"$retort" run spin --backend local --out "$work/spin" --quiet --limit "$N_SPIN" \
+"$retort" run spin --backend local --model "$MODEL" --out "$work/spin" --quiet --limit "$N_SPIN" \
     --set vars.trainer=lora --set "steps[0].load.path=$work/spin-train.jsonl" --set "steps[2].repeat.rounds=1" >/dev/null
 spin_seconds=$(python3 -c "import time; print(round(time.time() - $spin_start, 1))")
 echo "$spin_seconds" > "$work/spin-seconds.txt"
-model="$repo/models/smollm2-135m-instruct.q4_1.gguf"
+model="$repo/models/$model_file"
 "$retort" __logprobs "$model" - "$work/heldout-pairs.jsonl" > "$work/margins-base.jsonl"
 "$retort" __logprobs "$model" "$work/spin/rounds/round-1/adapter.gguf" "$work/heldout-pairs.jsonl" > "$work/margins-spin.jsonl"
 
@@ -101,5 +108,5 @@ if [ "$PEER" = 1 ]; then
     bench/train-peer-setup.sh >&2
     bench/.venv-train/bin/python bench/train/peer.py "$model" "$peer_rows" "$steps" 8 8 16 0.0002 "$THREADS" > "$work/speed-peer.json"
 fi
-python3 bench/train/report.py "$work" "$star_seconds" > bench/TRAIN.md
+MODEL="$MODEL" python3 bench/train/report.py "$work" "$star_seconds" > bench/TRAIN.md
 cat bench/TRAIN.md

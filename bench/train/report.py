@@ -14,7 +14,7 @@ def load_lines(path):
 def main():
     work, star_seconds = sys.argv[1], sys.argv[2]
     out = ["# The trainer benchmark (`bench/train.sh`)", ""]
-    out.append("Written by `bench/train/report.py` from the last run of `bench/train.sh`; model SmolLM2-135M-Instruct (Q4_1 GGUF), 2 CPU cores.")
+    out.append(f"Written by `bench/train/report.py` from the last run of `bench/train.sh`; model {os.environ.get('MODEL', 'smollm2-135m')} (GGUF), 2 CPU cores.")
     n_train = sum(1 for _ in open(f"{work}/train.jsonl"))
     n_held = sum(1 for _ in open(f"{work}/heldout.jsonl"))
     out += ["", f"## STaR with the built-in LoRA trainer: held-out accuracy ({n_train} training problems, {n_held} held-out)", ""]
