@@ -24,13 +24,22 @@ fi
 command -v python3 >/dev/null 2>&1 || need_packages+=(python3 python3-pip)
 # The built-in trainer's matrix products (crates/retort-train/src/blas.rs loads it at run time;
 # without it the trainer runs on candle's own, slower matmul).
-ls /usr/lib/*-linux-gnu/libopenblas.so.0 >/dev/null 2>&1 || need_packages+=(libopenblas0-pthread)
+optional_packages=()
+ls /usr/lib/*-linux-gnu/libopenblas.so.0 >/dev/null 2>&1 || optional_packages+=(libopenblas0-pthread)
 if [ "${#need_packages[@]}" -gt 0 ]; then
     echo "setup: installing ${need_packages[*]}" >&2
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi
+if [ "${#optional_packages[@]}" -gt 0 ]; then
+    # Optional: without it the trainer runs on candle's matmul, slower; a failed install says so.
+    echo "setup: installing ${optional_packages[*]}" >&2
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    { $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${optional_packages[@]}" >/dev/null; } \
+        || echo "setup: could not install ${optional_packages[*]}: the trainer will use candle's slower matmul" >&2
 fi
 
 models_args=(--embed)
