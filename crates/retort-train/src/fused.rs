@@ -11,13 +11,13 @@ use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape,
 use crate::par::{for_chunks, for_chunks2};
 
 /// The contiguous f32 data of an op's input.
-fn data<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+pub(crate) fn data<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: the input is not contiguous") };
     Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
 /// The contiguous f32 data of a tensor, for a backward pass.
-fn with_data<R>(tensor: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+pub(crate) fn with_data<R>(tensor: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let tensor = tensor.contiguous()?;
     let (storage, layout) = tensor.storage_and_layout();
     match &*storage {
@@ -154,9 +154,33 @@ pub(crate) fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
 }
 
-/// Rotary position embedding of (…, n, head_dim) rows at positions with the given (n, half)
-/// cos and sin tables: pairs `(2i, 2i+1)` when `interleaved` (llama's GGUF layout), else
-/// `(i, i + half)` (qwen2's). A rotation, so its backward pass is the rotation back.
+/// The cos and sin of each (position, frequency) angle of a pack's tokens: (n, half) each,
+/// shared by every layer's rotary embedding of the pass and by its backward pass.
+pub(crate) struct RopeTables {
+    cos: std::sync::Arc<Vec<f32>>,
+    sin: std::sync::Arc<Vec<f32>>,
+    half: usize,
+    n: usize,
+}
+
+impl RopeTables {
+    /// The tables for tokens at `positions`, head dimension `head_dim`, frequency base `base`.
+    pub(crate) fn new(positions: &[u32], head_dim: usize, base: f32) -> RopeTables {
+        let half = head_dim / 2;
+        let inverse: Vec<f32> = (0..half).map(|i| 1.0 / base.powf(2.0 * i as f32 / head_dim as f32)).collect();
+        let angles: Vec<f32> = positions.iter().flat_map(|&p| inverse.iter().map(move |f| p as f32 * f)).collect();
+        RopeTables {
+            cos: std::sync::Arc::new(angles.iter().map(|a| a.cos()).collect()),
+            sin: std::sync::Arc::new(angles.iter().map(|a| a.sin()).collect()),
+            half,
+            n: positions.len(),
+        }
+    }
+}
+
+/// Rotary position embedding of (…, n, head_dim) rows with a pack's [`RopeTables`]: pairs
+/// `(2i, 2i+1)` when `interleaved` (llama's GGUF layout), else `(i, i + half)` (qwen2's). A
+/// rotation, so its backward pass is the rotation back.
 struct Rope {
     cos: std::sync::Arc<Vec<f32>>,
     sin: std::sync::Arc<Vec<f32>>,
@@ -206,12 +230,10 @@ impl CustomOp1 for Rope {
     }
 }
 
-/// Rotary embedding of `x` (…, n, head_dim) with (n, head_dim / 2) `cos` and `sin`.
-pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, interleaved: bool) -> Result<Tensor> {
-    let (n, half) = cos.dims2()?;
-    let cos = std::sync::Arc::new(cos.flatten_all()?.to_vec1::<f32>()?);
-    let sin = std::sync::Arc::new(sin.flatten_all()?.to_vec1::<f32>()?);
-    x.contiguous()?.apply_op1(Rope { cos, sin, half, n, interleaved, sign: 1.0 })
+/// Rotary embedding of `x` (…, n, head_dim) with the pack's tables.
+pub(crate) fn rope(x: &Tensor, tables: &RopeTables, interleaved: bool) -> Result<Tensor> {
+    let (cos, sin) = (tables.cos.clone(), tables.sin.clone());
+    x.contiguous()?.apply_op1(Rope { cos, sin, half: tables.half, n: tables.n, interleaved, sign: 1.0 })
 }
 
 #[cfg(test)]
@@ -275,19 +297,22 @@ mod tests {
 
     #[test]
     fn rope_matches_candles_interleaved_and_halves_forward_and_backward() {
-        let (n, half) = (3usize, 4usize);
-        let angles: Vec<f32> = (0..n * half).map(|i| 0.3 * (i / half) as f32 / (1.0 + (i % half) as f32)).collect();
-        let angles = Tensor::from_vec(angles, (n, half), &Device::Cpu).unwrap();
-        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+        // Two packed sequences: positions count from 0 in each.
+        let (positions, half) = ([0u32, 1, 2, 0, 1], 4usize);
+        let n = positions.len();
+        let tables = RopeTables::new(&positions, 2 * half, 100.0);
+        let cos = Tensor::from_vec(tables.cos.to_vec(), (n, half), &Device::Cpu).unwrap();
+        let sin = Tensor::from_vec(tables.sin.to_vec(), (n, half), &Device::Cpu).unwrap();
+        assert!((tables.cos[half + 1] - (1.0f32 / 100f32.powf(0.25)).cos()).abs() < 1e-6, "position 1, frequency 1");
         agree(
             &[1, 2, n, 2 * half],
-            |x| rope(x, &cos, &sin, true).unwrap(),
+            |x| rope(x, &tables, true).unwrap(),
             |x| candle_nn::rotary_emb::rope_i_slow(x, &cos, &sin).unwrap(),
             1e-5,
         );
         agree(
             &[1, 2, n, 2 * half],
-            |x| rope(x, &cos, &sin, false).unwrap(),
+            |x| rope(x, &tables, false).unwrap(),
             |x| candle_nn::rotary_emb::rope_slow(x, &cos, &sin).unwrap(),
             1e-5,
         );

@@ -175,19 +175,6 @@ impl Model {
         Ok(())
     }
 
-    fn rope_tables(&self, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
-        let half = self.hparams.head_dim / 2;
-        let inv: Vec<f32> = (0..half).map(|i| 1.0 / self.hparams.rope_base.powf(2.0 * i as f32 / self.hparams.head_dim as f32)).collect();
-        let inv = Tensor::from_vec(inv, (1, half), &Device::Cpu)?;
-        let positions = Tensor::arange(0u32, n as u32, &Device::Cpu)?.to_dtype(DType::F32)?.reshape((n, 1))?;
-        let angles = positions.broadcast_mul(&inv)?;
-        Ok((angles.cos()?, angles.sin()?))
-    }
-
-    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
-        crate::fused::rope(x, cos, sin, self.hparams.arch == Arch::Llama)
-    }
-
     /// For each sequence, the weighted sum of the log-probabilities of its trained tokens,
     /// with the gradient graph. The sequences are packed into one forward pass: their tokens
     /// concatenated, attention kept within each sequence (a block-diagonal causal mask) and
@@ -219,9 +206,8 @@ impl Model {
         let ids = Tensor::from_slice(&tokens, n, &Device::Cpu)?;
         let mut h = self.embed.index_select(&ids, 0)?;
         let longest = sequences.iter().map(|sequence| sequence.tokens.len()).max().unwrap_or(1);
-        let (cos, sin) = self.rope_tables(longest)?;
-        let positions = Tensor::from_slice(&position_ids, n, &Device::Cpu)?;
-        let (cos, sin) = (cos.index_select(&positions, 0)?, sin.index_select(&positions, 0)?);
+        let tables = crate::fused::RopeTables::new(&position_ids, hp.head_dim, hp.rope_base);
+        let interleaved = hp.arch == Arch::Llama;
         // Attention runs per sequence (a causal mask of the longest, narrowed): a packed batch
         // of short rows would spend most of a block-diagonal n × n mask on zeros.
         let mut mask = vec![f32::NEG_INFINITY; longest * longest];
@@ -236,8 +222,8 @@ impl Model {
             let q = block.q.forward(&x, self.scale)?.reshape((1, n, hp.n_head, hp.head_dim))?.transpose(1, 2)?.contiguous()?;
             let k = block.k.forward(&x, self.scale)?.reshape((1, n, hp.n_head_kv, hp.head_dim))?.transpose(1, 2)?.contiguous()?;
             let v = block.v.forward(&x, self.scale)?.reshape((1, n, hp.n_head_kv, hp.head_dim))?.transpose(1, 2)?.contiguous()?;
-            let q = self.rope(&q, &cos, &sin)?.squeeze(0)?;
-            let k = self.rope(&k, &cos, &sin)?.squeeze(0)?;
+            let q = crate::fused::rope(&q, &tables, interleaved)?.squeeze(0)?;
+            let k = crate::fused::rope(&k, &tables, interleaved)?.squeeze(0)?;
             let v = v.squeeze(0)?;
             let mut parts = Vec::with_capacity(bounds.len());
             for &(offset, len) in &bounds {

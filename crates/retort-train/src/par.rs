@@ -7,28 +7,25 @@
 
 use std::sync::Mutex;
 
-/// Calls `f(i, chunk)` for each `per`-sized chunk `i` of `out`, in parallel.
-pub(crate) fn for_chunks(out: &mut [f32], per: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    let chunks: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per.max(1)).map(Mutex::new).collect();
+/// Calls `f(i, &mut chunks[i])` for every chunk, in parallel on candle's pool.
+fn for_each<T: Send>(chunks: Vec<T>, f: impl Fn(usize, &mut T) + Sync) {
+    let chunks: Vec<Mutex<T>> = chunks.into_iter().map(Mutex::new).collect();
     candle_core::utils::barrier_pool().execute_chunked(chunks.len(), |range| {
         for i in range {
-            let mut chunk = chunks[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(i, &mut chunk);
+            f(i, &mut chunks[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         }
     });
+}
+
+/// Calls `f(i, chunk)` for each `per`-sized chunk `i` of `out`, in parallel.
+pub(crate) fn for_chunks(out: &mut [f32], per: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    for_each(out.chunks_mut(per.max(1)).collect(), |i, chunk| f(i, chunk));
 }
 
 /// [`for_chunks`] over two outputs of the same length at once.
 pub(crate) fn for_chunks2(a: &mut [f32], b: &mut [f32], per: usize, f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync) {
     assert_eq!(a.len(), b.len(), "for_chunks2: outputs of different lengths");
-    let chunks: Vec<Mutex<(&mut [f32], &mut [f32])>> = a.chunks_mut(per.max(1)).zip(b.chunks_mut(per.max(1))).map(Mutex::new).collect();
-    candle_core::utils::barrier_pool().execute_chunked(chunks.len(), |range| {
-        for i in range {
-            let mut chunk = chunks[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let (a, b) = &mut *chunk;
-            f(i, a, b);
-        }
-    });
+    for_each(a.chunks_mut(per.max(1)).zip(b.chunks_mut(per.max(1))).collect(), |i, (a, b)| f(i, a, b));
 }
 
 #[cfg(test)]

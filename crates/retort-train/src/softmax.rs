@@ -8,17 +8,17 @@
 //! of each row of logits (49k wide): `target_logprobs` computes `x_t − logsumexp(x)` per row,
 //! and its backward `g · (onehot(t) − softmax(x))`, each in one parallel pass.
 
-use candle_core::{bail, CpuStorage, CustomOp1, Device, Layout, Result, Shape, Storage, Tensor, D};
+use candle_core::{bail, CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor, D};
 
+use crate::fused::{data, with_data};
 use crate::par::for_chunks;
 
 struct SoftmaxLastDim;
 
 /// The contiguous f32 rows of an op's input and their width.
 fn rows<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<(&'a [f32], usize)> {
-    let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: the input is not contiguous") };
     let width = *layout.shape().dims().last().unwrap_or(&1);
-    Ok((&storage.as_slice::<f32>()?[start..end], width.max(1)))
+    Ok((data(storage, layout, op)?, width.max(1)))
 }
 
 fn row_max(row: &[f32]) -> f32 {
@@ -93,22 +93,19 @@ impl CustomOp1 for TargetLogprobs {
     fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let width = arg.dim(1)?;
         let (res, grad) = (res.to_vec1::<f32>()?, grad.to_vec1::<f32>()?);
-        let (storage, layout) = arg.storage_and_layout();
-        let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) else {
-            bail!("target logprobs: expected contiguous CPU logits")
-        };
-        let logits = &cpu.as_slice::<f32>()?[start..end];
-        let mut out = vec![0f32; logits.len()];
-        for_chunks(&mut out, width, |i, out| {
-            let row = &logits[i * width..(i + 1) * width];
-            let t = self.targets[i] as usize;
-            let lse = row[t] - res[i];
-            for (o, x) in out.iter_mut().zip(row) {
-                *o = -grad[i] * (x - lse).exp();
-            }
-            out[t] += grad[i];
-        });
-        drop(storage);
+        let out = with_data(arg, self.name(), |logits| {
+            let mut out = vec![0f32; logits.len()];
+            for_chunks(&mut out, width, |i, out| {
+                let row = &logits[i * width..(i + 1) * width];
+                let t = self.targets[i] as usize;
+                let lse = row[t] - res[i];
+                for (o, x) in out.iter_mut().zip(row) {
+                    *o = -grad[i] * (x - lse).exp();
+                }
+                out[t] += grad[i];
+            });
+            Ok(out)
+        })?;
         Ok(Some(Tensor::from_vec(out, arg.shape(), &Device::Cpu)?))
     }
 }

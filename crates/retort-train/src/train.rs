@@ -448,6 +448,7 @@ pub fn logprobs(
         reference_adapter: None,
         settings: settings.clone(),
     };
+    crate::blas::init(settings.threads);
     let tokenizer = Tokenizer::load(model_path)?;
     let objective = resolve_objective(&spec)?;
     let (examples, _, _, _) = examples(&spec, &tokenizer, objective)?;
