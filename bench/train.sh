@@ -11,7 +11,11 @@
 #    makes its virtual environment; PEER=0 skips it) and compares tokens/s.
 # Writes bench/TRAIN.md. A benchmark, not a test: it takes long on 2 cores.
 #
-# Usage: bench/train.sh   (N_TRAIN=200 N_HELDOUT=300 ROUNDS=3 N_SPIN=200 THREADS=2 PEER=1 MODEL=smollm2-135m)
+# Usage: bench/train.sh   (N_TRAIN=200 N_HELDOUT=300 ROUNDS=3 N_SPIN=200 THREADS=2 PEER=1 MODEL=smollm2-135m
+#                          PARTS="star spin speed" OUT=bench/TRAIN.md STAR_STEPS= KEEP=0)
+# STAR_STEPS=N trains N steps in STaR's first round and 20% more in each next one (the paper's
+# schedule has 40); KEEP=1 keeps the work folder, so evaluations already answered are reused
+# from their run stores.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -21,6 +25,12 @@ ROUNDS="${ROUNDS:-3}"
 THREADS="${THREADS:-2}"
 PEER="${PEER:-1}"
 N_SPIN="${N_SPIN:-$N_TRAIN}"
+STAR_STEPS="${STAR_STEPS:-}"
+KEEP="${KEEP:-0}"
+# Which parts run: STaR's accuracy rounds, SPIN's margin, the side-by-side throughput.
+PARTS="${PARTS:-star spin speed}"
+OUT="${OUT:-bench/TRAIN.md}"
+part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 # The local model: smollm2-135m (the default) or qwen2.5-coder-0.5b (scripts/setup.sh --all).
 MODEL="${MODEL:-smollm2-135m}"
 case "$MODEL" in
@@ -32,7 +42,8 @@ scripts/setup-models.sh $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
 RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
 retort="$repo/target/release/retort"
 work="$repo/target/bench/train"
-rm -rf "$work"
+[ "$KEEP" = 1 ] || rm -rf "$work"
+rm -rf "$work/star" "$work/spin" "$work/speed" "$work"/eval-star-*
 mkdir -p "$work"
 python3 bench/train/problems.py "$work/train.jsonl" "$N_TRAIN" "$work/heldout.jsonl" "$N_HELDOUT"
 cp bench/train/eval.yaml bench/train/eval-fewshot.yaml recipes/star/data/fewshot.jsonl "$work/"
@@ -40,11 +51,16 @@ export RAYON_NUM_THREADS="$THREADS"
 # As the engine starts the trainer (crates/retort-engine/src/steps/train.rs).
 export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
 
+# An evaluation that does not run stops the benchmark (it once printed 0% for a refused run).
 accuracy() { # NAME MODEL [EVAL]
-    "$retort" run "$work/${3:-eval}.yaml" --out "$work/eval-$1" --model "$2" --quiet >/dev/null
+    if ! "$retort" run "$work/${3:-eval}.yaml" --out "$work/eval-$1" --model "$2" --quiet >"$work/eval-$1.log" 2>&1; then
+        echo "train-bench: the evaluation $1 failed:" >&2
+        tail -5 "$work/eval-$1.log" >&2
+        return 1
+    fi
     python3 - "$work/eval-$1/data.jsonl" "$N_HELDOUT" <<'PY'
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()] if __import__("os").path.exists(sys.argv[1]) else []
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print(sum(1 for r in rows if r.get("correct") is True) / int(sys.argv[2]))
 PY
 }
@@ -52,21 +68,33 @@ PY
 echo "train-bench: base model accuracy" >&2
 base_acc=$(accuracy base "$MODEL")
 echo "round 0 $base_acc" > "$work/accuracy.txt"
+star_seconds=0
+model="$repo/models/$model_file"
+if part star; then
 echo "train-bench: base model accuracy with STaR's few-shot prompt" >&2
-accuracy base-fewshot "$MODEL" eval-fewshot > "$work/accuracy-fewshot.txt"
+few=$(accuracy base-fewshot "$MODEL" eval-fewshot)
+echo "$few" > "$work/accuracy-fewshot.txt"
 
 echo "train-bench: STaR, $ROUNDS rounds with the built-in trainer" >&2
 start=$(date +%s.%N)
-"$retort" run star --backend local --model "$MODEL" --out "$work/star" --quiet \
+echo "$start" > "$work/star-start.txt"
+star_steps=()
+if [ -n "$STAR_STEPS" ]; then
+    star_steps=(--set "steps[3].repeat.steps[6].train.settings.max_steps=\"{{ ($STAR_STEPS * 1.2 ** (round - 1)) | int }}\"")
+fi
+"$retort" run star --backend local --model "$MODEL" --out "$work/star" --quiet "${star_steps[@]}" \
     --set vars.trainer=lora --set "vars.rounds=$ROUNDS" --set "steps[0].load.path=$work/train.jsonl" >/dev/null
 star_seconds=$(python3 -c "import time; print(round(time.time() - $start, 1))")
 for round in $(seq 1 "$ROUNDS"); do
     adapter="$work/star/rounds/round-$round/adapter.gguf"
     if [ -f "$adapter" ]; then
-        echo "round $round $(accuracy "star-$round" "$MODEL+lora:$adapter")" >> "$work/accuracy.txt"
+        acc=$(accuracy "star-$round" "$MODEL+lora:$adapter")
+        echo "round $round $acc" >> "$work/accuracy.txt"
     fi
 done
+fi
 
+if part spin; then
 echo "train-bench: SPIN, one round" >&2
 spin_start=$(date +%s.%N)
 python3 - "$work" <<'PY'
@@ -92,10 +120,11 @@ PY
     --set vars.trainer=lora --set "steps[0].load.path=$work/spin-train.jsonl" --set "steps[2].repeat.rounds=1" >/dev/null
 spin_seconds=$(python3 -c "import time; print(round(time.time() - $spin_start, 1))")
 echo "$spin_seconds" > "$work/spin-seconds.txt"
-model="$repo/models/$model_file"
 "$retort" __logprobs "$model" - "$work/heldout-pairs.jsonl" > "$work/margins-base.jsonl"
 "$retort" __logprobs "$model" "$work/spin/rounds/round-1/adapter.gguf" "$work/heldout-pairs.jsonl" > "$work/margins-spin.jsonl"
+fi
 
+if part speed && part star; then
 echo "train-bench: trainer throughput, retort and PyTorch + PEFT" >&2
 peer_rows="$work/star/rounds/round-1/data.jsonl"
 steps=10
@@ -108,5 +137,6 @@ if [ "$PEER" = 1 ]; then
     bench/train-peer-setup.sh >&2
     bench/.venv-train/bin/python bench/train/peer.py "$model" "$peer_rows" "$steps" 8 8 16 0.0002 "$THREADS" > "$work/speed-peer.json"
 fi
-MODEL="$MODEL" python3 bench/train/report.py "$work" "$star_seconds" > bench/TRAIN.md
-cat bench/TRAIN.md
+fi
+MODEL="$MODEL" python3 bench/train/report.py "$work" "$star_seconds" > "$OUT"
+cat "$OUT"

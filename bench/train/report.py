@@ -29,11 +29,18 @@ def main():
         few = float(open(f"{work}/accuracy-fewshot.txt").read().strip())
         out += ["", f"The base model with STaR's own 3-shot prompt (the rounds above answer the question alone): {few:.1%}."]
     out += ["", f"STaR run, all rounds (generation and training): {star_seconds} s.", ""]
-    out += ["| round | rows | steps | loss first → last | train tokens/s | trainer seconds |", "|---:|---:|---:|---|---:|---:|"]
+    out += ["| round | rows | steps | loss first → last | train tokens/s | trainer seconds | round seconds |", "|---:|---:|---:|---|---:|---:|---:|"]
     round_ = 1
+    # A round ends when its adapter's report is written: the round's seconds are the time
+    # since the previous round's report (or the run's start), generation and training.
+    last = float(open(f"{work}/star-start.txt").read()) if os.path.exists(f"{work}/star-start.txt") else None
     while os.path.exists(f"{work}/star/rounds/round-{round_}/report.json"):
-        r = json.load(open(f"{work}/star/rounds/round-{round_}/report.json"))
-        out.append(f"| {round_} | {r['examples']} | {r['steps']} | {r['first_loss']:.3f} → {r['last_loss']:.3f} | {r['tokens_per_second']:.0f} | {r['seconds']:.1f} |")
+        path = f"{work}/star/rounds/round-{round_}/report.json"
+        r = json.load(open(path))
+        end = os.path.getmtime(path)
+        took = f"{end - last:.0f}" if last is not None else "?"
+        last = end
+        out.append(f"| {round_} | {r['examples']} | {r['steps']} | {r['first_loss']:.3f} → {r['last_loss']:.3f} | {r['tokens_per_second']:.0f} | {r['seconds']:.1f} | {took} |")
         round_ += 1
     base_m = load_lines(f"{work}/margins-base.jsonl")
     spin_m = load_lines(f"{work}/margins-spin.jsonl")
@@ -54,6 +61,9 @@ def main():
             out.append(f"SPIN run (generation and training): {spin_s} s. SPIN's training: {r['examples']} pairs, {r['steps']} steps, loss {r['first_loss']:.3f} → {r['last_loss']:.3f}, {r['tokens_per_second']:.0f} tokens/s.")
     ours = load_lines(f"{work}/speed-retort.json")
     peer = load_lines(f"{work}/speed-peer.json")
+    if not ours and not peer:
+        print("\n".join(out))
+        return
     out += ["", "## Trainer throughput, side by side (same rows, LoRA rank 8 on all 7 weights, batch 8, 10 steps, 2 threads)", ""]
     out += ["| trainer | tokens/s | seconds in steps | loss first → last |", "|---|---:|---:|---|"]
     if ours:

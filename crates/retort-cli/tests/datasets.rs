@@ -35,10 +35,14 @@ steps:
       set:
         mapped: '[{"content": question, "role": "user"}, {"content": "An answer.", "role": "assistant"}]'
         worse: "'No idea.'"
+        called: '[{"role": "user", "content": question}, {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "search", "arguments": "{}"}}]}, {"role": "tool", "content": "High tide at 6."}, {"role": "assistant", "content": "At 6."}]'
+        offered: '[{"type": "function", "function": {"name": "search", "description": "Search the web.", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]'
   - export: {name: data, formats: [jsonl, parquet]}
   - export: {name: sft, shape: sft, messages: chat, formats: [jsonl, parquet]}
   - export: {name: sft_mapped, shape: sft, messages: mapped}
   - export: {name: dpo, shape: dpo, prompt: question, chosen: topic, rejected: worse, formats: [jsonl, parquet]}
+  - export: {name: sft_tools, shape: sft, messages: called, tools: offered, formats: [jsonl, parquet]}
+  - export: {name: sharegpt, shape: sharegpt, messages: called, loss: true, formats: [jsonl, parquet]}
   - export: {name: dpo_chat, shape: dpo, prompt: question, chosen: topic, rejected: worse, conversational: true, formats: [jsonl, parquet]}
   - filter: {keep: "false"}
   - export: {name: empty, formats: [parquet]}
@@ -48,7 +52,12 @@ steps:
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let out = dir.path().join("out");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/load_outputs.py");
-    let loaded = Command::new(python()).arg(script).arg(&out).args(["data", "sft", "sft_mapped", "dpo", "dpo_chat"]).output().unwrap();
+    let loaded = Command::new(python())
+        .arg(script)
+        .arg(&out)
+        .args(["data", "sft", "sft_mapped", "dpo", "dpo_chat", "sft_tools", "sharegpt"])
+        .output()
+        .unwrap();
     assert!(loaded.status.success(), "datasets could not load the run:\n{}", String::from_utf8_lossy(&loaded.stderr));
     let found: serde_json::Value = serde_json::from_slice(&loaded.stdout).unwrap();
     assert_eq!(found["default"]["rows"], 3, "{found}");
@@ -59,5 +68,16 @@ steps:
     assert_eq!(found["dpo"]["columns"], serde_json::json!(["prompt", "chosen", "rejected"]));
     assert_eq!(found["dpo_chat"]["first"]["chosen"][0]["role"], "assistant", "{found}");
     assert_eq!(found["empty.parquet"]["rows"], 0, "{found}");
+    // Tool calls and the offered tools survive into SFT rows; ShareGPT turns carry their loss flag.
+    assert_eq!(found["sft_tools"]["columns"], serde_json::json!(["messages", "tools"]), "{found}");
+    assert_eq!(found["sft_tools"]["first"]["messages"][1]["tool_calls"][0]["function"]["name"], "search", "{found}");
+    assert_eq!(found["sft_tools"]["first"]["tools"][0]["function"]["name"], "search", "{found}");
+    let turns = &found["sharegpt"]["first"]["conversations"];
+    let froms: Vec<&str> = turns.as_array().unwrap().iter().map(|turn| turn["from"].as_str().unwrap()).collect();
+    assert_eq!(froms, ["human", "gpt", "observation", "gpt"], "{found}");
+    assert_eq!(turns[3]["loss"], true, "{found}");
+    assert_eq!(turns[0]["loss"], false, "{found}");
+    assert!(turns[1]["value"].as_str().unwrap().contains("search"), "a tool call with no text is its turn's value: {found}");
+    assert_eq!(found["sharegpt.parquet"]["rows"], 3, "{found}");
     assert_eq!(found["dpo_chat.parquet"]["rows"], 3, "{found}");
 }

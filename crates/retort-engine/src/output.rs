@@ -34,6 +34,8 @@ pub enum Shape {
     Sft,
     /// `{"prompt", "chosen", "rejected"}` for preference training (DPO).
     Dpo,
+    /// `{"conversations": [{"from", "value"}, ...]}`: ShareGPT turns (ToolBench, AgentTuning).
+    Sharegpt,
 }
 
 /// An export's files, known to the run so it can finish them.

@@ -155,14 +155,18 @@ impl LocalBackend {
     }
 
     async fn chat_inner(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
-        if !request.tools.is_empty() {
+        let info = self.model_info().await?;
+        let offers_tools = !request.tools.is_empty();
+        if offers_tools && !info.template.as_ref().is_some_and(ChatTemplate::reads_tools) {
             return Err(BackendError::new(
                 BackendErrorKind::Unsupported,
-                "the local backend does not support native tool calls; describe the tools in the prompt instead",
+                format!(
+                    "the chat template of {} does not offer tools (it reads no `tools`); use a model whose template does (qwen2.5-coder-0.5b) or describe the tools in the prompt (agent format react)",
+                    self.config.model
+                ),
             ));
         }
-        let info = self.model_info().await?;
-        let prompt = render(&info, &self.config.model, &request.messages, true)?;
+        let prompt = render_with_tools(&info, &self.config.model, &request.messages, &request.tools, true)?;
         let params = &request.params;
         let json_schema = match &request.json_schema {
             Some(schema) => Some(
@@ -205,15 +209,14 @@ impl LocalBackend {
                     usage.prompt_tokens = prompt_tokens;
                     evaluated += prompt_tokens.saturating_sub(cached_tokens);
                     usage.completion_tokens += completion_tokens;
-                    choices.push(Choice {
-                        text,
-                        tool_calls: Vec::new(),
-                        finish_reason: match finish {
-                            Finish::Stop => FinishReason::Stop,
-                            Finish::Length => FinishReason::Length,
-                        },
-                        logprobs,
-                    });
+                    // With tools offered, the template's call blocks become tool calls.
+                    let (text, tool_calls) = if offers_tools { crate::template::parse_tool_calls(&text) } else { (text, Vec::new()) };
+                    let finish_reason = match finish {
+                        Finish::Stop if !tool_calls.is_empty() => FinishReason::ToolCalls,
+                        Finish::Stop => FinishReason::Stop,
+                        Finish::Length => FinishReason::Length,
+                    };
+                    choices.push(Choice { text, tool_calls, finish_reason, logprobs });
                 }
                 other => return Err(unexpected(other)),
             }
@@ -241,6 +244,16 @@ impl LocalBackend {
 }
 
 fn render(info: &ModelInfo, model: &str, messages: &[Message], add_generation_prompt: bool) -> Result<String, BackendError> {
+    render_with_tools(info, model, messages, &[], add_generation_prompt)
+}
+
+fn render_with_tools(
+    info: &ModelInfo,
+    model: &str,
+    messages: &[Message],
+    tools: &[retort_core::ToolSpec],
+    add_generation_prompt: bool,
+) -> Result<String, BackendError> {
     let Some(template) = &info.template else {
         return Err(BackendError::new(
             BackendErrorKind::BadRequest,
@@ -250,7 +263,7 @@ fn render(info: &ModelInfo, model: &str, messages: &[Message], add_generation_pr
         ));
     };
     let prompt = template
-        .render(messages, add_generation_prompt)
+        .render_with_tools(messages, tools, add_generation_prompt)
         .map_err(|error| BackendError::new(BackendErrorKind::BadRequest, format!("rendering the chat template of {model}: {error:#}")))?;
     Ok(prompt)
 }
@@ -296,7 +309,10 @@ impl Backend for LocalBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { n: true, logprobs: true, score: true, json_schema: true, grammar: true, tools: false }
+        // Native tool calls where the model's template offers tools (known once the worker
+        // has loaded the model; a request with tools is refused with the reason otherwise).
+        let tools = self.info.get().is_some_and(|info| info.template.as_ref().is_some_and(ChatTemplate::reads_tools));
+        Capabilities { n: true, logprobs: true, score: true, json_schema: true, grammar: true, tools }
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {

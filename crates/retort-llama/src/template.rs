@@ -5,7 +5,7 @@
 //! `trim_blocks` and `lstrip_blocks`. This module registers all of that.
 
 use minijinja::{context, Environment, Error, ErrorKind, Value};
-use retort_core::{Message, Role};
+use retort_core::{Message, Role, ToolCall, ToolSpec};
 use serde::Serialize;
 
 /// A compiled chat template with the model's special tokens.
@@ -14,6 +14,8 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    /// The template reads `tools` (Qwen2.5's, Llama 3.1's, Hermes'): it can offer functions.
+    reads_tools: bool,
 }
 
 /// One message as templates see it.
@@ -51,11 +53,23 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned("chat", source.to_string())?;
-        Ok(ChatTemplate { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
+        let reads_tools = source.contains("tools");
+        Ok(ChatTemplate { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string(), reads_tools })
+    }
+
+    /// Whether the template offers tools to the model (it reads a `tools` variable).
+    pub fn reads_tools(&self) -> bool {
+        self.reads_tools
     }
 
     /// Renders a conversation; with `add_generation_prompt` it ends where the assistant's answer begins.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, Error> {
+        self.render_with_tools(messages, &[], add_generation_prompt)
+    }
+
+    /// Renders a conversation with the functions the model may call, as the template presents
+    /// them (OpenAI's `{"type": "function", "function": {...}}` objects, which templates expect).
+    pub fn render_with_tools(&self, messages: &[Message], tools: &[ToolSpec], add_generation_prompt: bool) -> Result<String, Error> {
         let messages: Vec<TemplateMessage<'_>> = messages
             .iter()
             .map(|message| TemplateMessage {
@@ -80,13 +94,58 @@ impl ChatTemplate {
             })
             .collect();
         let template = self.env.get_template("chat")?;
+        let tools: Option<Vec<serde_json::Value>> = (!tools.is_empty()).then(|| {
+            tools
+                .iter()
+                .map(|tool| {
+                    serde_json::json!({"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters}})
+                })
+                .collect()
+        });
         template.render(context! {
             messages => Value::from_serialize(&messages),
+            tools => Value::from_serialize(&tools),
             add_generation_prompt => add_generation_prompt,
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
         })
     }
+}
+
+/// The tool calls in a model's answer, written as Qwen2.5's and Hermes' templates teach:
+/// `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, one block per call. Returns the
+/// text outside the blocks and the calls; a block that is not such JSON stays in the text.
+pub(crate) fn parse_tool_calls(text: &str) -> (String, Vec<ToolCall>) {
+    const OPEN: &str = "<tool_call>";
+    const CLOSE: &str = "</tool_call>";
+    let mut content = String::new();
+    let mut calls = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(OPEN) {
+        content.push_str(&rest[..start]);
+        let after = &rest[start + OPEN.len()..];
+        // The block ends at its closing tag, or at the end of an answer cut short.
+        let (body, block_end) = match after.find(CLOSE) {
+            Some(end) => (&after[..end], start + OPEN.len() + end + CLOSE.len()),
+            None => (after, rest.len()),
+        };
+        let parsed = serde_json::from_str::<serde_json::Value>(body.trim()).ok().and_then(|value| {
+            let name = value.get("name")?.as_str()?.to_string();
+            let arguments = match value.get("arguments").or_else(|| value.get("parameters")) {
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+                None => "{}".to_string(),
+            };
+            Some((name, arguments))
+        });
+        match parsed {
+            Some((name, arguments)) => calls.push(ToolCall { id: format!("call_{}", calls.len()), name, arguments }),
+            None => content.push_str(&rest[start..block_end]),
+        }
+        rest = &rest[block_end..];
+    }
+    content.push_str(rest);
+    (content.trim().to_string(), calls)
 }
 
 fn raise_exception(message: String) -> Result<Value, Error> {
@@ -183,6 +242,39 @@ mod tests {
         let template = ChatTemplate::new(source, "<bos>", "<eos>").unwrap();
         let text = template.render(&[Message::system("  be brief  "), Message::user("hi")], true).unwrap();
         assert_eq!(text, "<bos><s>be brief\nuser: hi\nassistant:");
+    }
+
+    #[test]
+    fn tools_reach_the_template_and_calls_come_back() {
+        let source = "{% if tools %}<tools>{% for tool in tools %}{{ tool | tojson }}{% endfor %}</tools>\n{% endif %}\
+{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}";
+        let template = ChatTemplate::new(source, "", "").unwrap();
+        assert!(template.reads_tools());
+        let tool = ToolSpec { name: "search".into(), description: "Search.".into(), parameters: serde_json::json!({"type": "object"}) };
+        let text = template.render_with_tools(&[Message::user("hi")], &[tool], true).unwrap();
+        assert!(text.starts_with("<tools>{\"function\":{\"description\":\"Search.\""), "{text}");
+        assert_eq!(template.render(&[Message::user("hi")], true).unwrap(), "user: hi\n");
+        let cases = [
+            (
+                "<tool_call>\n{\"name\": \"search\", \"arguments\": {\"q\": \"tides\"}}\n</tool_call>",
+                "",
+                vec![("search", "{\"q\":\"tides\"}")],
+            ),
+            (
+                "Let me look.\n<tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call><tool_call>{\"name\": \"b\"}</tool_call>",
+                "Let me look.",
+                vec![("a", "{}"), ("b", "{}")],
+            ),
+            ("<tool_call>not json</tool_call> done", "<tool_call>not json</tool_call> done", vec![]),
+            ("<tool_call>{\"name\": \"cut\", \"arguments\": {}}", "", vec![("cut", "{}")]),
+            ("No tools needed.", "No tools needed.", vec![]),
+        ];
+        for (answer, content, expected) in cases {
+            let (found_content, calls) = parse_tool_calls(answer);
+            assert_eq!(found_content, content, "{answer}");
+            let found: Vec<(&str, &str)> = calls.iter().map(|call| (call.name.as_str(), call.arguments.as_str())).collect();
+            assert_eq!(found, expected, "{answer}");
+        }
     }
 
     #[test]

@@ -59,7 +59,12 @@ pub(crate) fn parse(value: &Value, path: &str, diagnostics: &mut Vec<Diagnostic>
     if diagnostics.len() != before {
         return None;
     }
-    let config = parsed?;
+    let mut config = parsed?;
+    // A model string that names an adapter (`MODEL+lora:ADAPTER`, as `--model` may give it, or a
+    // round's model handed to an evaluation) sets the model and the adapter, as a round's does.
+    if config.model().contains("+lora:") {
+        config = config.with_model(&config.model());
+    }
     for problem in config.problems() {
         let at = if problem.key.is_empty() { path.to_string() } else { format!("{path}.{}", problem.key) };
         diagnostics.push(Diagnostic::new(at, problem.message));

@@ -3,6 +3,7 @@
 //! Records pass through, so a recipe may export several shapes. Parquet files and the dataset
 //! card are written from the JSONL when the run ends (see `crate::output`), also after Ctrl-C.
 
+use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -31,7 +32,7 @@ pub struct ExportConfig {
     /// The files' stem in the run directory: `NAME.jsonl`, `NAME.parquet`, `NAME.lineage.jsonl`.
     #[serde(default = "default_name")]
     pub name: String,
-    /// `records`, `sft` or `dpo`.
+    /// `records`, `sft`, `dpo` or `sharegpt`.
     #[serde(default)]
     pub shape: Shape,
     /// `records`: write only these fields, in this order.
@@ -66,6 +67,17 @@ pub struct ExportConfig {
     /// conversational form) instead of strings.
     #[serde(default)]
     pub conversational: bool,
+    /// `sft`, `sharegpt`: a field with the tools offered (a list of function schemas), written as `tools`.
+    #[serde(default)]
+    pub tools: Option<String>,
+    /// `sharegpt`: the name each chat role gets in `from` (default system → system,
+    /// user → human, assistant → gpt, tool → observation).
+    #[serde(default)]
+    pub roles: Option<BTreeMap<String, String>>,
+    /// `sharegpt`: give every turn a `loss` flag, true for the assistant's turns (a message's own
+    /// `loss` key wins).
+    #[serde(default)]
+    pub loss: bool,
     /// Write `NAME.lineage.jsonl` beside the data, one line per row, in the same order.
     #[serde(default = "yes")]
     pub lineage: bool,
@@ -99,6 +111,9 @@ impl ExportConfig {
             label: None,
             margin: None,
             conversational: false,
+            tools: None,
+            roles: None,
+            loss: false,
             lineage: true,
         }
     }
@@ -158,7 +173,7 @@ fn text(record: &Record, field: &str) -> Result<Value, String> {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RowShape {
-    /// `records`, `sft` or `dpo`.
+    /// `records`, `sft`, `dpo` or `sharegpt`.
     #[serde(default)]
     pub shape: Shape,
     /// `records`: write only these fields, in this order.
@@ -193,6 +208,17 @@ pub struct RowShape {
     /// conversational form) instead of strings.
     #[serde(default)]
     pub conversational: bool,
+    /// `sft`, `sharegpt`: a field with the tools offered (a list of function schemas), written as `tools`.
+    #[serde(default)]
+    pub tools: Option<String>,
+    /// `sharegpt`: the name each chat role gets in `from` (default system → system,
+    /// user → human, assistant → gpt, tool → observation).
+    #[serde(default)]
+    pub roles: Option<BTreeMap<String, String>>,
+    /// `sharegpt`: give every turn a `loss` flag, true for the assistant's turns (a message's own
+    /// `loss` key wins).
+    #[serde(default)]
+    pub loss: bool,
 }
 
 impl RowShape {
@@ -204,13 +230,13 @@ impl RowShape {
                     cx.read("fields", field);
                 }
             }
-            Shape::Sft => match (&self.messages, &self.prompt, &self.response) {
+            Shape::Sft | Shape::Sharegpt => match (&self.messages, &self.prompt, &self.response) {
                 (Some(messages), None, None) => cx.read("messages", messages),
                 (None, Some(prompt), Some(response)) => {
                     cx.read("prompt", prompt);
                     cx.read("response", response);
                 }
-                _ => cx.error("", "the sft shape needs `messages`, or `prompt` and `response`"),
+                _ => cx.error("", "the sft and sharegpt shapes need `messages`, or `prompt` and `response`"),
             },
             Shape::Dpo => {
                 cx.read("prompt", self.prompt.as_deref().unwrap_or("prompt"));
@@ -229,6 +255,15 @@ impl RowShape {
         if let Some(system) = &self.system {
             cx.read("system", system);
         }
+        if let Some(tools) = &self.tools {
+            if !matches!(self.shape, Shape::Sft | Shape::Sharegpt) {
+                cx.error("tools", "only the sft and sharegpt shapes carry `tools`");
+            }
+            cx.read("tools", tools);
+        }
+        if (self.roles.is_some() || self.loss) && self.shape != Shape::Sharegpt {
+            cx.error(if self.loss { "loss" } else { "roles" }, "only the sharegpt shape has `roles` and per-turn `loss`");
+        }
         if self.conversational && self.shape != Shape::Dpo {
             cx.error("conversational", "only the dpo shape has a conversational form (sft rows are messages already)");
         }
@@ -242,29 +277,44 @@ impl RowShape {
                 Some(fields) => fields.iter().map(|field| (field.clone(), record.get(field).cloned().unwrap_or(Value::Null))).collect(),
             },
             Shape::Sft => {
-                let mut messages = Vec::new();
-                if let Some(system) = &self.system {
-                    messages.push(json!({"role": "system", "content": text(record, system)?}));
-                }
-                match (&self.messages, &self.prompt, &self.response) {
-                    (Some(field), _, _) => match text(record, field)? {
-                        Value::Array(items) => messages.extend(items.into_iter().map(|item| match item {
-                            Value::Object(mut message) => {
-                                message.retain(|key, _| key == "role" || key == "content");
-                                Value::Object(message)
-                            }
-                            other => other,
-                        })),
-                        other => return Err(format!("export: `{field}` should hold a list of messages, found {other}")),
-                    },
-                    (None, Some(prompt), Some(response)) => {
-                        messages.push(json!({"role": "user", "content": text(record, prompt)?}));
-                        messages.push(json!({"role": "assistant", "content": text(record, response)?}));
-                    }
-                    _ => return Err("export: the sft shape needs `messages`, or `prompt` and `response`".into()),
-                }
                 let mut row = Map::new();
-                row.insert("messages".into(), Value::Array(messages));
+                row.insert("messages".into(), Value::Array(self.messages_of(record)?));
+                if let Some(tools) = &self.tools {
+                    row.insert("tools".into(), text(record, tools)?);
+                }
+                row
+            }
+            Shape::Sharegpt => {
+                let turns = self
+                    .messages_of(record)?
+                    .into_iter()
+                    .map(|message| {
+                        let role = message.get("role").and_then(Value::as_str).unwrap_or("user").to_string();
+                        let mut turn = Map::new();
+                        turn.insert("from".into(), Value::String(self.role_name(&role)));
+                        let value = match message.get("content") {
+                            Some(Value::String(content)) => content.clone(),
+                            Some(Value::Null) | None => String::new(),
+                            Some(other) => other.to_string(),
+                        };
+                        // An assistant's tool calls, when it wrote no text, become its value.
+                        let value = match message.get("tool_calls") {
+                            Some(calls) if value.is_empty() => calls.to_string(),
+                            _ => value,
+                        };
+                        turn.insert("value".into(), Value::String(value));
+                        if self.loss {
+                            let loss = message.get("loss").and_then(Value::as_bool).unwrap_or(role == "assistant");
+                            turn.insert("loss".into(), Value::Bool(loss));
+                        }
+                        Value::Object(turn)
+                    })
+                    .collect();
+                let mut row = Map::new();
+                row.insert("conversations".into(), Value::Array(turns));
+                if let Some(tools) = &self.tools {
+                    row.insert("tools".into(), text(record, tools)?);
+                }
                 row
             }
             Shape::Dpo => {
@@ -319,7 +369,57 @@ struct LineageLine<'a> {
     lineage: &'a [retort_core::Lineage],
 }
 
+/// The message keys an SFT row keeps: the text and the tool calls (OpenAI's and TRL's names).
+const MESSAGE_KEYS: &[&str] = &["role", "content", "tool_calls", "tool_call_id", "loss"];
+
 impl RowShape {
+    /// The chat messages of an `sft` or `sharegpt` row: the system prompt, then the messages
+    /// field's (with their role, content and tool calls) or the prompt and the response.
+    fn messages_of(&self, record: &Record) -> Result<Vec<Value>, String> {
+        let mut messages = Vec::new();
+        if let Some(system) = &self.system {
+            messages.push(json!({"role": "system", "content": text(record, system)?}));
+        }
+        match (&self.messages, &self.prompt, &self.response) {
+            (Some(field), _, _) => match text(record, field)? {
+                Value::Array(items) => messages.extend(items.into_iter().map(|item| match item {
+                    Value::Object(mut message) => {
+                        // A turn's `loss` flag is sharegpt's; empty tool keys are left out.
+                        let sharegpt = self.shape == Shape::Sharegpt;
+                        message.retain(|key, value| match key.as_str() {
+                            "role" | "content" => true,
+                            "loss" => sharegpt,
+                            other => MESSAGE_KEYS.contains(&other) && !value.is_null(),
+                        });
+                        Value::Object(message)
+                    }
+                    other => other,
+                })),
+                other => return Err(format!("export: `{field}` should hold a list of messages, found {other}")),
+            },
+            (None, Some(prompt), Some(response)) => {
+                messages.push(json!({"role": "user", "content": text(record, prompt)?}));
+                messages.push(json!({"role": "assistant", "content": text(record, response)?}));
+            }
+            _ => return Err("export: this shape needs `messages`, or `prompt` and `response`".into()),
+        }
+        Ok(messages)
+    }
+
+    /// The `from` name of a chat role in a `sharegpt` row.
+    fn role_name(&self, role: &str) -> String {
+        if let Some(name) = self.roles.as_ref().and_then(|roles| roles.get(role)) {
+            return name.clone();
+        }
+        match role {
+            "user" => "human",
+            "assistant" => "gpt",
+            "tool" | "function" => "observation",
+            other => other,
+        }
+        .to_string()
+    }
+
     /// Appends the record's row as JSON to `line`; whole records are written without a copy.
     fn write_row(&self, record: &Record, line: &mut Vec<u8>) -> Result<(), RowError> {
         if let (Shape::Records, None) = (self.shape, &self.fields) {
@@ -347,6 +447,10 @@ impl RowShape {
                 Schema::new(names.into_iter().map(text).collect::<Vec<_>>())
             }
             Shape::Sft => Schema::new(vec![messages("messages")]),
+            Shape::Sharegpt => {
+                let turn = Fields::from(vec![text("from"), text("value")]);
+                Schema::new(vec![Field::new("conversations", DataType::List(Arc::new(Field::new("item", DataType::Struct(turn), true))), true)])
+            }
             Shape::Dpo if self.conversational => Schema::new(vec![messages("prompt"), messages("chosen"), messages("rejected")]),
             Shape::Dpo => Schema::new(vec![text("prompt"), text("chosen"), text("rejected")]),
         }
@@ -367,6 +471,9 @@ impl ExportConfig {
             label: self.label.clone(),
             margin: self.margin.clone(),
             conversational: self.conversational,
+            tools: self.tools.clone(),
+            roles: self.roles.clone(),
+            loss: self.loss,
         }
     }
 }

@@ -100,12 +100,17 @@ step_kinds! {
     Play(play::PlayConfig),
     /// Run a sub-pipeline for several rounds.
     Repeat(repeat::RepeatConfig),
+    /// The top-k documents of a collection for each record (BM25).
+    #[cfg(feature = "agent")]
+    Retrieve(retrieve::RetrieveConfig),
     /// Draw items (few-shot examples, personas, tags) from a pool.
     Sample(sample::SampleConfig),
     /// Turn a list field into one record per item.
     Explode(explode::ExplodeConfig),
     /// Train a small classifier on the records and score it on a labelled file.
     Fit(fit::FitConfig),
+    /// Aggregate expressions over the stream into a metrics file.
+    Metrics(metrics::MetricsConfig),
     /// Hand a round's data to a trainer and continue with the model it returns.
     Train(train::TrainConfig),
     /// Write records to files.
@@ -161,11 +166,12 @@ fields_by_serde!(
     sample::SampleConfig,
     explode::ExplodeConfig,
     fit::FitConfig,
+    metrics::MetricsConfig,
     train::TrainConfig,
     export::ExportConfig,
 );
 #[cfg(feature = "agent")]
-fields_by_serde!(act::ActConfig, play::PlayConfig);
+fields_by_serde!(act::ActConfig, play::PlayConfig, retrieve::RetrieveConfig);
 
 impl StepConfig {
     /// Whether the step works on the whole stream (so `when:` cannot apply to single records).

@@ -203,6 +203,33 @@ pub fn run_recipe(name: &str, rules: &str, roles: &[&str], set: &[&str], limit: 
     Ran { dir, report }
 }
 
+/// Runs a recipe file of this checkout where it lies (its relative paths read the checkout,
+/// `evals/` reads `recipes/`), on the scripted backend; the run directory is temporary.
+pub fn run_file(path: &std::path::Path, rules: &str, set: &[&str], limit: Option<usize>) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let rules_path = dir.path().join("rules.yaml");
+    std::fs::write(&rules_path, rules).unwrap();
+    let mut overrides = Overrides {
+        backend: Some("scripted".to_string()),
+        limit,
+        set: vec![format!("llm.rules_file={}", rules_path.display())],
+        ..Overrides::default()
+    };
+    overrides.set.extend(set.iter().map(|item| item.to_string()));
+    let recipe = Recipe::load(path, &overrides).unwrap_or_else(|problems| panic!("{problems}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let report = runtime.block_on(async {
+        let prepared = PreparedRun::prepare(recipe, RunOptions::new(dir.path().join("out"))).unwrap();
+        prepared.execute(CancellationToken::new()).await.unwrap()
+    });
+    Ran { dir, report }
+}
+
+/// A file of this checkout, from the repository root.
+pub fn checkout(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -4,11 +4,13 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod api_bank;
 mod auto_evol_instruct;
 mod autoif;
 mod camel;
 mod constitutional_ai;
 mod evol_instruct;
+mod gorilla;
 mod gra;
 mod i_sheep;
 mod lmsi;

@@ -37,7 +37,7 @@ impl Verifier for AnswerMatch {
         let gold_text = field_text(record, &self.gold)?;
         let expected = take(&gold_text, &self.extract).unwrap_or_else(|| gold_text.trim().to_string());
         let Some(found) = take(&text, &self.extract) else {
-            return Ok(Verdict { pass: false, reason: format!("expected the answer {expected}, found no answer") });
+            return Ok(Verdict { pass: false, reason: format!("expected the answer {expected}, found no answer"), class: None });
         };
         let pass = same_answer(&found, &expected, self.tolerance);
         let reason = if pass {
@@ -45,7 +45,7 @@ impl Verifier for AnswerMatch {
         } else {
             format!("expected the answer {expected}, found {found}")
         };
-        Ok(Verdict { pass, reason })
+        Ok(Verdict { pass, reason, class: None })
     }
 }
 

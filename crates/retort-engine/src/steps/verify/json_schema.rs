@@ -27,13 +27,13 @@ impl Verifier for JsonSchema {
             None | Some(Value::Null) => return Err(format!("field `{}` is missing", self.field)),
             Some(Value::String(text)) => match find_json(text) {
                 Ok(value) => value,
-                Err(reason) => return Ok(Verdict { pass: false, reason }),
+                Err(reason) => return Ok(Verdict { pass: false, reason, class: None }),
             },
             Some(other) => other.clone(),
         };
         Ok(match check_schema(&self.schema, &value) {
-            Ok(()) => Verdict { pass: true, reason: "matches the schema".to_string() },
-            Err(reason) => Verdict { pass: false, reason },
+            Ok(()) => Verdict { pass: true, reason: "matches the schema".to_string(), class: None },
+            Err(reason) => Verdict { pass: false, reason, class: None },
         })
     }
 }

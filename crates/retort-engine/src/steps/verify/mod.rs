@@ -5,7 +5,12 @@
 //! is dropped with the reason.
 
 mod answer_match;
+mod api_ast;
+mod api_call;
+mod bfcl;
+mod calls;
 mod json_schema;
+mod pycall;
 mod python;
 #[cfg(feature = "agent")]
 pub(crate) use python::shared_sandbox;
@@ -36,6 +41,12 @@ pub enum CheckKind {
     JsonSchema,
     /// Python code run in the sandbox passes: a function called with the field, or tests.
     Python,
+    /// The calls in the field match BFCL's possible answers (its AST checker's rules).
+    Bfcl,
+    /// One call with exactly the expected API name and parameters (API-Bank).
+    ApiCall,
+    /// Gorilla's AST sub-tree match against an API database, with hallucinations.
+    ApiAst,
 }
 
 /// How to take the answer out of a text before comparing.
@@ -55,11 +66,12 @@ pub enum Extract {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyConfig {
-    /// Which check: `answer_match`, `regex` or `json_schema`.
+    /// Which check: `answer_match`, `regex`, `json_schema`, `python`, `bfcl`, `api_call` or `api_ast`.
     pub check: CheckKind,
     /// The field to check.
     pub field: String,
-    /// `answer_match`: the field holding the gold answer.
+    /// `answer_match`: the field holding the gold answer; `bfcl`: the possible answers;
+    /// `api_call`: the expected `{api_name, param_dict}`.
     #[serde(default)]
     pub gold: Option<String>,
     /// `answer_match`: how to take the answer out of the field and the gold text.
@@ -92,6 +104,21 @@ pub struct VerifyConfig {
     /// `python`: memory limit in MB.
     #[serde(default)]
     pub memory_mb: Option<u64>,
+    /// `bfcl`: the field with the function schemas offered.
+    #[serde(default)]
+    pub functions: Option<String>,
+    /// `api_ast`: the API database, a JSONL file beside the recipe (rows with `api_call` and
+    /// `domain`, or APIBench's `api_data`).
+    #[serde(default)]
+    pub database: Option<String>,
+    /// `api_ast`: what passes: `api` (the gold API, the default) or `domain` (an API of the
+    /// gold's domain, as APIBench's TorchHub evaluator counts).
+    #[serde(default, rename = "match")]
+    pub ast_match: api_ast::AstMatch,
+    /// The field that receives the kind of verdict, for checks that have kinds (`bfcl`,
+    /// `api_call`: `correct`, `wrong_value`, `no_call`, ...).
+    #[serde(default)]
+    pub class_into: Option<String>,
     /// The field that receives the verdict, true or false.
     #[serde(default = "default_into")]
     pub into: String,
@@ -113,6 +140,15 @@ pub(crate) struct Verdict {
     pub pass: bool,
     /// What was expected and what was found.
     pub reason: String,
+    /// The kind of verdict, for checks with more than two (`correct`, `hallucination`, ...).
+    pub class: Option<String>,
+}
+
+impl Verdict {
+    /// A verdict of a kind.
+    pub(crate) fn class(pass: bool, class: &str, reason: String) -> Verdict {
+        Verdict { pass, reason, class: Some(class.to_string()) }
+    }
 }
 
 /// One kind of check.
@@ -158,6 +194,41 @@ impl StepDef for VerifyConfig {
                 }
                 _ => cx.error("", "`python` needs `code` and `function` (call a function on the field), or `tests` and `entry_point` (run tests on the field's code)"),
             },
+            CheckKind::Bfcl => {
+                match &self.gold {
+                    Some(gold) => cx.read("gold", gold),
+                    None => cx.error("gold", "`bfcl` needs `gold`: the field with the possible answers (BFCL's `ground_truth`)"),
+                }
+                match &self.functions {
+                    Some(functions) => cx.read("functions", functions),
+                    None => cx.error("functions", "`bfcl` needs `functions`: the field with the function schemas"),
+                }
+            }
+            CheckKind::ApiCall => match &self.gold {
+                Some(gold) => cx.read("gold", gold),
+                None => cx.error("gold", "`api_call` needs `gold`: the field with the expected `{api_name, param_dict}`"),
+            },
+            CheckKind::ApiAst => {
+                match &self.gold {
+                    Some(gold) => cx.read("gold", gold),
+                    None => cx.error("gold", "`api_ast` needs `gold`: the field with the expected API call"),
+                }
+                match &self.database {
+                    Some(database) => {
+                        cx.file("database", database);
+                    }
+                    None => cx.error("database", "`api_ast` needs `database`: the JSONL file of API documents"),
+                }
+            }
+        }
+        if self.database.is_some() && self.check != CheckKind::ApiAst {
+            cx.error("database", "`database` is a setting of `check: api_ast`");
+        }
+        if self.functions.is_some() && self.check != CheckKind::Bfcl {
+            cx.error("functions", "`functions` is a setting of `check: bfcl`");
+        }
+        if let Some(field) = &self.class_into {
+            cx.write(field);
         }
         cx.write(&self.into);
         if let Some(field) = &self.reason_into {
@@ -194,6 +265,21 @@ impl StepDef for VerifyConfig {
                     limits,
                 })
             }
+            CheckKind::Bfcl => Arc::new(bfcl::Bfcl {
+                field: self.field.clone(),
+                gold: self.gold.clone().ok_or_else(|| invalid("`gold` is missing".into()))?,
+                functions: self.functions.clone().ok_or_else(|| invalid("`functions` is missing".into()))?,
+            }),
+            CheckKind::ApiAst => Arc::new(api_ast::ApiAst::new(
+                &self.field,
+                self.gold.as_deref().ok_or_else(|| invalid("`gold` is missing".into()))?,
+                &cx.base_dir.join(self.database.as_deref().ok_or_else(|| invalid("`database` is missing".into()))?),
+                self.ast_match,
+            ).map_err(invalid)?),
+            CheckKind::ApiCall => Arc::new(api_call::ApiCall {
+                field: self.field.clone(),
+                gold: self.gold.clone().ok_or_else(|| invalid("`gold` is missing".into()))?,
+            }),
             CheckKind::JsonSchema => Arc::new(json_schema::JsonSchema::new(
                 &self.field,
                 self.schema.as_ref().ok_or_else(|| invalid("`schema` is missing".into()))?,
@@ -220,6 +306,10 @@ impl RecordStep for Verify {
         record.set(self.config.into.clone(), Value::Bool(verdict.pass));
         if let Some(field) = &self.config.reason_into {
             record.set(field.clone(), Value::String(verdict.reason.clone()));
+        }
+        if let Some(field) = &self.config.class_into {
+            let class = verdict.class.clone().unwrap_or_else(|| if verdict.pass { "pass" } else { "fail" }.to_string());
+            record.set(field.clone(), Value::String(class));
         }
         if self.config.require && !verdict.pass {
             return vec![Outcome::Drop(record, format!("verify {}: {}", self.config.field, verdict.reason))];

@@ -61,13 +61,13 @@ impl Verifier for Python {
                 let result = self.sandbox.run(request).await.map_err(|error| format!("sandbox: {error}"))?;
                 if result.status != ExecStatus::Ok {
                     let reason = format!("{function}() did not run: {} ({})", status_word(result.status), last_line(&result.stderr));
-                    return Ok(Verdict { pass: false, reason });
+                    return Ok(Verdict { pass: false, reason, class: None });
                 }
                 let verdict = result.stdout.rsplit_once("__RETORT_RESULT__").map(|(_, tail)| tail.trim() == "true");
                 Ok(match verdict {
-                    Some(true) => Verdict { pass: true, reason: format!("{function}() returned true") },
-                    Some(false) => Verdict { pass: false, reason: format!("{function}() returned false") },
-                    None => Verdict { pass: false, reason: format!("{function}() printed no result") },
+                    Some(true) => Verdict { pass: true, reason: format!("{function}() returned true"), class: None },
+                    Some(false) => Verdict { pass: false, reason: format!("{function}() returned false"), class: None },
+                    None => Verdict { pass: false, reason: format!("{function}() printed no result"), class: None },
                 })
             }
             None => {
@@ -83,10 +83,10 @@ impl Verifier for Python {
                     .await
                     .map_err(|error| format!("sandbox: {error}"))?;
                 Ok(if outcome.passed {
-                    Verdict { pass: true, reason: "tests passed".to_string() }
+                    Verdict { pass: true, reason: "tests passed".to_string(), class: None }
                 } else {
                     let detail = last_line(&outcome.result.stderr);
-                    Verdict { pass: false, reason: format!("tests failed: {} ({detail})", status_word(outcome.result.status)) }
+                    Verdict { pass: false, reason: format!("tests failed: {} ({detail})", status_word(outcome.result.status)), class: None }
                 })
             }
         }

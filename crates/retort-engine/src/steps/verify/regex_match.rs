@@ -29,6 +29,6 @@ impl Verifier for RegexMatch {
         } else {
             format!("expected a match for /{}/, found {:?}", self.regex.as_str(), text.chars().take(60).collect::<String>())
         };
-        Ok(Verdict { pass, reason })
+        Ok(Verdict { pass, reason, class: None })
     }
 }
