@@ -24,6 +24,13 @@ struct ModelInfo {
     context_per_sequence: u32,
 }
 
+impl ModelInfo {
+    /// Whether the model's chat template offers tools to it.
+    fn offers_tools(&self) -> bool {
+        self.template.as_ref().is_some_and(ChatTemplate::reads_tools)
+    }
+}
+
 /// A local GGUF model behind the [`Backend`] trait.
 ///
 /// The model runs in a worker process (see [`crate::worker_main`]) that this backend starts
@@ -156,8 +163,8 @@ impl LocalBackend {
 
     async fn chat_inner(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
         let info = self.model_info().await?;
-        let offers_tools = !request.tools.is_empty();
-        if offers_tools && !info.template.as_ref().is_some_and(ChatTemplate::reads_tools) {
+        let with_tools = !request.tools.is_empty();
+        if with_tools && !info.offers_tools() {
             return Err(BackendError::new(
                 BackendErrorKind::Unsupported,
                 format!(
@@ -210,7 +217,7 @@ impl LocalBackend {
                     evaluated += prompt_tokens.saturating_sub(cached_tokens);
                     usage.completion_tokens += completion_tokens;
                     // With tools offered, the template's call blocks become tool calls.
-                    let (text, tool_calls) = if offers_tools { crate::template::parse_tool_calls(&text) } else { (text, Vec::new()) };
+                    let (text, tool_calls) = if with_tools { crate::template::parse_tool_calls(&text) } else { (text, Vec::new()) };
                     let finish_reason = match finish {
                         Finish::Stop if !tool_calls.is_empty() => FinishReason::ToolCalls,
                         Finish::Stop => FinishReason::Stop,
@@ -311,7 +318,7 @@ impl Backend for LocalBackend {
     fn capabilities(&self) -> Capabilities {
         // Native tool calls where the model's template offers tools (known once the worker
         // has loaded the model; a request with tools is refused with the reason otherwise).
-        let tools = self.info.get().is_some_and(|info| info.template.as_ref().is_some_and(ChatTemplate::reads_tools));
+        let tools = self.info.get().is_some_and(|info| info.offers_tools());
         Capabilities { n: true, logprobs: true, score: true, json_schema: true, grammar: true, tools }
     }
 

@@ -164,11 +164,13 @@ struct Accumulator {
 }
 
 impl Accumulator {
-    fn add(&mut self, metric: &Metric, value: &Value) {
+    /// Adds a record's value: its JSON for the numeric aggregates, its truth (Jinja's, as the
+    /// expression gave it) for `rate` and `count`.
+    fn add(&mut self, metric: &Metric, value: &Value, truth: bool) {
         match metric {
             Metric::Rate(_) | Metric::Count(_) => {
                 self.n += 1;
-                if truthy_json(value) {
+                if truth {
                     self.sum += 1.0;
                 }
             }
@@ -194,17 +196,6 @@ impl Accumulator {
             Metric::Min(_) => self.min.map(|x| json!(x)).unwrap_or(Value::Null),
             Metric::Max(_) => self.max.map(|x| json!(x)).unwrap_or(Value::Null),
         }
-    }
-}
-
-fn truthy_json(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
     }
 }
 
@@ -296,10 +287,7 @@ impl StreamStep for Metrics {
                 table.records += 1;
                 for (((_, metric, _), accumulator), value) in self.values.iter().zip(&mut table.accumulators).zip(&values) {
                     if let Some((json, truth)) = value {
-                        match metric {
-                            Metric::Rate(_) | Metric::Count(_) => accumulator.add(metric, &Value::Bool(*truth)),
-                            _ => accumulator.add(metric, json),
-                        }
+                        accumulator.add(metric, json, *truth);
                     }
                 }
             };
@@ -359,7 +347,7 @@ mod tests {
         for (metric, values, expected) in cases {
             let mut accumulator = Accumulator::default();
             for value in values.iter() {
-                accumulator.add(metric, value);
+                accumulator.add(metric, value, value.as_bool() == Some(true));
             }
             assert_eq!(&accumulator.result(metric), expected, "{metric:?} over {values:?}");
         }

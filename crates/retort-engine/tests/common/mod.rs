@@ -152,24 +152,8 @@ steps:
 /// (`- {when: REGEX, reply: TEXT}`), `set` more `PATH=VALUE` overrides, `limit` caps the seeds.
 pub fn run_builtin(name: &str, rules: &str, set: &[&str], limit: Option<usize>) -> Ran {
     let dir = tempfile::tempdir().unwrap();
-    let recipe_dir = dir.path().join("recipe");
-    let file = retort_engine::builtin::extract(name, &recipe_dir).unwrap();
-    let rules_path = dir.path().join("rules.yaml");
-    std::fs::write(&rules_path, rules).unwrap();
-    let mut overrides = Overrides {
-        backend: Some("scripted".to_string()),
-        limit,
-        set: vec![format!("llm.rules_file={}", rules_path.display())],
-        ..Overrides::default()
-    };
-    overrides.set.extend(set.iter().map(|item| item.to_string()));
-    let recipe = Recipe::load(&file, &overrides).unwrap_or_else(|problems| panic!("{problems}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let report = runtime.block_on(async {
-        let prepared = PreparedRun::prepare(recipe, RunOptions::new(dir.path().join("out"))).unwrap();
-        prepared.execute(CancellationToken::new()).await.unwrap()
-    });
-    Ran { dir, report }
+    let file = retort_engine::builtin::extract(name, &dir.path().join("recipe")).unwrap();
+    run_scripted(dir, &file, rules, &[], set, limit)
 }
 
 /// Runs the recipe folder `recipes/NAME` of this checkout on the scripted backend, as
@@ -178,9 +162,20 @@ pub fn run_builtin(name: &str, rules: &str, set: &[&str], limit: Option<usize>) 
 /// `roles` is switched to the scripted backend with the same rules.
 pub fn run_recipe(name: &str, rules: &str, roles: &[&str], set: &[&str], limit: Option<usize>) -> Ran {
     let dir = tempfile::tempdir().unwrap();
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes").join(name);
     let recipe_dir = dir.path().join("recipe");
-    copy_dir(&source, &recipe_dir);
+    copy_dir(&checkout("recipes").join(name), &recipe_dir);
+    run_scripted(dir, &recipe_dir.join("recipe.yaml"), rules, roles, set, limit)
+}
+
+/// Runs a recipe file of this checkout where it lies (its relative paths read the checkout,
+/// `evals/` reads `recipes/`), on the scripted backend; the run directory is temporary.
+pub fn run_file(path: &std::path::Path, rules: &str, set: &[&str], limit: Option<usize>) -> Ran {
+    run_scripted(tempfile::tempdir().unwrap(), path, rules, &[], set, limit)
+}
+
+/// Runs a recipe file on the scripted backend with `rules` (also for the `llms:` in `roles`),
+/// its run directory `out` in `dir`.
+fn run_scripted(dir: tempfile::TempDir, file: &Path, rules: &str, roles: &[&str], set: &[&str], limit: Option<usize>) -> Ran {
     let rules_path = dir.path().join("rules.yaml");
     std::fs::write(&rules_path, rules).unwrap();
     let mut overrides = Overrides {
@@ -194,29 +189,7 @@ pub fn run_recipe(name: &str, rules: &str, roles: &[&str], set: &[&str], limit: 
         overrides.set.push(format!("llms.{role}.rules_file={}", rules_path.display()));
     }
     overrides.set.extend(set.iter().map(|item| item.to_string()));
-    let recipe = Recipe::load(&recipe_dir.join("recipe.yaml"), &overrides).unwrap_or_else(|problems| panic!("{problems}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let report = runtime.block_on(async {
-        let prepared = PreparedRun::prepare(recipe, RunOptions::new(dir.path().join("out"))).unwrap();
-        prepared.execute(CancellationToken::new()).await.unwrap()
-    });
-    Ran { dir, report }
-}
-
-/// Runs a recipe file of this checkout where it lies (its relative paths read the checkout,
-/// `evals/` reads `recipes/`), on the scripted backend; the run directory is temporary.
-pub fn run_file(path: &std::path::Path, rules: &str, set: &[&str], limit: Option<usize>) -> Ran {
-    let dir = tempfile::tempdir().unwrap();
-    let rules_path = dir.path().join("rules.yaml");
-    std::fs::write(&rules_path, rules).unwrap();
-    let mut overrides = Overrides {
-        backend: Some("scripted".to_string()),
-        limit,
-        set: vec![format!("llm.rules_file={}", rules_path.display())],
-        ..Overrides::default()
-    };
-    overrides.set.extend(set.iter().map(|item| item.to_string()));
-    let recipe = Recipe::load(path, &overrides).unwrap_or_else(|problems| panic!("{problems}"));
+    let recipe = Recipe::load(file, &overrides).unwrap_or_else(|problems| panic!("{problems}"));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let report = runtime.block_on(async {
         let prepared = PreparedRun::prepare(recipe, RunOptions::new(dir.path().join("out"))).unwrap();

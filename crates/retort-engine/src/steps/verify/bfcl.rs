@@ -123,7 +123,7 @@ pub(crate) fn decode(text: &str) -> Result<Vec<ModelCall>, String> {
                 }
                 args.insert(key.clone(), decoded_value(value)?);
             }
-            Ok(ModelCall { name: call.name.clone(), args, positional: Vec::new(), tuples })
+            Ok(ModelCall { name: call.name.clone(), args, tuples })
         })
         .collect()
 }

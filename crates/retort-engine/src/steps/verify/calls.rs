@@ -5,13 +5,11 @@ use serde_json::{Map, Value};
 
 use super::pycall::{self, PyValue};
 
-/// One call, with its arguments by name (positional ones as `_0`, `_1`, ...).
+/// One call, with its keyword arguments by name (the call checks read no positional ones).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ModelCall {
     pub name: String,
     pub args: Map<String, Value>,
-    /// Arguments given by position, which a schema may name (`torch.hub.load('repo', 'model')`).
-    pub positional: Vec<Value>,
     /// Values that were Python but not JSON (tuples), by argument name: a type check needs them.
     pub tuples: Vec<String>,
 }
@@ -19,7 +17,7 @@ pub(crate) struct ModelCall {
 impl ModelCall {
     fn from_py(call: &pycall::Call) -> ModelCall {
         let tuples = call.kwargs.iter().filter(|(_, value)| matches!(value, PyValue::Tuple(_))).map(|(key, _)| key.clone()).collect();
-        ModelCall { name: call.name.clone(), args: call.kwargs_json(), positional: call.args.iter().map(PyValue::to_json).collect(), tuples }
+        ModelCall { name: call.name.clone(), args: call.kwargs_json(), tuples }
     }
 }
 
@@ -35,12 +33,12 @@ pub(crate) fn read_calls(text: &str) -> Result<Vec<ModelCall>, String> {
             return Ok(calls);
         }
     }
-    match pycall::parse_calls(text) {
+    let whole = match pycall::parse_calls(text) {
         Ok(calls) => return Ok(calls.iter().map(ModelCall::from_py).collect()),
         // No parenthesis at all: prose, the model chose not to call.
         Err(_) if !text.contains('(') => return Ok(Vec::new()),
-        Err(_) => {}
-    }
+        Err(error) => error,
+    };
     // Prose around a bracketed list of calls, or one call on its own line.
     if let (Some(open), Some(close)) = (text.find('['), text.rfind(']')) {
         if open < close {
@@ -58,10 +56,7 @@ pub(crate) fn read_calls(text: &str) -> Result<Vec<ModelCall>, String> {
             }
         }
     }
-    match pycall::parse_calls(text) {
-        Ok(_) => Ok(Vec::new()),
-        Err(error) => Err(format!("not a call: {error}")),
-    }
+    Err(format!("not a call: {whole}"))
 }
 
 /// Code between the first pair of ``` fences, or the text as it is.
@@ -98,7 +93,7 @@ fn json_call(value: &Value) -> Option<ModelCall> {
             Value::Null => Map::new(),
             _ => return None,
         };
-        Some(ModelCall { name: name.to_string(), args, positional: Vec::new(), tuples: Vec::new() })
+        Some(ModelCall { name: name.to_string(), args, tuples: Vec::new() })
     };
     match (inner.get("name").and_then(Value::as_str), inner.get("arguments").or_else(|| inner.get("parameters"))) {
         (Some(name), Some(arguments)) => call(name, arguments),
