@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
-# API-Bank level 1 on the local model: exact call accuracy over the 64 calls of the 40 dialogues.
-# Usage: evals/api-bank/run.sh   (MODEL=qwen2.5-coder-0.5b OUT=target/evals/api-bank)
+# API-Bank level 1 on the local model: exact call accuracy over the 64 calls of the 40 dialogues,
+# without examples and with 2 dialogues written by the api-bank recipe (GEN_DOMAINS domains) as examples.
+# Usage: evals/api-bank/run.sh   (MODEL=qwen2.5-coder-0.5b GEN_DOMAINS=4 OUT=target/evals/api-bank)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
 MODEL="${MODEL:-qwen2.5-coder-0.5b}"
+GEN_DOMAINS="${GEN_DOMAINS:-4}"
 OUT="${OUT:-$repo/target/evals/api-bank}"
 scripts/setup-models.sh $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
 RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
+retort="$repo/target/release/retort"
 export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
+seconds() { python3 -c "import time; print(round(time.time() - $1))"; }
 start=$(date +%s.%N)
-"$repo/target/release/retort" run evals/api-bank/level1.yaml --model "$MODEL" --out "$OUT/level1" --quiet >/dev/null
-python3 - "$OUT/level1/metrics.json" "$MODEL" "$(python3 -c "import time; print(round(time.time() - $start))")" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))
-o = m["overall"]
-by = ", ".join(f"{k} {v['records']}" for k, v in sorted(m.get("by", {}).items(), key=lambda kv: -kv[1]["records"]))
-print(f"API-Bank level 1, model {sys.argv[2]}: exact call accuracy {o['accuracy']:.1%} of {o['records']} calls ({sys.argv[3]} s); verdicts: {by}")
+"$retort" run evals/api-bank/level1.yaml --model "$MODEL" --out "$OUT/level1" --quiet >/dev/null
+echo "$(seconds "$start")" > "$OUT/level1/seconds.txt"
+start=$(date +%s.%N)
+"$retort" run api-bank --backend local --model "$MODEL" --set "vars.domains=$GEN_DOMAINS" --out "$OUT/generated" --quiet >/dev/null
+echo "generated: $(wc -l < "$OUT/generated/records.jsonl") dialogues from $GEN_DOMAINS domains in $(seconds "$start") s" >&2
+start=$(date +%s.%N)
+"$retort" run evals/api-bank/level1.yaml --model "$MODEL" --set vars.examples=true \
+    --set "steps[1].sample.from=$OUT/generated/records.jsonl" --out "$OUT/level1-examples" --quiet >/dev/null
+echo "$(seconds "$start")" > "$OUT/level1-examples/seconds.txt"
+python3 - "$OUT" "$MODEL" <<'PY'
+import json, os, sys
+out, model = sys.argv[1], sys.argv[2]
+print(f"API-Bank level 1 (64 calls of 40 dialogues), model {model}, greedy, seed 0:\n")
+print("| prompt | calls | exact call accuracy | verdicts | seconds |")
+print("|---|---:|---:|---|---:|")
+for name, label in (("level1", "no examples"), ("level1-examples", "2 generated dialogues as examples")):
+    m = json.load(open(os.path.join(out, name, "metrics.json")))
+    by = ", ".join(f"{k} {v['records']}" for k, v in sorted(m.get("by", {}).items(), key=lambda kv: -kv[1]["records"]))
+    secs = open(os.path.join(out, name, "seconds.txt")).read().strip()
+    print(f"| {label} | {m['overall']['records']} | {m['overall']['accuracy']:.1%} | {by} | {secs} |")
 PY

@@ -7,6 +7,7 @@
 //! [`Episode`]s it gets back. Tools and environments that run code use `retort-sandbox`.
 
 pub mod agent;
+pub mod catalog;
 pub mod env;
 mod error;
 mod seed;
@@ -16,7 +17,10 @@ pub mod tools;
 pub use agent::dfsdt::{dfsdt, DfsdtConfig, SearchResult, SearchStats};
 pub use agent::episode::{run_episode, EpisodeConfig};
 pub use agent::react::{parse_action_input, parse_react, react_system_prompt, ReactReply};
-pub use agent::{run_agent, AgentConfig, AgentFormat, StepStatus, StopReason, Trajectory, TrajectoryStep, GIVE_UP};
+pub use agent::{
+    finish_spec, run_agent, AgentConfig, AgentFormat, FinishStyle, StepStatus, StopReason, Trajectory, TrajectoryStep, FINISH, GIVE_UP,
+};
+pub use catalog::{tool_config, CatalogFormat};
 pub use env::os::{OsEnv, OsTask};
 pub use env::repl::{ReplEnv, ReplTask};
 pub use env::sqlite::{SqliteEnv, SqliteTask};

@@ -255,7 +255,7 @@ pub async fn check_logprobs(backend: &dyn Backend, options: &ComplianceOptions) 
 /// Score mode works when claimed; otherwise an `unsupported` error.
 pub async fn check_score(backend: &dyn Backend, _options: &ComplianceOptions) -> CheckResult {
     let checker = Checker { backend, check: "score" };
-    let request = ScoreRequest { messages: vec![Message::user("Is water wet?")], continuation: "Yes, it is.".into() };
+    let request = ScoreRequest::chat(vec![Message::user("Is water wet?")], "Yes, it is.");
     let result = backend.score(&request).await;
     if !backend.capabilities().score {
         return match result {

@@ -426,8 +426,7 @@ impl Backend for ScriptedBackend {
     }
 
     async fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, BackendError> {
-        let mut rendered = render_conversation(&request.messages);
-        rendered.push_str("\nassistant: ");
+        let mut rendered = if request.raw { request.raw_prompt() } else { render_conversation(&request.messages) + "\nassistant: " };
         rendered.push_str(&request.continuation);
         let rule_logprob = self
             .rules
@@ -586,10 +585,10 @@ mod tests {
     async fn score_uses_rule_logprobs_else_the_token_function() {
         let backend = backend(vec![ScriptRule { when: "assistant: yes".into(), logprob: Some(-0.1), ..ScriptRule::default() }]);
         let messages = vec![Message::user("is it?")];
-        let yes = backend.score(&ScoreRequest { messages: messages.clone(), continuation: "yes it is".into() }).await.unwrap();
+        let yes = backend.score(&ScoreRequest::chat(messages.clone(), "yes it is")).await.unwrap();
         assert_eq!(yes.tokens.len(), 3);
         assert!((yes.total() + 0.3).abs() < 1e-9);
-        let no = backend.score(&ScoreRequest { messages, continuation: "no way".into() }).await.unwrap();
+        let no = backend.score(&ScoreRequest::chat(messages, "no way")).await.unwrap();
         assert_eq!(no.tokens[0].logprob, token_logprob("no"));
         assert!(no.tokens.iter().all(|token| token.logprob < 0.0));
     }

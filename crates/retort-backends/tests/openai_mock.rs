@@ -236,7 +236,7 @@ async fn logprobs_from_a_server_without_them_are_unsupported() {
     let error = backend.chat(&request).await.unwrap_err();
     assert_eq!(error.kind, BackendErrorKind::Unsupported);
     assert!(error.message.contains("returned no logprobs"), "{}", error.message);
-    let error = backend.score(&ScoreRequest { messages: vec![Message::user("q")], continuation: "a".into() }).await.unwrap_err();
+    let error = backend.score(&ScoreRequest::chat(vec![Message::user("q")], "a")).await.unwrap_err();
     assert_eq!(error.kind, BackendErrorKind::Unsupported);
     assert!(error.message.contains("prompt log-probabilities"), "{}", error.message);
 }

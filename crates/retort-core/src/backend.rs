@@ -257,6 +257,23 @@ pub struct ScoreRequest {
     pub messages: Vec<Message>,
     /// The text whose probability is wanted, as the assistant's answer.
     pub continuation: String,
+    /// Plain text, no chat template: the messages' contents joined as they are, followed
+    /// directly by the continuation (Toolformer scores raw text). Left out of the wire form
+    /// when false, so requests made before it existed keep their keys.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw: bool,
+}
+
+impl ScoreRequest {
+    /// The continuation after the messages, rendered with the chat template.
+    pub fn chat(messages: Vec<Message>, continuation: impl Into<String>) -> ScoreRequest {
+        ScoreRequest { messages, continuation: continuation.into(), raw: false }
+    }
+
+    /// The raw text of a `raw` request's context: the messages' contents, concatenated.
+    pub fn raw_prompt(&self) -> String {
+        self.messages.iter().map(|message| message.content.as_str()).collect()
+    }
 }
 
 /// The per-token log-probabilities of a scored continuation.

@@ -257,7 +257,7 @@ fn validate(validator: &jsonschema::Validator, value: &Value) -> Result<(), Stri
     }
 }
 
-fn kind_of(value: &Value) -> &'static str {
+pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -33,6 +33,13 @@ pub(crate) fn environment() -> Environment<'static> {
     env.add_filter("word_count", |text: &str| text.split_whitespace().count());
     env.add_filter("numbered", numbered);
     env.add_filter("truncate_words", |text: &str, count: usize| text.split_whitespace().take(count).collect::<Vec<_>>().join(" "));
+    env.add_filter("flatten", flatten);
+    env.add_filter("from_json", |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text.trim()).map(|value| Value::from_serialize(&value)).unwrap_or(Value::from(()))
+    });
+    env.add_filter("bleu", |candidate: &str, reference: &str| bleu(candidate, reference));
+    #[cfg(feature = "agent")]
+    env.add_function("toolbench_function", |tool: &str, api: &str| retort_agent::catalog::toolbench_function_name(tool, api));
     env.add_function("raise_exception", |message: String| -> Result<Value, Error> {
         Err(Error::new(ErrorKind::InvalidOperation, message))
     });
@@ -251,6 +258,78 @@ pub fn normalize_number(text: &str) -> String {
     }
 }
 
+/// One level of nesting taken off a list of lists (items that are not lists stay as they are).
+fn flatten(items: Vec<Value>) -> Value {
+    let mut out = Vec::new();
+    for item in items {
+        match item.try_iter() {
+            Ok(inner) if item.kind() == minijinja::value::ValueKind::Seq => out.extend(inner),
+            _ => out.push(item),
+        }
+    }
+    Value::from(out)
+}
+
+/// Words and punctuation marks, lower-cased: the tokens BLEU counts.
+fn bleu_tokens(text: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() || c == '_' {
+            word.extend(c.to_lowercase());
+        } else {
+            if !word.is_empty() {
+                tokens.push(std::mem::take(&mut word));
+            }
+            if !c.is_whitespace() {
+                tokens.push(c.to_string());
+            }
+        }
+    }
+    if !word.is_empty() {
+        tokens.push(word);
+    }
+    tokens
+}
+
+/// Sentence BLEU-4 of `candidate` against one `reference` (uniform weights, brevity penalty,
+/// add-one smoothing of the 2- to 4-gram precisions after Lin and Och, 2004), from 0 to 1.
+/// Tokens are lower-cased words and punctuation marks.
+pub(crate) fn bleu(candidate: &str, reference: &str) -> f64 {
+    let candidate = bleu_tokens(candidate);
+    let reference = bleu_tokens(reference);
+    if candidate.is_empty() || reference.is_empty() {
+        return if candidate.is_empty() && reference.is_empty() { 1.0 } else { 0.0 };
+    }
+    let mut log_sum = 0.0;
+    for n in 1..=4usize {
+        fn grams(tokens: &[String], n: usize) -> std::collections::HashMap<&[String], usize> {
+            let mut counts = std::collections::HashMap::<&[String], usize>::new();
+            for gram in tokens.windows(n) {
+                *counts.entry(gram).or_default() += 1;
+            }
+            counts
+        }
+        let candidate_grams = grams(&candidate, n);
+        let reference_grams = grams(&reference, n);
+        let total: usize = candidate_grams.values().sum();
+        let matched: usize =
+            candidate_grams.iter().map(|(gram, count)| (*count).min(reference_grams.get(gram).copied().unwrap_or(0))).sum();
+        let precision = if n == 1 {
+            if matched == 0 {
+                return 0.0;
+            }
+            matched as f64 / total as f64
+        } else {
+            (matched as f64 + 1.0) / (total as f64 + 1.0)
+        };
+        log_sum += precision.ln() / 4.0;
+    }
+    let (c, r) = (candidate.len() as f64, reference.len() as f64);
+    let brevity = if c >= r { 1.0 } else { (1.0 - r / c).exp() };
+    brevity * log_sum.exp()
+}
+
 fn numbered(items: Vec<Value>) -> String {
     items.iter().enumerate().map(|(index, item)| format!("{}. {}", index + 1, item)).collect::<Vec<_>>().join("\n")
 }
@@ -258,6 +337,27 @@ fn numbered(items: Vec<Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bleu_is_one_for_the_same_text_and_falls_with_changes() {
+        let text = "Returns the postal codes of a Turkish province given its plate number.";
+        assert!((bleu(text, text) - 1.0).abs() < 1e-9);
+        let near = bleu("Returns the postal codes of a Turkish province given its plate number (1 to 81).", text);
+        let far = bleu("Lists movies playing near you.", text);
+        assert!(near > 0.6 && near < 1.0, "{near}");
+        assert!(far < 0.1, "{far}");
+        assert_eq!(bleu("", "something"), 0.0);
+    }
+
+    #[test]
+    fn lists_flatten_and_json_text_parses() {
+        let env = environment();
+        let flat = env.render_str("{{ [[1, 2], [3], 4] | flatten | list }}", ()).unwrap();
+        assert_eq!(flat, "[1, 2, 3, 4]");
+        let parsed = env.render_str("{{ ('{\"a\": [1, 2]}' | from_json).a[1] }}", ()).unwrap();
+        assert_eq!(parsed, "2");
+        assert_eq!(env.render_str("{{ 'not json' | from_json is none }}", ()).unwrap(), "True");
+    }
 
     #[test]
     fn answers_are_extracted() {

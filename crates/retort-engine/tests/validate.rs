@@ -180,7 +180,7 @@ steps:
             llm.max_concurrency: max_concurrency must be at least 1, found 0
             llm.timeout_s: timeout_s must be a positive number of seconds, found -1
             steps[2].generate.max_tokens: expected a whole number from 0 to 4294967295, found 5000000000
-            steps[1].generate.prompt: unknown filter `lenght`; filters added to Jinja's: extract_answer, last_number, word_count, numbered, truncate_words
+            steps[1].generate.prompt: unknown filter `lenght`; filters added to Jinja's: extract_answer, last_number, word_count, numbered, truncate_words, flatten, from_json, bleu, cosine, max_cosine
             steps[1].generate.n: expected a number from 1 to 1024, found 1000000000
             steps[3].filter.keep: unknown filter `wordcount` in `answer | wordcount > 3`"#]],
     );

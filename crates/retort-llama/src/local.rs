@@ -234,8 +234,12 @@ impl LocalBackend {
     }
 
     async fn score_inner(&self, request: &ScoreRequest) -> Result<ScoreResponse, BackendError> {
-        let info = self.model_info().await?;
-        let prompt = render(&info, &self.config.model, &request.messages, true)?;
+        let prompt = if request.raw {
+            request.raw_prompt()
+        } else {
+            let info = self.model_info().await?;
+            render(&info, &self.config.model, &request.messages, true)?
+        };
         let answer = self
             .supervisor
             .call(

@@ -121,7 +121,7 @@ async fn score_orders_likely_above_unlikely_continuations() {
     let cases = [("The capital of France is Paris.", "Purple bananas sing loudly under the ocean."), ("Paris", "Tuesday")];
     for (likely, unlikely) in cases {
         let score = |continuation: &str| {
-            let request = ScoreRequest { messages: messages.clone(), continuation: continuation.to_string() };
+            let request = ScoreRequest::chat(messages.clone(), continuation.to_string());
             let backend = &backend;
             async move { backend.score(&request).await.unwrap() }
         };
@@ -136,7 +136,7 @@ async fn score_orders_likely_above_unlikely_continuations() {
             unlikely_score.mean()
         );
     }
-    let empty = backend.score(&ScoreRequest { messages, continuation: String::new() }).await.unwrap();
+    let empty = backend.score(&ScoreRequest::chat(messages, String::new())).await.unwrap();
     assert!(empty.tokens.is_empty());
 }
 

@@ -94,6 +94,8 @@ struct Frame {
     path: Vec<u32>,
     next: u32,
     tried: Vec<String>,
+    /// What the tried candidates did and saw, for the diversity prompt.
+    shown: Vec<String>,
 }
 
 /// The seed of candidate `index` at the node reached by `path`. The all-first path uses the
@@ -108,15 +110,19 @@ fn candidate_seed(base: u64, path: &[u32], index: u32) -> u64 {
     derive_seed(base, &[depth, hash_bytes(&key)])
 }
 
-fn diversity_hint(tried: &[String]) -> Option<String> {
-    if tried.is_empty() {
+/// ToolBench's diversity prompt: the earlier candidates at this node, each with what it saw.
+fn diversity_hint(shown: &[String]) -> Option<String> {
+    if shown.is_empty() {
         return None;
     }
     Some(format!(
-        "Note: from this point these actions were already tried and did not lead to an answer:\n{}\nChoose a different action.",
-        tried.iter().map(|t| format!("- {t}")).collect::<Vec<_>>().join("\n")
+        "Note: this is not the first try from this point. These actions were already tried and did not lead to an answer:\n{}\nChoose an action different from all of them.",
+        shown.iter().map(|t| format!("- {t}")).collect::<Vec<_>>().join("\n")
     ))
 }
+
+/// Most characters of an earlier candidate's observation in the diversity prompt.
+const SHOWN_CHARS: usize = 300;
 
 /// Searches for a successful trajectory, depth first; `give_up` is always offered.
 pub async fn dfsdt(
@@ -130,7 +136,8 @@ pub async fn dfsdt(
     let mut stats = SearchStats::default();
     let mut paths = Vec::new();
     let mut backend_error = None;
-    let mut stack = vec![Frame { state: AgentState::new(&config, tools, task), path: Vec::new(), next: 0, tried: Vec::new() }];
+    let mut stack =
+        vec![Frame { state: AgentState::new(&config, tools, task), path: Vec::new(), next: 0, tried: Vec::new(), shown: Vec::new() }];
     let finish =
         |stats: SearchStats, trajectory, paths, backend_error| SearchResult { trajectory, stats, paths, backend_error, cancelled: false };
     while let Some(top) = stack.last_mut() {
@@ -149,7 +156,7 @@ pub async fn dfsdt(
         top.next += 1;
         stats.expansions += 1;
         let seed = candidate_seed(config.seed, &top.path, index);
-        let hint = diversity_hint(&top.tried);
+        let hint = diversity_hint(&top.shown);
         let mut child = top.state.clone();
         let choice = match sample(backend, tools, &config, &mut child, seed, hint.as_deref()).await {
             Ok(choice) => choice,
@@ -167,8 +174,16 @@ pub async fn dfsdt(
             stats.duplicates += 1;
             continue;
         }
-        top.tried.push(key);
+        top.tried.push(key.clone());
+        let steps_before = child.steps.len();
         let advance = apply(tools, &config, &mut child, choice).await;
+        let seen = child.steps[steps_before.min(child.steps.len())..]
+            .iter()
+            .map(|step| crate::tool::clip(&step.observation, SHOWN_CHARS))
+            .filter(|observation| !observation.is_empty())
+            .collect::<Vec<_>>()
+            .join(" | ");
+        top.shown.push(if seen.is_empty() { key } else { format!("{key} -> {seen}") });
         stats.max_depth = stats.max_depth.max(child.model_calls);
         let mut path = top.path.clone();
         path.push(index);
@@ -197,7 +212,7 @@ pub async fn dfsdt(
                     paths.push(child.finish(StopReason::StepLimit, None));
                 }
             }
-            Advance::Continue => stack.push(Frame { state: child, path, next: 0, tried: Vec::new() }),
+            Advance::Continue => stack.push(Frame { state: child, path, next: 0, tried: Vec::new(), shown: Vec::new() }),
         }
     }
     finish(stats, None, paths, backend_error)

@@ -16,6 +16,22 @@ use react::{cut_at_observation, format_reminder, parse_action_input, parse_react
 /// The name of the pseudo-tool with which a model abandons a branch (tree search).
 pub const GIVE_UP: &str = "give_up";
 
+/// The name of ToolBench's finishing function (`return_type`: `give_answer` with a
+/// `final_answer`, or `give_up_and_restart`).
+pub const FINISH: &str = "Finish";
+
+/// How the agent ends a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishStyle {
+    /// A reply with no tool call (function calling) or `Final Answer:` (ReAct) is the answer.
+    #[default]
+    Text,
+    /// ToolBench's `Finish` function: `give_answer` ends with `final_answer`,
+    /// `give_up_and_restart` abandons the branch (it replaces `give_up`).
+    Toolbench,
+}
+
 /// How the model calls tools.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +96,9 @@ pub struct AgentConfig {
     /// Offer the `give_up` pseudo-tool (always on in tree search).
     #[serde(default)]
     pub allow_give_up: bool,
+    /// How the run ends: `text` (default) or ToolBench's `Finish` function.
+    #[serde(default)]
+    pub finish: FinishStyle,
 }
 
 impl Default for AgentConfig {
@@ -94,6 +113,7 @@ impl Default for AgentConfig {
             system_prompt: None,
             max_observation_chars: default_max_observation(),
             allow_give_up: false,
+            finish: FinishStyle::Text,
         }
     }
 }
@@ -202,6 +222,53 @@ pub(crate) enum Advance {
     ErrorBudget,
 }
 
+/// ToolBench's `Finish` function, as its system prompt describes it.
+pub fn finish_spec() -> ToolSpec {
+    ToolSpec {
+        name: FINISH.into(),
+        description: "If you believe that you have obtained a result that can answer the task, call this function to give the final answer. Or, if you think you cannot handle the task with the current tools, call it with give_up_and_restart. Always call this function at the end of an attempt.".into(),
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "return_type": {"type": "string", "enum": ["give_answer", "give_up_and_restart"]},
+                "final_answer": {"type": "string", "description": "The final answer for the user. Required when return_type is give_answer."}
+            },
+            "required": ["return_type"]
+        }),
+    }
+}
+
+/// What a `Finish` call means: the answer, or a give-up (`None`).
+fn read_finish(arguments: &Value) -> Result<Option<String>, String> {
+    match arguments.get("return_type").and_then(Value::as_str) {
+        Some("give_up_and_restart") => Ok(None),
+        Some("give_answer") => match arguments.get("final_answer").and_then(Value::as_str) {
+            Some(answer) if !answer.trim().is_empty() => Ok(Some(answer.trim().to_string())),
+            _ => Err("`Finish` with give_answer needs a non-empty `final_answer`".into()),
+        },
+        other => Err(format!("`Finish` needs return_type give_answer or give_up_and_restart, found {other:?}")),
+    }
+}
+
+impl AgentConfig {
+    /// Whether `give_up` is offered (ToolBench's `Finish` replaces it).
+    pub(crate) fn offers_give_up(&self) -> bool {
+        self.allow_give_up && self.finish == FinishStyle::Text
+    }
+
+    /// The pseudo-tools offered besides the registry's.
+    pub(crate) fn extra_specs(&self) -> Vec<ToolSpec> {
+        let mut specs = Vec::new();
+        if self.finish == FinishStyle::Toolbench {
+            specs.push(finish_spec());
+        }
+        if self.offers_give_up() {
+            specs.push(give_up_spec());
+        }
+        specs
+    }
+}
+
 fn give_up_spec() -> ToolSpec {
     ToolSpec {
         name: GIVE_UP.into(),
@@ -223,7 +290,11 @@ impl AgentState {
             }
             AgentFormat::React => {
                 let intro = config.system_prompt.as_deref().unwrap_or(REACT_INTRO);
-                let prompt = react_system_prompt(intro, &tools.specs(), config.allow_give_up);
+                let mut specs = tools.specs();
+                if config.finish == FinishStyle::Toolbench {
+                    specs.push(finish_spec());
+                }
+                let prompt = react_system_prompt(intro, &specs, config.offers_give_up());
                 match task.first_mut() {
                     Some(first) if first.role == Role::System => {
                         first.content = format!("{}\n\n{prompt}", first.content.trim());
@@ -273,9 +344,7 @@ pub(crate) async fn sample(
     match config.format {
         AgentFormat::FunctionCalling => {
             specs = tools.specs();
-            if config.allow_give_up {
-                specs.push(give_up_spec());
-            }
+            specs.extend(config.extra_specs());
         }
         AgentFormat::React => params.stop = vec!["\nObservation:".into()],
     }
@@ -353,7 +422,55 @@ async fn apply_function_calls(tools: &ToolRegistry, config: &AgentConfig, state:
     for (index, call) in calls.into_iter().enumerate() {
         let arguments = serde_json::from_str::<Value>(&call.arguments).unwrap_or_else(|_| Value::String(call.arguments.clone()));
         let step_thought = if index == 0 { thought.clone() } else { String::new() };
-        if config.allow_give_up && call.name == GIVE_UP {
+        if config.finish == FinishStyle::Toolbench && call.name == FINISH {
+            match read_finish(&arguments) {
+                Ok(Some(answer)) => {
+                    state.steps.push(TrajectoryStep {
+                        thought: step_thought,
+                        action: call.name,
+                        arguments,
+                        observation: String::new(),
+                        reward: None,
+                        status: StepStatus::Ok,
+                    });
+                    state.final_answer = Some(answer);
+                    return Advance::Final;
+                }
+                Ok(None) => {
+                    state.steps.push(TrajectoryStep {
+                        thought: step_thought,
+                        action: call.name,
+                        arguments,
+                        observation: String::new(),
+                        reward: None,
+                        status: StepStatus::GaveUp,
+                    });
+                    return Advance::GaveUp;
+                }
+                Err(problem) => {
+                    let observation = format!("Error: {problem}");
+                    state.messages.push(Message {
+                        role: Role::Tool,
+                        content: observation.clone(),
+                        tool_calls: Vec::new(),
+                        tool_call_id: Some(call.id),
+                    });
+                    state.steps.push(TrajectoryStep {
+                        thought: step_thought,
+                        action: call.name,
+                        arguments,
+                        observation,
+                        reward: None,
+                        status: StepStatus::BadArguments,
+                    });
+                    if state.error(config) {
+                        over_budget = true;
+                    }
+                    continue;
+                }
+            }
+        }
+        if config.offers_give_up() && call.name == GIVE_UP {
             let observation = "Gave up on this path.".to_string();
             state.messages.push(Message {
                 role: Role::Tool,
@@ -424,7 +541,26 @@ async fn apply_react(tools: &ToolRegistry, config: &AgentConfig, state: &mut Age
             }
         }
         ReactReply::Action { thought, action, input } => {
-            if config.allow_give_up && action == GIVE_UP {
+            let action = resolve_action(tools, config, action);
+            if config.finish == FinishStyle::Toolbench && action == FINISH {
+                let arguments = parse_action_input(&input, Some(&finish_spec())).unwrap_or_else(|_| Value::String(input.clone()));
+                let (status, observation, advance) = match read_finish(&arguments) {
+                    Ok(Some(answer)) => {
+                        state.final_answer = Some(answer);
+                        (StepStatus::Ok, String::new(), Advance::Final)
+                    }
+                    Ok(None) => (StepStatus::GaveUp, String::new(), Advance::GaveUp),
+                    Err(problem) => {
+                        let observation = format!("Error: {problem}");
+                        state.messages.push(Message::user(format!("Observation: {observation}")));
+                        let advance = if state.error(config) { Advance::ErrorBudget } else { Advance::Continue };
+                        (StepStatus::BadArguments, observation, advance)
+                    }
+                };
+                state.steps.push(TrajectoryStep { thought, action, arguments, observation, reward: None, status });
+                return advance;
+            }
+            if config.offers_give_up() && action == GIVE_UP {
                 let observation = "Gave up on this path.".to_string();
                 state.messages.push(Message::user(format!("Observation: {observation}")));
                 state.steps.push(TrajectoryStep {
@@ -462,6 +598,37 @@ async fn apply_react(tools: &ToolRegistry, config: &AgentConfig, state: &mut Age
     }
 }
 
+/// The tool an `Action:` line names. Small models often copy the format's wording around the
+/// name ("the tool to use, `search`"): when the line is no tool's name but holds exactly one
+/// offered name as a whole word, that name is meant.
+fn resolve_action(tools: &ToolRegistry, config: &AgentConfig, action: String) -> String {
+    let mut names: Vec<&str> = tools.names();
+    if config.finish == FinishStyle::Toolbench {
+        names.push(FINISH);
+    }
+    if config.offers_give_up() {
+        names.push(GIVE_UP);
+    }
+    if names.contains(&action.as_str()) {
+        return action;
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let found: Vec<&str> = names
+        .into_iter()
+        .filter(|name| {
+            action.match_indices(name).any(|(start, _)| {
+                let before = action[..start].chars().next_back();
+                let after = action[start + name.len()..].chars().next();
+                !before.is_some_and(is_word) && !after.is_some_and(is_word)
+            })
+        })
+        .collect();
+    match found.as_slice() {
+        [one] => one.to_string(),
+        _ => action,
+    }
+}
+
 /// Runs the agent on a task until a final answer, `max_steps` requests, `max_errors` errors,
 /// a give-up or a backend failure. Request `i` is seeded with `derive_seed(config.seed, [i])`.
 pub async fn run_agent(backend: &dyn Backend, tools: &ToolRegistry, config: &AgentConfig, task: Vec<Message>) -> Trajectory {
@@ -481,5 +648,22 @@ pub async fn run_agent(backend: &dyn Backend, tools: &ToolRegistry, config: &Age
             Advance::GaveUp => return state.finish(StopReason::GaveUp, None),
             Advance::ErrorBudget => return state.finish(StopReason::ErrorBudget, None),
         }
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+
+    #[test]
+    fn an_action_line_with_one_offered_name_in_it_means_that_tool() {
+        let tools = ToolRegistry::new().with(std::sync::Arc::new(crate::tools::calculator::Calculator::default())).unwrap();
+        let config = AgentConfig { finish: FinishStyle::Toolbench, ..AgentConfig::default() };
+        let resolve = |text: &str| resolve_action(&tools, &config, text.to_string());
+        assert_eq!(resolve("calculator"), "calculator");
+        assert_eq!(resolve("the tool to use, `calculator`"), "calculator");
+        assert_eq!(resolve("Finish"), "Finish");
+        assert_eq!(resolve("calculator or Finish"), "calculator or Finish", "two names: left as written");
+        assert_eq!(resolve("calculators"), "calculators", "a name inside a longer word does not count");
     }
 }

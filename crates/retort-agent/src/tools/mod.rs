@@ -3,11 +3,13 @@
 
 pub mod calculator;
 pub mod datetime;
+pub mod definition;
 pub mod http;
 pub mod python;
 pub mod search;
 pub mod simulated;
 pub mod sqlite;
+pub mod user;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,6 +44,9 @@ use crate::tool::{Tool, ToolRegistry};
 ///     name: flight_search
 ///     backend: simulator
 ///     documentation: "GET /flights?from=&to=&date= returns {flights: [...]}"
+///   - kind: definition
+///     name: segment_image
+///     parameters: {type: object, properties: {image_path: {type: string}}}
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -60,6 +65,10 @@ pub enum ToolConfig {
     Http(http::HttpConfig),
     /// An API played by a language model.
     Simulated(simulated::SimulatedConfig),
+    /// A name, description and schema with nothing behind it: calls are recorded, not run.
+    Definition(definition::DefinitionConfig),
+    /// The person who gave the task, played by a language model (ToolAlpaca's `getDetails`).
+    User(user::UserConfig),
 }
 
 /// What building tools may need from the caller.
@@ -91,6 +100,8 @@ impl ToolConfig {
             ToolConfig::Search(c) => c.name.clone().unwrap_or_else(|| "search".into()),
             ToolConfig::Http(c) => c.name.clone(),
             ToolConfig::Simulated(c) => c.name.clone(),
+            ToolConfig::Definition(c) => c.name.clone(),
+            ToolConfig::User(c) => c.name.clone(),
         }
     }
 
@@ -117,6 +128,17 @@ impl ToolConfig {
                     ))
                 })?;
                 Arc::new(simulated::SimulatedTool::new(c, backend))
+            }
+            ToolConfig::Definition(c) => Arc::new(definition::DefinitionTool::new(c)),
+            ToolConfig::User(c) => {
+                let backend = context.backends.get(&c.backend).cloned().ok_or_else(|| {
+                    invalid(format!(
+                        "expected backend `{}` for the user, found only: {}",
+                        c.backend,
+                        context.backends.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                Arc::new(user::UserTool::new(c, backend))
             }
         })
     }

@@ -67,6 +67,9 @@ impl std::fmt::Debug for SimulatedTool {
     }
 }
 
+/// Most tokens of one simulated response (a response cut short is not JSON).
+pub const SIMULATOR_MAX_TOKENS: u32 = 768;
+
 /// The simulator's instructions (`{name}`, `{documentation}`, `{examples}` filled in).
 pub const SIMULATOR_PROMPT: &str = "You are simulating the API `{name}`. You are not an assistant: you are the server that implements this API. Here is its documentation:
 
@@ -148,14 +151,24 @@ impl Tool for SimulatedTool {
         let seed = derive_seed(self.config.seed, &[hash_bytes(self.config.name.as_bytes()), hash_bytes(call.as_bytes())]);
         let request = ChatRequest {
             messages: vec![Message::system(self.system_prompt()), Message::user(format!("Call: {call}"))],
-            params: SamplingParams { temperature: self.config.temperature, seed: Some(seed), ..SamplingParams::default() },
+            params: SamplingParams {
+                temperature: self.config.temperature,
+                seed: Some(seed),
+                max_tokens: Some(SIMULATOR_MAX_TOKENS),
+                ..SamplingParams::default()
+            },
             json_schema: None,
             grammar: None,
             tools: Vec::new(),
         };
         let response = self.backend.chat(&request).await.map_err(|e| ToolError::Failed(format!("the simulator backend failed: {e}")))?;
         let text = response.choices.first().map(|c| c.text.as_str()).unwrap_or_default();
-        match extract_json(text) {
+        // A response written as a JSON string holding JSON is read as the JSON inside.
+        let value = extract_json(text).map(|value| match &value {
+            Value::String(inner) => serde_json::from_str::<Value>(inner).ok().filter(|v| v.is_object() || v.is_array()).unwrap_or(value),
+            _ => value,
+        });
+        match value {
             Some(value) => Ok(value.to_string()),
             None => Err(ToolError::Failed(format!(
                 "the simulator answered something that is not JSON: {:?}",

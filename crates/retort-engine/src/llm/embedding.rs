@@ -92,3 +92,52 @@ pub(crate) fn minilm_problem() -> Option<String> {
 fn missing(what: &str, feature: &str) -> String {
     format!("this build of retort has no {what} (it was built without the `{feature}` feature)")
 }
+
+/// Cosine similarity of two vectors (0 when either is all zeros).
+fn cosine_of(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let denominator = norm(a) * norm(b);
+    if denominator == 0.0 {
+        0.0
+    } else {
+        dot / denominator
+    }
+}
+
+/// The largest cosine similarity, by MiniLM embeddings, between `text` and any of `others`
+/// (0 for none).
+pub(crate) fn max_cosine(text: &str, others: &[String]) -> Result<f64, String> {
+    if others.is_empty() {
+        return Ok(0.0);
+    }
+    let embedder = minilm(None)?;
+    let mut texts: Vec<&str> = vec![text];
+    texts.extend(others.iter().map(String::as_str));
+    let vectors = embedder.embed(&texts)?;
+    Ok(vectors[1..].iter().map(|other| cosine_of(&vectors[0], other)).fold(f64::MIN, f64::max))
+}
+
+/// Adds the template filters that embed: `a | cosine(b)` (MiniLM cosine similarity of two
+/// texts) and `a | max_cosine(list)` (the largest against a list of texts, 0 for an empty one).
+pub(crate) fn register_filters(env: &mut minijinja::Environment<'static>) {
+    use minijinja::{Error, ErrorKind};
+    let fail = |message: String| Error::new(ErrorKind::InvalidOperation, format!("embedding: {message}"));
+    env.add_filter("cosine", move |a: &str, b: &str| max_cosine(a, &[b.to_string()]).map_err(fail));
+    env.add_filter("max_cosine", move |a: &str, others: Vec<minijinja::Value>| {
+        let others: Vec<String> = others.iter().map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_string)).collect();
+        max_cosine(a, &others).map_err(fail)
+    });
+}
+
+#[cfg(all(test, feature = "embed"))]
+mod tests {
+    #[test]
+    fn similar_texts_are_closer_than_unrelated_ones() {
+        // all-MiniLM-L6-v2 is installed by scripts/setup.sh.
+        let near = super::max_cosine("Returns the weather forecast for a city", &["Gets the weather forecast of a city".into()]).unwrap();
+        let far = super::max_cosine("Returns the weather forecast for a city", &["Lists the books of a library".into()]).unwrap();
+        assert!(near > 0.8 && far < near, "{near} {far}");
+        assert_eq!(super::max_cosine("x", &[]).unwrap(), 0.0);
+    }
+}

@@ -112,6 +112,7 @@ impl Recipe {
     /// Compiles every template of the recipe into one environment, reporting problems.
     pub(crate) fn environment(&self, diagnostics: &mut Vec<Diagnostic>) -> minijinja::Environment<'static> {
         let mut env = crate::template::environment();
+        crate::llm::embedding::register_filters(&mut env);
         for_each_step(&self.steps, &mut |step| {
             for (key, source) in step.config.def().templates() {
                 let name = format!("{}.{key}", step.path);

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use retort_agent::{
-    dfsdt, run_agent, run_episode, AgentConfig, BuildContext, DfsdtConfig, Environment, EpisodeConfig, OsEnv, OsTask,
-    ReplEnv, ReplTask, SqliteEnv, SqliteTask, StopReason, ToolConfig, ToolRegistry, Trajectory,
+    dfsdt, run_agent, run_episode, AgentConfig, DfsdtConfig, Environment, EpisodeConfig, OsEnv, OsTask, ReplEnv, ReplTask,
+    SqliteEnv, SqliteTask, StopReason, ToolConfig, Trajectory,
 };
 use retort_core::{Message, Outcome, Record};
 use serde::Deserialize;
@@ -23,6 +23,7 @@ use crate::steps::StepSpec;
 use crate::runtime::StageCx;
 use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
 use crate::runtime::{Built, RecordStep};
+use crate::steps::toolset::{self, ToolSet, ToolsFrom};
 
 /// An environment the agent acts in, instead of calling tools. Text values are templates.
 #[derive(Debug, Clone, Deserialize)]
@@ -67,9 +68,12 @@ pub struct ActConfig {
     /// A system message: a template.
     #[serde(default)]
     pub system: Option<String>,
-    /// The tools the agent may call (`kind: calculator | datetime | python | sqlite | search | http | simulated`).
+    /// The tools the agent may call (`kind: calculator | datetime | python | sqlite | search | http | simulated | definition`).
     #[serde(default)]
     pub tools: Vec<ToolConfig>,
+    /// More tools, listed in a field of each record (ToolBench's `api_list`, a tool set per task).
+    #[serde(default)]
+    pub tools_from: Option<ToolsFrom>,
     /// The loop: `format` (function_calling, react), `max_steps`, `max_errors`, `temperature`, `max_tokens`, ...
     #[serde(default)]
     pub agent: AgentConfig,
@@ -85,6 +89,10 @@ pub struct ActConfig {
     /// Also write the whole conversation as chat `messages` into this field (SFT data).
     #[serde(default)]
     pub messages_into: Option<String>,
+    /// Also write the tools the agent was offered (OpenAI function specs) into this field, for
+    /// an export's `tools`.
+    #[serde(default)]
+    pub tools_into: Option<String>,
     /// Drop trajectories that did not reach a final answer (or, in an environment, a reward of 1).
     #[serde(default)]
     pub require_success: bool,
@@ -140,27 +148,17 @@ impl StepDef for ActConfig {
             if let EnvConfig::Sqlite { database, .. } = env {
                 cx.file("env.database", database);
             }
-            if !self.tools.is_empty() {
+            if !self.tools.is_empty() || self.tools_from.is_some() {
                 cx.error("tools", "an agent acts either with tools or in an `env`, not both");
             }
             if self.search.is_some() {
                 cx.error("search", "tree search runs over tools, not in an `env`");
             }
         }
-        for (index, tool) in self.tools.iter().enumerate() {
-            match tool {
-                ToolConfig::Sqlite(config) => {
-                    cx.file(&format!("tools[{index}].path"), &config.path.to_string_lossy());
-                }
-                ToolConfig::Search(config) => {
-                    cx.file(&format!("tools[{index}].documents"), &config.documents.to_string_lossy());
-                }
-                _ => {}
-            }
-        }
+        toolset::check(&self.tools, self.tools_from.as_ref(), cx);
         cx.llm("llm", self.llm.as_deref());
         cx.write(&self.into);
-        if let Some(field) = &self.messages_into {
+        for field in [&self.messages_into, &self.tools_into].into_iter().flatten() {
             cx.write(field);
         }
     }
@@ -168,34 +166,20 @@ impl StepDef for ActConfig {
     fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
         let fail = |message: String| EngineError::Step { step: spec.path.clone(), message };
         let llm = cx.llm(&spec.path, self.llm.as_deref())?;
-        let needs_sandbox = self.tools.iter().any(|tool| matches!(tool, ToolConfig::Python(_)))
-            || matches!(self.env, Some(EnvConfig::Os { .. }) | Some(EnvConfig::Repl { .. }));
-        let sandbox = if needs_sandbox { Some(crate::steps::verify::shared_sandbox().map_err(fail)?) } else { None };
-        let tools: Vec<ToolConfig> = self
-            .tools
-            .iter()
-            .cloned()
-            .map(|mut tool| {
-                match &mut tool {
-                    ToolConfig::Sqlite(config) => config.path = cx.base_dir.join(&config.path),
-                    ToolConfig::Search(config) => config.documents = cx.base_dir.join(&config.documents),
-                    _ => {}
-                }
-                tool
-            })
-            .collect();
-        let backends: BTreeMap<String, Arc<dyn retort_core::Backend>> =
-            cx.llms.iter().map(|(name, llm)| (name.clone(), llm.current())).collect();
-        let registry = ToolRegistry::from_configs(&tools, &BuildContext { sandbox: sandbox.clone(), backends }).map_err(|error| fail(error.to_string()))?;
+        let tools = ToolSet::build(&spec.path, &self.tools, self.tools_from.as_ref(), cx)?;
+        let sandbox = match (&self.env, tools.sandbox()) {
+            (Some(EnvConfig::Os { .. }) | Some(EnvConfig::Repl { .. }), _) => Some(crate::steps::verify::shared_sandbox().map_err(fail)?),
+            (_, sandbox) => sandbox,
+        };
         let concurrency = cx.concurrency(spec, Some(&llm));
-        Ok(Built::Record(Arc::new(Act { config: self.clone(), llm, registry, sandbox, base_dir: cx.base_dir.clone(), concurrency })))
+        Ok(Built::Record(Arc::new(Act { config: self.clone(), llm, tools, sandbox, base_dir: cx.base_dir.clone(), concurrency })))
     }
 }
 
 struct Act {
     config: ActConfig,
     llm: Arc<Llm>,
-    registry: ToolRegistry,
+    tools: ToolSet,
     sandbox: Option<Arc<retort_sandbox::Sandbox>>,
     base_dir: std::path::PathBuf,
     concurrency: usize,
@@ -279,12 +263,27 @@ impl RecordStep for Act {
                     Err(reason) => return vec![Outcome::fail(record, reason)],
                 }
             }
+            let registry = match self.tools.registry(&record, &task, cx) {
+                Ok(registry) => registry,
+                Err(reason) => return vec![Outcome::fail(record, format!("act: {reason}"))],
+            };
             messages.push(Message::user(task));
+            if let Some(field) = &self.config.tools_into {
+                let mut specs = registry.specs();
+                if self.config.agent.finish == retort_agent::FinishStyle::Toolbench {
+                    specs.push(retort_agent::finish_spec());
+                }
+                let functions: Vec<Value> = specs
+                    .iter()
+                    .map(|spec| serde_json::json!({"type": "function", "function": {"name": spec.name, "description": spec.description, "parameters": spec.parameters}}))
+                    .collect();
+                record.set(field.clone(), Value::Array(functions));
+            }
             let mut agent = self.config.agent.clone();
             agent.seed = cx.seed(&record.id, 0);
             match &self.config.search {
                 Some(search) => {
-                    let result = dfsdt(&backend, &self.registry, &agent, search, messages).await;
+                    let result = dfsdt(&backend, &registry, &agent, search, messages).await;
                     if result.cancelled {
                         return vec![Outcome::Interrupted(record)];
                     }
@@ -298,7 +297,7 @@ impl RecordStep for Act {
                     }
                 }
                 None => {
-                    let trajectory = run_agent(&backend, &self.registry, &agent, messages).await;
+                    let trajectory = run_agent(&backend, &registry, &agent, messages).await;
                     let success = trajectory.stop_reason == StopReason::FinalAnswer;
                     (trajectory, success, None)
                 }

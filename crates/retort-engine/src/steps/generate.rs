@@ -45,6 +45,11 @@ asks_a_model! {
         /// On a parse failure, ask once more with the error, before failing the record.
         #[serde(default)]
         pub repair: bool,
+        /// With `n` above 1, keep one record and write the parsed answers of its samples as a
+        /// list into `into` (ToolEval's several judgments of one answer), instead of fanning out.
+        /// Samples that fail are left out; the record fails only when all do.
+        #[serde(default)]
+        pub collect: bool,
     }
 }
 
@@ -125,6 +130,9 @@ impl RecordStep for Generate {
             grammar: self.grammar.clone(),
             tools: Vec::new(),
         };
+        if config.collect && config.n > 1 {
+            return self.collect(record, base, cx).await;
+        }
         let samples = (0..config.n).map(|index| {
             let mut child = if config.n == 1 { record.clone() } else { record.child(index) };
             if let Some(field) = &config.sample_into {
@@ -150,6 +158,41 @@ impl RecordStep for Generate {
 }
 
 impl Generate {
+    /// The `collect` form: every sample on a copy of the record, the answers gathered in one list.
+    async fn collect(&self, mut record: Record, base: ChatRequest, cx: &StageCx) -> Vec<Outcome> {
+        let config = &self.config;
+        let samples = (0..config.n).map(|index| {
+            let mut copy = record.clone();
+            copy.lineage.clear();
+            let mut request = base.clone();
+            request.params.seed = Some(config.seed.map_or_else(|| cx.seed(&record.id, index), |seed| seed.wrapping_add(index as u64)));
+            async move { self.sample(&mut copy, request, cx).await.map(|()| copy) }
+        });
+        use futures::StreamExt;
+        let results: Vec<Result<Record, Miss>> = futures::stream::iter(samples).buffered(self.llm.window().clamp(1, config.n)).collect().await;
+        let mut answers = Vec::new();
+        let mut first_miss = None;
+        for result in results {
+            match result {
+                Ok(mut copy) => {
+                    answers.push(copy.fields.remove(&config.into).unwrap_or(Value::Null));
+                    record.lineage.append(&mut copy.lineage);
+                }
+                Err(Miss::Interrupted) => return vec![Outcome::Interrupted(record)],
+                Err(miss) => {
+                    first_miss.get_or_insert(miss);
+                }
+            }
+        }
+        match (answers.is_empty(), first_miss) {
+            (true, Some(miss)) => vec![miss.outcome(record)],
+            _ => {
+                record.set(config.into.clone(), Value::Array(answers));
+                vec![Outcome::Keep(record)]
+            }
+        }
+    }
+
     async fn sample(&self, record: &mut Record, request: ChatRequest, cx: &StageCx) -> Result<(), Miss> {
         let config = &self.config;
         let accept = config.accept();

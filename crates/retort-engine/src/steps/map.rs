@@ -15,7 +15,7 @@ use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
 use crate::runtime::{Built, RecordStep};
 use crate::template::{to_json, Expr};
 
-/// Settings of a `map` step. Applied in this order: `set`, `render`, `rename`, `remove`, `keep`.
+/// Settings of a `map` step. Applied in this order: `set`, `render`, `render_file`, `rename`, `remove`, `keep`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MapConfig {
@@ -25,6 +25,9 @@ pub struct MapConfig {
     /// Fields rendered from templates (strings), in order.
     #[serde(default)]
     pub render: IndexMap<String, String>,
+    /// Fields rendered from template files beside the recipe, in order.
+    #[serde(default)]
+    pub render_file: IndexMap<String, String>,
     /// Fields renamed, old name to new name.
     #[serde(default)]
     pub rename: IndexMap<String, String>,
@@ -38,7 +41,9 @@ pub struct MapConfig {
 
 impl StepDef for MapConfig {
     fn templates(&self) -> Vec<(String, TemplateSource)> {
-        self.render.iter().map(|(field, template)| (format!("render.{field}"), TemplateSource::Inline(template.clone()))).collect()
+        let inline = self.render.iter().map(|(field, template)| (format!("render.{field}"), TemplateSource::Inline(template.clone())));
+        let files = self.render_file.iter().map(|(field, path)| (format!("render_file.{field}"), TemplateSource::File(path.clone())));
+        inline.chain(files).collect()
     }
 
     fn expressions(&self) -> Vec<(String, String)> {
@@ -46,8 +51,8 @@ impl StepDef for MapConfig {
     }
 
     fn check(&self, cx: &mut CheckCx<'_>) {
-        if self.set.is_empty() && self.render.is_empty() && self.rename.is_empty() && self.remove.is_empty() && self.keep.is_none() {
-            cx.error("", "nothing to do; give `set`, `render`, `rename`, `remove` or `keep`");
+        if self.set.is_empty() && self.render.is_empty() && self.render_file.is_empty() && self.rename.is_empty() && self.remove.is_empty() && self.keep.is_none() {
+            cx.error("", "nothing to do; give `set`, `render`, `render_file`, `rename`, `remove` or `keep`");
         }
         for (field, expression) in &self.set {
             cx.expression(&format!("set.{field}"), expression, &[]);
@@ -55,6 +60,10 @@ impl StepDef for MapConfig {
         }
         for field in self.render.keys() {
             cx.template(&format!("render.{field}"), &[]);
+            cx.write(field);
+        }
+        for field in self.render_file.keys() {
+            cx.template(&format!("render_file.{field}"), &[]);
             cx.write(field);
         }
         for (old, new) in &self.rename {
@@ -97,10 +106,11 @@ impl RecordStep for Map {
                 Err(error) => return vec![Outcome::fail(record, format!("set.{field}: `{expression}` failed: {error}"))],
             }
         }
-        for field in self.config.render.keys() {
-            match templates.render(&format!("{}.render.{field}", cx.step), &record, cx.round) {
+        let rendered = self.config.render.keys().map(|field| ("render", field)).chain(self.config.render_file.keys().map(|field| ("render_file", field)));
+        for (kind, field) in rendered {
+            match templates.render(&format!("{}.{kind}.{field}", cx.step), &record, cx.round) {
                 Ok(text) => record.set(field.clone(), Value::String(text)),
-                Err(error) => return vec![Outcome::fail(record, format!("render.{field} failed: {error}"))],
+                Err(error) => return vec![Outcome::fail(record, format!("{kind}.{field} failed: {error}"))],
             }
         }
         for (old, new) in &self.config.rename {

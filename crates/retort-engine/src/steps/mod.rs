@@ -15,6 +15,8 @@ use crate::runtime::{Built, PipelineStep};
 use crate::template::{expression_variables, template_variables, GLOBALS};
 
 pub(crate) mod prompt;
+#[cfg(feature = "agent")]
+pub(crate) mod toolset;
 
 /// The table of step kinds: one line per kind (its doc, its variant, its module and config
 /// type, and the features it needs). It is the only list of kinds: it declares the module and
@@ -95,6 +97,9 @@ step_kinds! {
     /// An agent works on a task with tools or in an environment.
     #[cfg(feature = "agent")]
     Act(act::ActConfig),
+    /// Run one named tool with arguments from the record (no model).
+    #[cfg(feature = "agent")]
+    Call(call::CallConfig),
     /// Two model roles play a game (Adversarial Taboo).
     #[cfg(feature = "agent")]
     Play(play::PlayConfig),
@@ -171,7 +176,7 @@ fields_by_serde!(
     export::ExportConfig,
 );
 #[cfg(feature = "agent")]
-fields_by_serde!(act::ActConfig, play::PlayConfig, retrieve::RetrieveConfig);
+fields_by_serde!(act::ActConfig, call::CallConfig, play::PlayConfig, retrieve::RetrieveConfig);
 
 impl StepConfig {
     /// Whether the step works on the whole stream (so `when:` cannot apply to single records).
@@ -379,7 +384,7 @@ impl CheckCx<'_> {
             for problem in unknown {
                 self.error(
                     key,
-                    format!("{problem}; filters added to Jinja's: extract_answer, last_number, word_count, numbered, truncate_words"),
+                    format!("{problem}; filters added to Jinja's: extract_answer, last_number, word_count, numbered, truncate_words, flatten, from_json, bleu, cosine, max_cosine"),
                 );
             }
         }

@@ -11,7 +11,7 @@ use crate::error::EngineError;
 use crate::steps::StepSpec;
 use crate::runtime::StageCx;
 use crate::source;
-use crate::steps::{BuildCx, CheckCx, StepDef};
+use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
 use crate::runtime::{Built, RecordStep};
 
 /// How many items to draw: a number, or `[min, max]` drawn per record.
@@ -51,10 +51,60 @@ pub struct SampleConfig {
     /// Write a list even when `k` is 1.
     #[serde(default)]
     pub list: bool,
+    /// Draw within one group: items are grouped by this key of theirs (ToolLLM's tools of one
+    /// category).
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// The record's group (a template); without it each record draws a group at random.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Also write the group drawn into this field.
+    #[serde(default)]
+    pub group_into: Option<String>,
+    /// Items that must be in the draw (GPT4Tools' gold tool among the sampled ones).
+    #[serde(default)]
+    pub include: Option<Include>,
+}
+
+/// Items that must be in a draw: those whose `key` equals the rendered `value`. They count in
+/// `k`, and the draw is shuffled so they do not always come first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Include {
+    /// The key of the pool's items that is compared.
+    pub key: String,
+    /// The value it must have: a template.
+    pub value: String,
 }
 
 impl StepDef for SampleConfig {
+    fn templates(&self) -> Vec<(String, TemplateSource)> {
+        let mut templates = Vec::new();
+        if let Some(group) = &self.group {
+            templates.push(("group".to_string(), TemplateSource::Inline(group.clone())));
+        }
+        if let Some(include) = &self.include {
+            templates.push(("include.value".to_string(), TemplateSource::Inline(include.value.clone())));
+        }
+        templates
+    }
+
     fn check(&self, cx: &mut CheckCx<'_>) {
+        if self.group.is_some() {
+            cx.template("group", &[]);
+            if self.group_by.is_none() {
+                cx.error("group", "a `group` needs `group_by`: the key of the items that names their group");
+            }
+        }
+        if self.group_into.is_some() && self.group_by.is_none() {
+            cx.error("group_into", "`group_into` needs `group_by`");
+        }
+        if let Some(field) = &self.group_into {
+            cx.write(field);
+        }
+        if self.include.is_some() {
+            cx.template("include.value", &[]);
+        }
         match (&self.from, &self.items) {
             (Some(from), None) => {
                 cx.file("from", from);
@@ -83,8 +133,27 @@ impl StepDef for SampleConfig {
             (None, Some(items)) => items.clone(),
             (None, None) => Vec::new(),
         };
+        // Groups and inclusion read the items' own keys, before `field` takes a part of them.
+        let key_of = |item: &Value, key: &str| match item.get(key) {
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(other) => Some(other.to_string()),
+            None => None,
+        };
+        let groups: Vec<String> = match &self.group_by {
+            Some(key) => pool.iter().map(|item| key_of(item, key).unwrap_or_default()).collect(),
+            None => Vec::new(),
+        };
+        let include_keys: Vec<Option<String>> = match &self.include {
+            Some(include) => pool.iter().map(|item| key_of(item, &include.key)).collect(),
+            None => Vec::new(),
+        };
         if let Some(field) = &self.field {
-            pool = pool.into_iter().filter_map(|item| item.get(field).cloned()).collect();
+            if groups.is_empty() && include_keys.is_empty() {
+                pool = pool.into_iter().filter_map(|item| item.get(field).cloned()).collect();
+            } else {
+                // Groups and inclusion are by index: an item without the field stays, as null.
+                pool = pool.into_iter().map(|item| item.get(field).cloned().unwrap_or(Value::Null)).collect();
+            }
         } else {
             // Plain-text lines arrive as {"text": line}; a pool of those is a pool of strings.
             let all_text = pool.iter().all(|item| item.as_object().is_some_and(|map| map.len() == 1 && map.contains_key("text")));
@@ -95,13 +164,22 @@ impl StepDef for SampleConfig {
         if pool.is_empty() {
             return Err(EngineError::Step { step: spec.path.clone(), message: "the pool of items is empty".into() });
         }
-        Ok(Built::Record(Arc::new(Sample { config: self.clone(), pool, concurrency: cx.concurrency(spec, None) })))
+        let mut group_names: Vec<String> = groups.clone();
+        group_names.sort();
+        group_names.dedup();
+        Ok(Built::Record(Arc::new(Sample { config: self.clone(), pool, groups, group_names, include_keys, concurrency: cx.concurrency(spec, None) })))
     }
 }
 
 struct Sample {
     config: SampleConfig,
     pool: Vec<Value>,
+    /// The group of each item (empty without `group_by`).
+    groups: Vec<String>,
+    /// The distinct groups, sorted.
+    group_names: Vec<String>,
+    /// The `include.key` of each item (empty without `include`).
+    include_keys: Vec<Option<String>>,
     concurrency: usize,
 }
 
@@ -126,24 +204,68 @@ impl SplitMix {
 impl RecordStep for Sample {
     async fn apply(&self, mut record: Record, cx: &StageCx) -> Vec<Outcome> {
         let mut random = SplitMix(cx.seed(&record.id, 0));
+        let render = |key: &str| cx.run.templates.render(&format!("{}.{key}", cx.step), &record, cx.round).map_err(|error| format!("sample: template `{key}` failed: {error}"));
+        // The candidates: the whole pool, or one group of it.
+        let mut candidates: Vec<usize> = (0..self.pool.len()).collect();
+        let mut group = None;
+        if self.config.group_by.is_some() {
+            let name = match &self.config.group {
+                Some(_) => match render("group") {
+                    Ok(name) => name.trim().to_string(),
+                    Err(reason) => return vec![Outcome::fail(record, reason)],
+                },
+                None => self.group_names[random.below(self.group_names.len())].clone(),
+            };
+            candidates.retain(|&index| self.groups[index] == name);
+            if candidates.is_empty() {
+                let reason = format!("sample: no item of the pool has {} `{name}`", self.config.group_by.as_deref().unwrap_or_default());
+                return vec![Outcome::fail(record, reason)];
+            }
+            group = Some(name);
+        }
         let count = match self.config.k {
             Count::Exactly(count) => count,
             Count::Between([low, high]) => low + random.below(high - low + 1),
         }
-        .min(self.pool.len());
-        // A partial Fisher-Yates shuffle over indices: k draws without replacement.
-        let mut indices: Vec<usize> = (0..self.pool.len()).collect();
-        for position in 0..count {
-            let pick = position + random.below(indices.len() - position);
-            indices.swap(position, pick);
+        .min(candidates.len());
+        // Items that must be drawn go first; the rest by a partial Fisher-Yates shuffle.
+        let mut fixed = 0;
+        if self.config.include.is_some() {
+            let wanted = match render("include.value") {
+                Ok(value) => value.trim().to_string(),
+                Err(reason) => return vec![Outcome::fail(record, reason)],
+            };
+            for position in 0..candidates.len() {
+                if fixed < count && self.include_keys[candidates[position]].as_deref() == Some(wanted.as_str()) {
+                    candidates.swap(fixed, position);
+                    fixed += 1;
+                }
+            }
+            if fixed == 0 {
+                return vec![Outcome::fail(record, format!("sample: no item of the pool has {} `{wanted}` to include", self.config.include.as_ref().map_or("", |i| i.key.as_str())))];
+            }
         }
-        let drawn: Vec<Value> = indices[..count].iter().map(|&index| self.pool[index].clone()).collect();
+        for position in fixed..count {
+            let pick = position + random.below(candidates.len() - position);
+            candidates.swap(position, pick);
+        }
+        let mut drawn: Vec<usize> = candidates[..count].to_vec();
+        if fixed > 0 {
+            for position in (1..drawn.len()).rev() {
+                let pick = random.below(position + 1);
+                drawn.swap(position, pick);
+            }
+        }
+        let drawn: Vec<Value> = drawn.iter().map(|&index| self.pool[index].clone()).collect();
         let value = if count == 1 && !self.config.list && matches!(self.config.k, Count::Exactly(1)) {
             drawn.into_iter().next().unwrap_or(Value::Null)
         } else {
             Value::Array(drawn)
         };
         record.set(self.config.into.clone(), value);
+        if let (Some(field), Some(group)) = (&self.config.group_into, group) {
+            record.set(field.clone(), Value::String(group));
+        }
         vec![Outcome::Keep(record)]
     }
 

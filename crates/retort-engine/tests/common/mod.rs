@@ -173,6 +173,11 @@ pub fn run_file(path: &std::path::Path, rules: &str, set: &[&str], limit: Option
     run_scripted(tempfile::tempdir().unwrap(), path, rules, &[], set, limit)
 }
 
+/// As `run_file`, with the `llms:` entries in `roles` on the scripted backend too.
+pub fn run_file_with(path: &std::path::Path, rules: &str, roles: &[&str], set: &[&str], limit: Option<usize>) -> Ran {
+    run_scripted(tempfile::tempdir().unwrap(), path, rules, roles, set, limit)
+}
+
 /// Runs a recipe file on the scripted backend with `rules` (also for the `llms:` in `roles`),
 /// its run directory `out` in `dir`.
 fn run_scripted(dir: tempfile::TempDir, file: &Path, rules: &str, roles: &[&str], set: &[&str], limit: Option<usize>) -> Ran {
@@ -230,4 +235,22 @@ pub fn accounted_seeds(ran: &Ran, export: &str) -> std::collections::BTreeSet<St
             id.split('.').next().unwrap().to_string()
         })
         .collect()
+}
+
+/// Loads an exported file with Hugging Face `datasets` as a training tool would (`json` or
+/// `parquet` by its extension) and returns its rows' count. Needs the Python environment of
+/// `scripts/setup-test-python.sh` (`scripts/test.sh` makes it).
+pub fn rows_by_datasets(file: &Path) -> usize {
+    let venv = std::env::var_os("RETORT_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test"));
+    let python = venv.join("bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/setup-test-python.sh (scripts/test.sh does)", python.display());
+    let builder = if file.extension().is_some_and(|ext| ext == "parquet") { "parquet" } else { "json" };
+    let script = format!(
+        "import sys, datasets\ndatasets.disable_progress_bars()\nd = datasets.load_dataset('{builder}', data_files=sys.argv[1], split='train')\nprint(len(d))"
+    );
+    let output = std::process::Command::new(python).args(["-c", &script]).arg(file).env("HF_DATASETS_OFFLINE", "1").output().unwrap();
+    assert!(output.status.success(), "datasets could not load {}: {}", file.display(), String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().parse().unwrap()
 }

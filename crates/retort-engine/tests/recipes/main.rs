@@ -4,13 +4,16 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agent_flan;
 mod api_bank;
 mod auto_evol_instruct;
 mod autoif;
 mod camel;
 mod constitutional_ai;
+mod draft;
 mod evol_instruct;
 mod gorilla;
+mod gpt4tools;
 mod gra;
 mod i_sheep;
 mod lmsi;
@@ -30,4 +33,8 @@ mod supergen;
 mod symbolic_knowledge_distillation;
 mod synpo;
 mod tag_evol;
+mod toolalpaca;
+mod toolformer;
+mod toolgrad;
+mod toolllm;
 mod zerogen;
