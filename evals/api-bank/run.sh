@@ -3,16 +3,9 @@
 # without examples and with 2 dialogues written by the api-bank recipe (GEN_DOMAINS domains) as examples.
 # Usage: evals/api-bank/run.sh   (MODEL=qwen2.5-coder-0.5b GEN_DOMAINS=4 OUT=target/evals/api-bank)
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
-MODEL="${MODEL:-qwen2.5-coder-0.5b}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 GEN_DOMAINS="${GEN_DOMAINS:-4}"
 OUT="${OUT:-$repo/target/evals/api-bank}"
-scripts/setup-models.sh $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
-RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
-retort="$repo/target/release/retort"
-export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
-seconds() { python3 -c "import time; print(round(time.time() - $1))"; }
 start=$(date +%s.%N)
 "$retort" run evals/api-bank/level1.yaml --model "$MODEL" --out "$OUT/level1" --quiet >/dev/null
 echo "$(seconds "$start")" > "$OUT/level1/seconds.txt"

@@ -7,18 +7,12 @@
 #
 # Usage: evals/draft/run.sh   (MODEL=qwen2.5-coder-0.5b LIMIT=10 SEARCH=dfsdt OUT=target/evals/draft)
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
-MODEL="${MODEL:-qwen2.5-coder-0.5b}"
+MODELS_EXTRA=--embed
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-10}"
 SEARCH="${SEARCH:-dfsdt}"
 OUT="${OUT:-$repo/target/evals/draft}"
-scripts/setup-models.sh --embed $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
-RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
-retort="$repo/target/release/retort"
-export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
 mkdir -p "$OUT"
-seconds() { python3 -c "import time; print(round(time.time() - $1))"; }
 # The APIs of the first LIMIT queries.
 python3 - "$LIMIT" "$OUT/apis.jsonl" <<'PY'
 import json, sys

@@ -12,20 +12,13 @@
 #
 # Usage: evals/gorilla/run.sh   (MODEL=qwen2.5-coder-0.5b LIMIT= GEN_LIMIT=20 OUT=target/evals/gorilla)
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
-MODEL="${MODEL:-qwen2.5-coder-0.5b}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-}"
 GEN_LIMIT="${GEN_LIMIT:-20}"
 OUT="${OUT:-$repo/target/evals/gorilla}"
-scripts/setup-models.sh $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
-RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
-retort="$repo/target/release/retort"
-export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
 limit=()
 [ -n "$LIMIT" ] && limit=(--limit "$LIMIT")
 mkdir -p "$OUT"
-seconds() { python3 -c "import time; print(round(time.time() - $1))"; }
 
 start=$(date +%s.%N)
 "$retort" run gorilla --backend local --model "$MODEL" --limit "$GEN_LIMIT" --out "$OUT/generated" --quiet >/dev/null

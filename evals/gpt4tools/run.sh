@@ -8,17 +8,11 @@
 #
 # Usage: evals/gpt4tools/run.sh   (MODEL=qwen2.5-coder-0.5b TEACHER=$MODEL LIMIT=10 IRRELEVANT=60 OUT=target/evals/gpt4tools)
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
-MODEL="${MODEL:-qwen2.5-coder-0.5b}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 TEACHER="${TEACHER:-$MODEL}"
 LIMIT="${LIMIT:-10}"
 IRRELEVANT="${IRRELEVANT:-60}"
 OUT="${OUT:-$repo/target/evals/gpt4tools}"
-scripts/setup-models.sh $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
-RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
-retort="$repo/target/release/retort"
-export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
 mkdir -p "$OUT"
 "$retort" run gpt4tools --backend local --model "$TEACHER" --limit "$LIMIT" --set vars.split=unseen --out "$OUT/unseen-set" --quiet >/dev/null
 "$retort" run evals/gpt4tools/unseen.yaml --model "$MODEL" --set "steps[0].load.path=$OUT/unseen-set/records.jsonl" --out "$OUT/unseen" --quiet >/dev/null

@@ -5,16 +5,10 @@
 #
 # Usage: evals/irrelevance/run.sh   (MODEL=qwen2.5-coder-0.5b LIMIT=60 GEN_LIMIT=9 OUT=target/evals/irrelevance)
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
-MODEL="${MODEL:-qwen2.5-coder-0.5b}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-60}"
 GEN_LIMIT="${GEN_LIMIT:-9}"
 OUT="${OUT:-$repo/target/evals/irrelevance}"
-scripts/setup-models.sh $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
-RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
-retort="$repo/target/release/retort"
-export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
 mkdir -p "$OUT"
 "$retort" run agent-flan --backend local --model "$MODEL" --limit "$GEN_LIMIT" --out "$OUT/agent-flan" --quiet >/dev/null
 "$retort" run evals/irrelevance/bfcl.yaml --model "$MODEL" --limit "$LIMIT" --out "$OUT/none" --quiet >/dev/null

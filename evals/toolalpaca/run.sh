@@ -5,16 +5,11 @@
 #
 # Usage: evals/toolalpaca/run.sh   (MODEL=qwen2.5-coder-0.5b LIMIT=30 OUT=target/evals/toolalpaca)
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
-MODEL="${MODEL:-qwen2.5-coder-0.5b}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-30}"
 OUT="${OUT:-$repo/target/evals/toolalpaca}"
-scripts/setup-models.sh $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
-RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
-export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
 start=$(date +%s)
-"$repo/target/release/retort" run evals/toolalpaca/simulated.yaml --limit "$LIMIT" \
+"$retort" run evals/toolalpaca/simulated.yaml --limit "$LIMIT" \
     --set "llm.model=$MODEL" --set "llms.executor.model=$MODEL" --set "llms.user.model=$MODEL" --set "llms.judge.model=$MODEL" \
     --out "$OUT" --quiet >/dev/null
 seconds=$(( $(date +%s) - start ))

@@ -4,53 +4,13 @@
 # compared with the marks: position precision and recall (the call is where a mark was), and
 # expression precision and recall (at that position, the call's result equals the mark's).
 #
-# Usage: evals/toolformer/run.sh   (MODEL=qwen2.5-coder-0.5b LIMIT=10 OUT=target/evals/toolformer)
+# Usage: evals/toolformer/run.sh   (MODEL=qwen2.5-coder-0.5b LIMIT=10 TAU_F=1.0 OUT=target/evals/toolformer)
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
-MODEL="${MODEL:-qwen2.5-coder-0.5b}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-10}"
 OUT="${OUT:-$repo/target/evals/toolformer}"
-scripts/setup-models.sh $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
-RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
-export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
 start=$(date +%s)
-"$repo/target/release/retort" run toolformer --backend local --model "$MODEL" --limit "$LIMIT" \
-    --set "steps[0].load.path=$repo/evals/toolformer/data/gsm8k.jsonl" --out "$OUT" --quiet >/dev/null
+"$retort" run toolformer --backend local --model "$MODEL" --limit "$LIMIT" \
+    --set "steps[0].load.path=$repo/evals/toolformer/data/gsm8k.jsonl" --set "vars.tau_f=${TAU_F:-1.0}" --out "$OUT" --quiet >/dev/null
 seconds=$(( $(date +%s) - start ))
-python3 - "$OUT" "$MODEL" "$LIMIT" "$seconds" <<'PY'
-import json, os, sys
-out, model, limit, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-gold = {}
-for line in open("evals/toolformer/data/gsm8k.jsonl"):
-    row = json.loads(line)
-    if row["index"] < limit:
-        gold[row["text"]] = row["gold"]
-def number(text):
-    try:
-        return float(str(text).replace(",", "").replace("$", "").rstrip("%"))
-    except ValueError:
-        return None
-kept = [json.loads(l) for l in open(os.path.join(out, "records.jsonl"))]
-at_gold = 0
-right = 0
-found_positions, found_expressions = set(), set()
-for call in kept:
-    marks = {mark["position"]: mark for mark in gold.get(call["original"], [])}
-    mark = marks.get(call["position"])
-    if mark is None:
-        continue
-    at_gold += 1
-    found_positions.add((call["original"], call["position"]))
-    value, expected = number(call["value"]), number(mark["result"])
-    if value is not None and expected is not None and abs(value - expected) <= 1e-6 * max(1.0, abs(expected)):
-        right += 1
-        found_expressions.add((call["original"], call["position"]))
-total = sum(len(marks) for marks in gold.values())
-status = json.load(open(os.path.join(out, "status.json"))) if os.path.exists(os.path.join(out, "status.json")) else None
-print(f"Toolformer (calculator) on {len(gold)} GSM8K training answers with their {total} <<expression=result>> marks removed, model {model} (GGUF, in-process), seed 0, {seconds} s:\n")
-print("| calls kept | position precision | position recall | expression precision | expression recall |")
-print("|---:|---:|---:|---:|---:|")
-p = lambda a, b: f"{a / b:.1%}" if b else "n/a"
-print(f"| {len(kept)} | {p(at_gold, len(kept))} | {p(len(found_positions), total)} | {p(right, len(kept))} | {p(len(found_expressions), total)} |")
-PY
+python3 evals/toolformer/report.py "$OUT" "$MODEL" "$LIMIT" "$seconds"

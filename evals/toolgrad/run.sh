@@ -7,18 +7,11 @@
 #
 # Usage: evals/toolgrad/run.sh   (MODEL=qwen2.5-coder-0.5b LIMIT=5 PER_SAMPLE=2 OUT=target/evals/toolgrad)
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
-MODEL="${MODEL:-qwen2.5-coder-0.5b}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-5}"
 PER_SAMPLE="${PER_SAMPLE:-2}"
 OUT="${OUT:-$repo/target/evals/toolgrad}"
-scripts/setup-models.sh $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
-RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
-retort="$repo/target/release/retort"
-export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
 mkdir -p "$OUT"
-seconds() { python3 -c "import time; print(round(time.time() - $1))"; }
 models=(--set "llms.simulator.model=$MODEL" --set "llms.evaluator.model=$MODEL")
 start=$(date +%s.%N)
 "$retort" run toolgrad --backend local --model "$MODEL" "${models[@]}" --limit "$LIMIT" --out "$OUT/toolgrad" --quiet >/dev/null

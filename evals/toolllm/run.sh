@@ -6,18 +6,11 @@
 #
 # Usage: evals/toolllm/run.sh   (MODEL=qwen2.5-coder-0.5b LIMIT=10 SETTINGS="react/original dfsdt/original dfsdt/draft" OUT=target/evals/toolllm)
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo"
-MODEL="${MODEL:-qwen2.5-coder-0.5b}"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-10}"
 SETTINGS="${SETTINGS:-react/original dfsdt/original dfsdt/draft}"
 OUT="${OUT:-$repo/target/evals/toolllm}"
-scripts/setup-models.sh $([ "$MODEL" = smollm2-135m ] || echo --all) >/dev/null
-RUSTFLAGS="$("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli >/dev/null
-retort="$repo/target/release/retort"
-export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}"
 mkdir -p "$OUT"
-seconds() { python3 -c "import time; print(round(time.time() - $1))"; }
 for setting in $SETTINGS; do
     search="${setting%/*}" docs="${setting#*/}"
     start=$(date +%s.%N)

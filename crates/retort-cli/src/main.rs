@@ -34,7 +34,7 @@ enum Command {
     Run(RunArgs),
     /// Check a recipe without running it: structure, templates, fields, backends.
     Validate {
-        /// The recipe file.
+        /// The recipe file, or a built-in recipe's name.
         recipe: PathBuf,
         #[command(flatten)]
         overrides: OverrideArgs,
@@ -187,7 +187,14 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 }
 
 fn validate(path: &Path, overrides: &Overrides) -> anyhow::Result<ExitCode> {
-    match Recipe::load(path, overrides) {
+    let name = path.to_string_lossy().to_string();
+    // A built-in recipe is checked from a copy in a temporary folder, as `run` would write it.
+    let scratch = if !path.exists() && retort_engine::builtin::is_builtin(&name) { Some(tempfile::tempdir()?) } else { None };
+    let file = match &scratch {
+        Some(dir) => retort_engine::builtin::extract(&name, dir.path())?,
+        None => path.to_path_buf(),
+    };
+    match Recipe::load(&file, overrides) {
         Ok(recipe) => {
             let steps = retort_engine::step_paths(&recipe);
             println!("{}: ok ({} steps, recipe `{}`)", path.display(), steps.len(), recipe.name);

@@ -78,6 +78,10 @@ fn validate_lists_problems_and_exits_2() {
     .assert_eq(&stderr);
     let ok = retort(dir.path(), &["validate", "recipe.yaml"]);
     assert!(ok.status.success());
+    // A built-in recipe by its name, as `run` takes it, with the same overrides.
+    let builtin = retort(dir.path(), &["validate", "toolllm", "--base-url", "http://127.0.0.1:1/v1", "--model", "m"]);
+    assert!(builtin.status.success(), "{}", String::from_utf8_lossy(&builtin.stderr));
+    assert!(String::from_utf8_lossy(&builtin.stdout).contains("recipe `toolllm`"));
     // A run of a broken recipe sends nothing and says why.
     let run = retort(dir.path(), &["run", "bad.yaml", "--out", "out"]);
     assert_eq!(run.status.code(), Some(2));

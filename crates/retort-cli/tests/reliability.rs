@@ -55,7 +55,12 @@ fn every_builtin_recipe_runs_against_a_server_by_base_url() {
             problems.push(format!("{name}: the summary does not say who answered: {text}"));
         }
         if mock.server().count() == before {
-            problems.push(format!("{name}: sent nothing to the server"));
+            // A recipe that starts by scoring text (Toolformer) cannot run on a chat server: each
+            // record must fail saying so, and nothing is sent.
+            let failed = std::fs::read_to_string(dir.path().join(&out).join("failed.jsonl")).unwrap_or_default();
+            if !failed.contains("cannot score") {
+                problems.push(format!("{name}: sent nothing to the server"));
+            }
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

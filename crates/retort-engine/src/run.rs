@@ -96,11 +96,16 @@ impl RunReport {
         self.steps
             .iter()
             .filter(|step| step.records_in > 0 && step.failed > 0)
-            .filter(|step| match threshold {
-                Some(threshold) => step.failed as f64 / step.records_in as f64 > threshold,
-                None => step.failed >= step.records_in,
+            .filter(|step| {
+                // What the step put out, counted in its own records: a step that fans out
+                // (`generate` with `n`, `explode`) fails children, not the records it took in.
+                let outcomes = step.out + step.dropped + step.failed;
+                match threshold {
+                    Some(threshold) => step.failed as f64 / outcomes as f64 > threshold,
+                    None => step.out == 0 && step.dropped == 0,
+                }
             })
-            .map(|step| format!("{}: {} of {} records failed", step.step, step.failed, step.records_in))
+            .map(|step| format!("{}: {} of {} records failed", step.step, step.failed, step.out + step.dropped + step.failed))
             .collect()
     }
 }
@@ -388,4 +393,26 @@ pub fn step_paths(recipe: &Recipe) -> Vec<String> {
     let mut paths = Vec::new();
     for_each_step(&recipe.steps, &mut |step| paths.push(step.path.clone()));
     paths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(steps: Vec<StepSnapshot>) -> RunReport {
+        RunReport { outcome: RunOutcome::Completed, rows: Vec::new(), failed: 0, dropped: 0, files: Vec::new(), steps, notes: Vec::new(), answered_by: Vec::new(), elapsed_s: 0.0 }
+    }
+
+    /// Regression: a `generate` with `n: 5` took in 30 records, put out 96 samples and failed 38;
+    /// counting its failures against the 30 records it took in said every record failed (exit 3).
+    #[test]
+    fn failures_count_against_what_a_step_put_out() {
+        let fan_out = StepSnapshot { step: "steps[5].generate".into(), records_in: 30, out: 96, failed: 38, ..StepSnapshot::default() };
+        assert!(report(vec![fan_out.clone()]).failures_above(None).is_empty());
+        assert!(report(vec![fan_out]).failures_above(Some(0.5)).is_empty());
+        let all = StepSnapshot { step: "steps[1].generate".into(), records_in: 4, out: 0, failed: 4, ..StepSnapshot::default() };
+        assert_eq!(report(vec![all]).failures_above(None), ["steps[1].generate: 4 of 4 records failed"]);
+        let most = StepSnapshot { step: "steps[2].map".into(), records_in: 10, out: 3, failed: 7, ..StepSnapshot::default() };
+        assert_eq!(report(vec![most]).failures_above(Some(0.5)), ["steps[2].map: 7 of 10 records failed"]);
+    }
 }

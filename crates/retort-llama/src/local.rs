@@ -164,6 +164,7 @@ impl LocalBackend {
     async fn chat_inner(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
         let info = self.model_info().await?;
         let with_tools = !request.tools.is_empty();
+        let offered: Vec<&str> = request.tools.iter().map(|tool| tool.name.as_str()).collect();
         if with_tools && !info.offers_tools() {
             return Err(BackendError::new(
                 BackendErrorKind::Unsupported,
@@ -217,7 +218,7 @@ impl LocalBackend {
                     evaluated += prompt_tokens.saturating_sub(cached_tokens);
                     usage.completion_tokens += completion_tokens;
                     // With tools offered, the template's call blocks become tool calls.
-                    let (text, tool_calls) = if with_tools { crate::template::parse_tool_calls(&text) } else { (text, Vec::new()) };
+                    let (text, tool_calls) = if with_tools { crate::template::parse_tool_calls(&text, &offered) } else { (text, Vec::new()) };
                     let finish_reason = match finish {
                         Finish::Stop if !tool_calls.is_empty() => FinishReason::ToolCalls,
                         Finish::Stop => FinishReason::Stop,

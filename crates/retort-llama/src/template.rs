@@ -115,7 +115,50 @@ impl ChatTemplate {
 /// The tool calls in a model's answer, written as Qwen2.5's and Hermes' templates teach:
 /// `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, one block per call. Returns the
 /// text outside the blocks and the calls; a block that is not such JSON stays in the text.
-pub(crate) fn parse_tool_calls(text: &str) -> (String, Vec<ToolCall>) {
+/// The `{name, arguments}` object of one call (`parameters` is read as `arguments`).
+fn call_of(value: &serde_json::Value) -> Option<(String, String)> {
+    let name = value.get("name")?.as_str()?.to_string();
+    let arguments = match value.get("arguments").or_else(|| value.get("parameters")) {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => "{}".to_string(),
+    };
+    Some((name, arguments))
+}
+
+/// The calls in an answer given tools: `<tool_call>` blocks (Qwen2.5's and Hermes' form) or,
+/// when there are none, an answer that is nothing but a JSON call (or a list of calls, perhaps
+/// in a code fence) of an offered tool, as small models often write it.
+pub(crate) fn parse_tool_calls(text: &str, offered: &[&str]) -> (String, Vec<ToolCall>) {
+    let (content, calls) = parse_tool_call_blocks(text);
+    if !calls.is_empty() {
+        return (content, calls);
+    }
+    let trimmed = content.trim();
+    let unfenced = trimmed
+        .strip_prefix("```")
+        .map(|rest| rest.split_once('\n').map_or("", |(_, body)| body).trim_end().trim_end_matches("```").trim())
+        .unwrap_or(trimmed);
+    let bare: Option<Vec<(String, String)>> = serde_json::from_str::<serde_json::Value>(unfenced).ok().and_then(|value| {
+        let items = match &value {
+            serde_json::Value::Array(items) => items.clone(),
+            serde_json::Value::Object(_) => vec![value.clone()],
+            _ => return None,
+        };
+        let calls: Option<Vec<(String, String)>> = items.iter().map(call_of).collect();
+        calls.filter(|calls| !calls.is_empty() && calls.iter().all(|(name, _)| offered.contains(&name.as_str())))
+    });
+    match bare {
+        Some(found) => {
+            let calls = found.into_iter().enumerate().map(|(index, (name, arguments))| ToolCall { id: format!("call_{index}"), name, arguments }).collect();
+            (String::new(), calls)
+        }
+        None => (content, calls),
+    }
+}
+
+/// The `<tool_call>{...}</tool_call>` blocks of an answer as calls, and the text around them.
+fn parse_tool_call_blocks(text: &str) -> (String, Vec<ToolCall>) {
     const OPEN: &str = "<tool_call>";
     const CLOSE: &str = "</tool_call>";
     let mut content = String::new();
@@ -129,15 +172,7 @@ pub(crate) fn parse_tool_calls(text: &str) -> (String, Vec<ToolCall>) {
             Some(end) => (&after[..end], start + OPEN.len() + end + CLOSE.len()),
             None => (after, rest.len()),
         };
-        let parsed = serde_json::from_str::<serde_json::Value>(body.trim()).ok().and_then(|value| {
-            let name = value.get("name")?.as_str()?.to_string();
-            let arguments = match value.get("arguments").or_else(|| value.get("parameters")) {
-                Some(serde_json::Value::String(text)) => text.clone(),
-                Some(other) => other.to_string(),
-                None => "{}".to_string(),
-            };
-            Some((name, arguments))
-        });
+        let parsed = serde_json::from_str::<serde_json::Value>(body.trim()).ok().as_ref().and_then(call_of);
         match parsed {
             Some((name, arguments)) => calls.push(ToolCall { id: format!("call_{}", calls.len()), name, arguments }),
             None => content.push_str(&rest[start..block_end]),
@@ -268,9 +303,13 @@ mod tests {
             ("<tool_call>not json</tool_call> done", "<tool_call>not json</tool_call> done", vec![]),
             ("<tool_call>{\"name\": \"cut\", \"arguments\": {}}", "", vec![("cut", "{}")]),
             ("No tools needed.", "No tools needed.", vec![]),
+            // A bare JSON call of an offered tool, as Qwen2.5-Coder writes it; an unknown name stays text.
+            ("{\"name\": \"search\", \"arguments\": {\"q\": \"x\"}}", "", vec![("search", "{\"q\":\"x\"}")]),
+            ("```json\n[{\"name\": \"a\", \"arguments\": {}}]\n```", "", vec![("a", "{}")]),
+            ("{\"name\": \"other\", \"arguments\": {}}", "{\"name\": \"other\", \"arguments\": {}}", vec![]),
         ];
         for (answer, content, expected) in cases {
-            let (found_content, calls) = parse_tool_calls(answer);
+            let (found_content, calls) = parse_tool_calls(answer, &["search", "a", "b", "cut"]);
             assert_eq!(found_content, content, "{answer}");
             let found: Vec<(&str, &str)> = calls.iter().map(|call| (call.name.as_str(), call.arguments.as_str())).collect();
             assert_eq!(found, expected, "{answer}");

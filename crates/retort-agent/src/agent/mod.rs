@@ -422,88 +422,49 @@ async fn apply_function_calls(tools: &ToolRegistry, config: &AgentConfig, state:
     for (index, call) in calls.into_iter().enumerate() {
         let arguments = serde_json::from_str::<Value>(&call.arguments).unwrap_or_else(|_| Value::String(call.arguments.clone()));
         let step_thought = if index == 0 { thought.clone() } else { String::new() };
+        let step = |state: &mut AgentState, observation: Option<String>, status: StepStatus| {
+            // A call the model is answered for gets its `tool` message; a Finish that ends the run does not.
+            if let Some(observation) = &observation {
+                state.messages.push(Message {
+                    role: Role::Tool,
+                    content: observation.clone(),
+                    tool_calls: Vec::new(),
+                    tool_call_id: Some(call.id.clone()),
+                });
+            }
+            state.steps.push(TrajectoryStep {
+                thought: step_thought.clone(),
+                action: call.name.clone(),
+                arguments: arguments.clone(),
+                observation: observation.unwrap_or_default(),
+                reward: None,
+                status,
+            });
+        };
         if config.finish == FinishStyle::Toolbench && call.name == FINISH {
             match read_finish(&arguments) {
                 Ok(Some(answer)) => {
-                    state.steps.push(TrajectoryStep {
-                        thought: step_thought,
-                        action: call.name,
-                        arguments,
-                        observation: String::new(),
-                        reward: None,
-                        status: StepStatus::Ok,
-                    });
+                    step(state, None, StepStatus::Ok);
                     state.final_answer = Some(answer);
                     return Advance::Final;
                 }
                 Ok(None) => {
-                    state.steps.push(TrajectoryStep {
-                        thought: step_thought,
-                        action: call.name,
-                        arguments,
-                        observation: String::new(),
-                        reward: None,
-                        status: StepStatus::GaveUp,
-                    });
+                    step(state, None, StepStatus::GaveUp);
                     return Advance::GaveUp;
                 }
                 Err(problem) => {
-                    let observation = format!("Error: {problem}");
-                    state.messages.push(Message {
-                        role: Role::Tool,
-                        content: observation.clone(),
-                        tool_calls: Vec::new(),
-                        tool_call_id: Some(call.id),
-                    });
-                    state.steps.push(TrajectoryStep {
-                        thought: step_thought,
-                        action: call.name,
-                        arguments,
-                        observation,
-                        reward: None,
-                        status: StepStatus::BadArguments,
-                    });
-                    if state.error(config) {
-                        over_budget = true;
-                    }
+                    step(state, Some(format!("Error: {problem}")), StepStatus::BadArguments);
+                    over_budget |= state.error(config);
                     continue;
                 }
             }
         }
         if config.offers_give_up() && call.name == GIVE_UP {
-            let observation = "Gave up on this path.".to_string();
-            state.messages.push(Message {
-                role: Role::Tool,
-                content: observation.clone(),
-                tool_calls: Vec::new(),
-                tool_call_id: Some(call.id),
-            });
-            state.steps.push(TrajectoryStep {
-                thought: step_thought,
-                action: call.name,
-                arguments,
-                observation,
-                reward: None,
-                status: StepStatus::GaveUp,
-            });
+            step(state, Some("Gave up on this path.".to_string()), StepStatus::GaveUp);
             return Advance::GaveUp;
         }
         let outcome = tools.call_text(&call.name, &call.arguments).await;
-        let observation = clip(&outcome.observation, config.max_observation_chars);
-        state.messages.push(Message {
-            role: Role::Tool,
-            content: observation.clone(),
-            tool_calls: Vec::new(),
-            tool_call_id: Some(call.id),
-        });
-        state.steps.push(TrajectoryStep {
-            thought: step_thought,
-            action: call.name,
-            arguments,
-            observation,
-            reward: None,
-            status: outcome.status.into(),
-        });
+        step(state, Some(clip(&outcome.observation, config.max_observation_chars)), outcome.status.into());
         if outcome.is_error() && state.error(config) {
             over_budget = true;
         }
