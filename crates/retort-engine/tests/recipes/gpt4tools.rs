@@ -1,5 +1,5 @@
 //! GPT4Tools' mechanics on the scripted backend: instructions written per tool from a scene,
-//! GPT4Tools' validation (the tool exists, as many inputs as it takes, the image named), the
+//! GPT4Tools' validation (the tool exists, in any case; as many inputs as it takes; the image named), the
 //! no-tool negatives, and the samples in GPT4Tools' format with 2 to 5 tools, the gold among them.
 
 use crate::common;
@@ -7,7 +7,7 @@ use crate::common;
 const TEACHER: &str = r#"
 - when: 'learns to use visual tools'
   reply: |
-    [{"instruction": "Cut out the dog in the image so I can put it on a card.", "tool": "Segment Given Object", "arguments": ["image/0000.png", "dog"]},
+    [{"instruction": "Cut out the dog in the image so I can put it on a card.", "tool": "segment given object", "arguments": ["image/0000.png", "dog"]},
      {"instruction": "How many trees are in this photo of the park?", "tool": "Count Objects In Image", "arguments": ["image/0000.png"]},
      {"instruction": "Read the writing on the frisbee for me please.", "tool": "Read Text In Image", "arguments": ["image/9999.png"]},
      {"instruction": "Make the picture sharper and larger, please.", "tool": "Sharpen Image", "arguments": ["image/0000.png"]},
