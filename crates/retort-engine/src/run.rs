@@ -400,7 +400,17 @@ mod tests {
     use super::*;
 
     fn report(steps: Vec<StepSnapshot>) -> RunReport {
-        RunReport { outcome: RunOutcome::Completed, rows: Vec::new(), failed: 0, dropped: 0, files: Vec::new(), steps, notes: Vec::new(), answered_by: Vec::new(), elapsed_s: 0.0 }
+        RunReport {
+            outcome: RunOutcome::Completed,
+            rows: Vec::new(),
+            failed: 0,
+            dropped: 0,
+            files: Vec::new(),
+            steps,
+            notes: Vec::new(),
+            answered_by: Vec::new(),
+            elapsed_s: 0.0,
+        }
     }
 
     /// Regression: a `generate` with `n: 5` took in 30 records, put out 96 samples and failed 38;

@@ -218,7 +218,8 @@ impl LocalBackend {
                     evaluated += prompt_tokens.saturating_sub(cached_tokens);
                     usage.completion_tokens += completion_tokens;
                     // With tools offered, the template's call blocks become tool calls.
-                    let (text, tool_calls) = if with_tools { crate::template::parse_tool_calls(&text, &offered) } else { (text, Vec::new()) };
+                    let (text, tool_calls) =
+                        if with_tools { crate::template::parse_tool_calls(&text, &offered) } else { (text, Vec::new()) };
                     let finish_reason = match finish {
                         Finish::Stop if !tool_calls.is_empty() => FinishReason::ToolCalls,
                         Finish::Stop => FinishReason::Stop,

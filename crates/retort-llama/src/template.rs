@@ -150,7 +150,11 @@ pub(crate) fn parse_tool_calls(text: &str, offered: &[&str]) -> (String, Vec<Too
     });
     match bare {
         Some(found) => {
-            let calls = found.into_iter().enumerate().map(|(index, (name, arguments))| ToolCall { id: format!("call_{index}"), name, arguments }).collect();
+            let calls = found
+                .into_iter()
+                .enumerate()
+                .map(|(index, (name, arguments))| ToolCall { id: format!("call_{index}"), name, arguments })
+                .collect();
             (String::new(), calls)
         }
         None => (content, calls),
