@@ -36,7 +36,7 @@ const GENERATOR: &str = r#"
 - when: '(?s)knows the API it needs:\n- GetUserToken'
   reply: '[{"role": "User", "text": "Log me in: alice, 123."}, {"role": "API", "api_name": "GetUserToken", "param_dict": {"username": "alice", "password": "123"}, "result": {"token": "t1"}}, {"role": "AI", "text": "You are logged in."}]'
 - when: '(?s)knows the API it needs:\n- QueryBalance'
-  reply: '[{"role": "User", "text": "My balance?"}, {"role": "API", "api_name": "QueryBalance", "param_dict": {"token": "t1", "pin": "0000"}, "result": {"balance": 10.5}}, {"role": "AI", "text": "10.5"}]'
+  reply: '[{"role": "User", "text": "My balance?"}, {"role": "API", "param_dict": {"token": "t1"}}, {"role": "API", "api_name": "QueryBalance", "param_dict": {"token": "t1", "pin": "0000"}, "result": {"balance": 10.5}}, {"role": "AI", "text": "10.5"}]'
 - when: 'plans the steps'
   reply: '[{"role": "User", "text": "My balance? alice, 123."}, {"role": "API", "api_name": "ToolSearcher", "param_dict": {"keywords": "token"}, "result": {"name": "GetUserToken"}}, {"role": "API", "api_name": "GetUserToken", "param_dict": {"username": "alice", "password": "123"}, "result": {"token": "t1"}}, {"role": "API", "api_name": "ToolSearcher", "param_dict": {"keywords": "balance"}, "result": {"name": "QueryBalance"}}, {"role": "API", "api_name": "QueryBalance", "param_dict": {"token": "t1"}, "result": {"balance": 10.5}}, {"role": "AI", "text": "You have 10.5."}]'
 "#;
@@ -50,7 +50,11 @@ fn the_generator_keeps_dialogues_whose_calls_fit_the_apis_and_pass_the_tester() 
     assert!(records.iter().all(|r| r["api"]["name"] == "GetUserToken"));
     let reasons: Vec<String> = ran.dropped().iter().map(|row| row["reason"].as_str().unwrap().to_string()).collect();
     assert!(reasons.iter().any(|r| r.contains("duplicate")), "{reasons:?}");
-    let dropped: Vec<_> = ran.dropped().into_iter().filter(|row| row["record"]["call_problems"] == "QueryBalance takes no pin;").collect();
+    let dropped: Vec<_> = ran
+        .dropped()
+        .into_iter()
+        .filter(|row| row["record"]["call_problems"] == "unknown API (none); QueryBalance takes no pin;")
+        .collect();
     assert_eq!(dropped.len(), 2, "{reasons:?}");
     assert_eq!(records[0]["dialogue_text"], "User: Log me in: alice, 123.\nAPI-Request: [GetUserToken(password='123', username='alice')] -> {\"token\":\"t1\"}\nAI: You are logged in.");
     let messages = ran.data()[0]["messages"].as_array().unwrap().clone();
