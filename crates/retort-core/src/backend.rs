@@ -93,6 +93,14 @@ pub struct ToolSpec {
     pub parameters: Value,
 }
 
+impl ToolSpec {
+    /// The tool as OpenAI's `{"type": "function", "function": {...}}` object (what chat
+    /// templates and exported `tools` columns expect).
+    pub fn to_openai(&self) -> Value {
+        serde_json::json!({"type": "function", "function": {"name": self.name, "description": self.description, "parameters": self.parameters}})
+    }
+}
+
 /// A call the model made to a tool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {

@@ -94,14 +94,8 @@ impl ChatTemplate {
             })
             .collect();
         let template = self.env.get_template("chat")?;
-        let tools: Option<Vec<serde_json::Value>> = (!tools.is_empty()).then(|| {
-            tools
-                .iter()
-                .map(|tool| {
-                    serde_json::json!({"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters}})
-                })
-                .collect()
-        });
+        let tools: Option<Vec<serde_json::Value>> =
+            (!tools.is_empty()).then(|| tools.iter().map(retort_core::ToolSpec::to_openai).collect());
         template.render(context! {
             messages => Value::from_serialize(&messages),
             tools => Value::from_serialize(&tools),

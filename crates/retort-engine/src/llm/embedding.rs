@@ -93,18 +93,6 @@ fn missing(what: &str, feature: &str) -> String {
     format!("this build of retort has no {what} (it was built without the `{feature}` feature)")
 }
 
-/// Cosine similarity of two vectors (0 when either is all zeros).
-fn cosine_of(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let denominator = norm(a) * norm(b);
-    if denominator == 0.0 {
-        0.0
-    } else {
-        dot / denominator
-    }
-}
-
 /// The largest cosine similarity, by MiniLM embeddings, between `text` and any of `others`
 /// (0 for none).
 pub(crate) fn max_cosine(text: &str, others: &[String]) -> Result<f64, String> {
@@ -115,7 +103,13 @@ pub(crate) fn max_cosine(text: &str, others: &[String]) -> Result<f64, String> {
     let mut texts: Vec<&str> = vec![text];
     texts.extend(others.iter().map(String::as_str));
     let vectors = embedder.embed(&texts)?;
-    Ok(vectors[1..].iter().map(|other| cosine_of(&vectors[0], other)).fold(f64::MIN, f64::max))
+    // retort-dedup's cosine index, as `dedup` by meaning uses it.
+    let mut index = retort_dedup::CosineIndex::new(1.0).map_err(|error| error.to_string())?;
+    for (id, vector) in vectors[1..].iter().enumerate() {
+        index.insert(id as u64, vector).map_err(|error| error.to_string())?;
+    }
+    let best = index.max_similarity(&vectors[0]).map_err(|error| error.to_string())?;
+    Ok(best.map_or(0.0, f64::from))
 }
 
 /// Adds the template filters that embed: `a | cosine(b)` (MiniLM cosine similarity of two

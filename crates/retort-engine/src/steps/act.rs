@@ -273,11 +273,7 @@ impl RecordStep for Act {
                 if self.config.agent.finish == retort_agent::FinishStyle::Toolbench {
                     specs.push(retort_agent::finish_spec());
                 }
-                let functions: Vec<Value> = specs
-                    .iter()
-                    .map(|spec| serde_json::json!({"type": "function", "function": {"name": spec.name, "description": spec.description, "parameters": spec.parameters}}))
-                    .collect();
-                record.set(field.clone(), Value::Array(functions));
+                record.set(field.clone(), Value::Array(specs.iter().map(retort_core::ToolSpec::to_openai).collect()));
             }
             let mut agent = self.config.agent.clone();
             agent.seed = cx.seed(&record.id, 0);

@@ -164,20 +164,21 @@ impl StepDef for SampleConfig {
         if pool.is_empty() {
             return Err(EngineError::Step { step: spec.path.clone(), message: "the pool of items is empty".into() });
         }
-        let mut group_names: Vec<String> = groups.clone();
-        group_names.sort();
-        group_names.dedup();
-        Ok(Built::Record(Arc::new(Sample { config: self.clone(), pool, groups, group_names, include_keys, concurrency: cx.concurrency(spec, None) })))
+        // Each group's items, found once here rather than by a scan of the pool per record.
+        let mut groups_index: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
+        for (index, group) in groups.into_iter().enumerate() {
+            groups_index.entry(group).or_default().push(index);
+        }
+        let groups: Vec<(String, Vec<usize>)> = groups_index.into_iter().collect();
+        Ok(Built::Record(Arc::new(Sample { config: self.clone(), pool, groups, include_keys, concurrency: cx.concurrency(spec, None) })))
     }
 }
 
 struct Sample {
     config: SampleConfig,
     pool: Vec<Value>,
-    /// The group of each item (empty without `group_by`).
-    groups: Vec<String>,
-    /// The distinct groups, sorted.
-    group_names: Vec<String>,
+    /// The groups, sorted by name, each with its items' indices (empty without `group_by`).
+    groups: Vec<(String, Vec<usize>)>,
     /// The `include.key` of each item (empty without `include`).
     include_keys: Vec<Option<String>>,
     concurrency: usize,
@@ -214,12 +215,14 @@ impl RecordStep for Sample {
                     Ok(name) => name.trim().to_string(),
                     Err(reason) => return vec![Outcome::fail(record, reason)],
                 },
-                None => self.group_names[random.below(self.group_names.len())].clone(),
+                None => self.groups[random.below(self.groups.len())].0.clone(),
             };
-            candidates.retain(|&index| self.groups[index] == name);
-            if candidates.is_empty() {
-                let reason = format!("sample: no item of the pool has {} `{name}`", self.config.group_by.as_deref().unwrap_or_default());
-                return vec![Outcome::fail(record, reason)];
+            match self.groups.binary_search_by(|(group, _)| group.as_str().cmp(&name)) {
+                Ok(found) => candidates = self.groups[found].1.clone(),
+                Err(_) => {
+                    let reason = format!("sample: no item of the pool has {} `{name}`", self.config.group_by.as_deref().unwrap_or_default());
+                    return vec![Outcome::fail(record, reason)];
+                }
             }
             group = Some(name);
         }

@@ -69,7 +69,7 @@ pub(crate) struct ToolSet {
     from: Option<ToolsFrom>,
     /// The models that play simulated tools, by name.
     simulators: BTreeMap<String, Arc<Llm>>,
-    needs_sandbox: bool,
+    /// The sandbox of the recipe's python tools (none without them).
     sandbox: Option<Arc<retort_sandbox::Sandbox>>,
 }
 
@@ -102,7 +102,7 @@ impl ToolSet {
         if let Some(name) = from.and_then(|from| from.simulate.as_ref()) {
             simulators.insert(name.clone(), cx.llm(step, Some(name))?);
         }
-        let set = ToolSet { fixed, played, from: from.cloned(), simulators, needs_sandbox, sandbox };
+        let set = ToolSet { fixed, played, from: from.cloned(), simulators, sandbox };
         // The recipe's own list must register (no duplicate names, schemas that compile).
         set.register(&mut ToolRegistry::new(), &BTreeMap::new(), None).map_err(fail)?;
         Ok(set)
@@ -110,11 +110,7 @@ impl ToolSet {
 
     /// The sandbox the recipe's python tools run in, if any.
     pub(crate) fn sandbox(&self) -> Option<Arc<retort_sandbox::Sandbox>> {
-        if self.needs_sandbox {
-            self.sandbox.clone()
-        } else {
-            None
-        }
+        self.sandbox.clone()
     }
 
     /// Registers the fixed tools, and, given the task (per record), the model-played ones.
