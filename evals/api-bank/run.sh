@@ -6,6 +6,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 GEN_DOMAINS="${GEN_DOMAINS:-4}"
 OUT="${OUT:-$repo/target/evals/api-bank}"
+OUT="$(abspath "$OUT")"
 start=$(date +%s.%N)
 "$retort" run evals/api-bank/level1.yaml --model "$MODEL" --out "$OUT/level1" --quiet >/dev/null
 echo "$(seconds "$start")" > "$OUT/level1/seconds.txt"

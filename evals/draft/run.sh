@@ -12,6 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-10}"
 SEARCH="${SEARCH:-dfsdt}"
 OUT="${OUT:-$repo/target/evals/draft}"
+OUT="$(abspath "$OUT")"
 mkdir -p "$OUT"
 # The APIs of the first LIMIT queries.
 python3 - "$LIMIT" "$OUT/apis.jsonl" <<'PY'

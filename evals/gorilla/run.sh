@@ -16,6 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-}"
 GEN_LIMIT="${GEN_LIMIT:-20}"
 OUT="${OUT:-$repo/target/evals/gorilla}"
+OUT="$(abspath "$OUT")"
 limit=()
 [ -n "$LIMIT" ] && limit=(--limit "$LIMIT")
 mkdir -p "$OUT"

@@ -13,6 +13,7 @@ TEACHER="${TEACHER:-$MODEL}"
 LIMIT="${LIMIT:-10}"
 IRRELEVANT="${IRRELEVANT:-60}"
 OUT="${OUT:-$repo/target/evals/gpt4tools}"
+OUT="$(abspath "$OUT")"
 mkdir -p "$OUT"
 "$retort" run gpt4tools --backend local --model "$TEACHER" --limit "$LIMIT" --set vars.split=unseen --out "$OUT/unseen-set" --quiet >/dev/null
 "$retort" run evals/gpt4tools/unseen.yaml --model "$MODEL" --set "steps[0].load.path=$OUT/unseen-set/records.jsonl" --out "$OUT/unseen" --quiet >/dev/null

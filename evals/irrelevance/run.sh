@@ -9,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-60}"
 GEN_LIMIT="${GEN_LIMIT:-9}"
 OUT="${OUT:-$repo/target/evals/irrelevance}"
+OUT="$(abspath "$OUT")"
 mkdir -p "$OUT"
 "$retort" run agent-flan --backend local --model "$MODEL" --limit "$GEN_LIMIT" --out "$OUT/agent-flan" --quiet >/dev/null
 "$retort" run evals/irrelevance/bfcl.yaml --model "$MODEL" --limit "$LIMIT" --out "$OUT/none" --quiet >/dev/null

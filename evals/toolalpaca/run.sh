@@ -8,6 +8,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-30}"
 OUT="${OUT:-$repo/target/evals/toolalpaca}"
+OUT="$(abspath "$OUT")"
 start=$(date +%s)
 "$retort" run evals/toolalpaca/simulated.yaml --limit "$LIMIT" \
     --set "llm.model=$MODEL" --set "llms.executor.model=$MODEL" --set "llms.user.model=$MODEL" --set "llms.judge.model=$MODEL" \

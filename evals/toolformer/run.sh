@@ -9,6 +9,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-10}"
 OUT="${OUT:-$repo/target/evals/toolformer}"
+OUT="$(abspath "$OUT")"
 start=$(date +%s)
 "$retort" run toolformer --backend local --model "$MODEL" --limit "$LIMIT" \
     --set "steps[0].load.path=$repo/evals/toolformer/data/gsm8k.jsonl" --set "vars.tau_f=${TAU_F:-1.0}" --out "$OUT" --quiet >/dev/null

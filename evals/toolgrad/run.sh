@@ -11,6 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-5}"
 PER_SAMPLE="${PER_SAMPLE:-2}"
 OUT="${OUT:-$repo/target/evals/toolgrad}"
+OUT="$(abspath "$OUT")"
 mkdir -p "$OUT"
 models=(--set "llms.simulator.model=$MODEL" --set "llms.evaluator.model=$MODEL")
 start=$(date +%s.%N)

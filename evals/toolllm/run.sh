@@ -10,6 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 LIMIT="${LIMIT:-10}"
 SETTINGS="${SETTINGS:-react/original dfsdt/original dfsdt/draft}"
 OUT="${OUT:-$repo/target/evals/toolllm}"
+OUT="$(abspath "$OUT")"
 mkdir -p "$OUT"
 for setting in $SETTINGS; do
     search="${setting%/*}" docs="${setting#*/}"

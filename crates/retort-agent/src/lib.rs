@@ -17,6 +17,7 @@ pub mod tools;
 pub use agent::dfsdt::{dfsdt, DfsdtConfig, SearchResult, SearchStats};
 pub use agent::episode::{run_episode, EpisodeConfig};
 pub use agent::react::{parse_action_input, parse_react, react_system_prompt, ReactReply};
+pub use agent::tora::{last_program, run_tora, solution_answer};
 pub use agent::{
     finish_spec, run_agent, AgentConfig, AgentFormat, FinishStyle, StepStatus, StopReason, Trajectory, TrajectoryStep, FINISH, GIVE_UP,
 };

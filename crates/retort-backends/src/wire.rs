@@ -53,6 +53,13 @@ pub struct OutgoingRequest<'a> {
     /// A GBNF grammar, as vLLM takes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guided_grammar: Option<&'a str>,
+    /// Continue the last (assistant) message instead of starting a new turn: vLLM's and
+    /// SGLang's field (llama.cpp's server continues a final assistant message by itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continue_final_message: Option<bool>,
+    /// `false` with `continue_final_message` (vLLM asks for both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_generation_prompt: Option<bool>,
     /// Extra fields from the config, merged into the body.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub extra: Option<&'a Map<String, Value>>,
@@ -74,6 +81,8 @@ pub const STANDARD_FIELDS: &[&str] = &[
     "tools",
     "grammar",
     "guided_grammar",
+    "continue_final_message",
+    "add_generation_prompt",
 ];
 
 /// The body field a server reads a GBNF grammar from.
@@ -120,6 +129,8 @@ impl<'a> OutgoingRequest<'a> {
             tools: request.tools.iter().map(|tool| OutgoingTool { kind: "function", function: tool }).collect(),
             grammar: grammar.filter(|_| field == Some(GrammarField::Grammar)),
             guided_grammar: grammar.filter(|_| field == Some(GrammarField::GuidedGrammar)),
+            continue_final_message: request.continue_final.then_some(true),
+            add_generation_prompt: request.continue_final.then_some(false),
             extra,
         }
     }
@@ -453,6 +464,9 @@ pub struct IncomingRequest {
     /// A GBNF grammar (vLLM's field).
     #[serde(default)]
     pub guided_grammar: Option<String>,
+    /// Continue the last message (vLLM's field).
+    #[serde(default)]
+    pub continue_final_message: Option<bool>,
 }
 
 /// `stop`: a single string or a list of them.
@@ -565,6 +579,7 @@ impl IncomingRequest {
             json_schema,
             grammar: self.grammar.or(self.guided_grammar),
             tools,
+            continue_final: self.continue_final_message == Some(true),
         }
     }
 }
@@ -573,6 +588,22 @@ impl IncomingRequest {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_continued_answer_asks_vllm_to_continue_the_last_message() {
+        let mut request = ChatRequest::from_prompt("2 + 2?");
+        let plain = serde_json::to_value(OutgoingRequest::new("m", &request, None)).unwrap();
+        assert!(plain.get("continue_final_message").is_none() && plain.get("add_generation_prompt").is_none(), "{plain}");
+        request.messages.push(Message::assistant("```python\nprint(2 + 2)\n```\n```output\n4\n```\n"));
+        request.continue_final = true;
+        let body = serde_json::to_value(OutgoingRequest::new("m", &request, None)).unwrap();
+        assert_eq!(body["continue_final_message"], json!(true));
+        assert_eq!(body["add_generation_prompt"], json!(false));
+        let incoming: IncomingRequest = serde_json::from_value(body).unwrap();
+        let back = incoming.into_chat_request();
+        assert!(back.continue_final);
+        assert_eq!(back.messages.last().unwrap().role, Role::Assistant);
+    }
 
     #[test]
     fn outgoing_request_maps_every_field() {

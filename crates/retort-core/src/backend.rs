@@ -179,6 +179,10 @@ pub struct ChatRequest {
     /// Tools the model may call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
+    /// The last message is the start of the assistant's answer, which the model continues
+    /// (prefill: ToRA's code outputs, a teacher completing a prefix) instead of a new turn.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continue_final: bool,
 }
 
 impl ChatRequest {

@@ -38,6 +38,9 @@ pub(crate) fn environment() -> Environment<'static> {
         serde_json::from_str::<serde_json::Value>(text.trim()).map(|value| Value::from_serialize(&value)).unwrap_or(Value::from(()))
     });
     env.add_filter("bleu", |candidate: &str, reference: &str| bleu(candidate, reference));
+    env.add_filter("head_lines", head_lines);
+    #[cfg(feature = "agent")]
+    env.add_filter("solution_answer", |text: &str| retort_agent::solution_answer(text).map(Value::from).unwrap_or(Value::from(())));
     #[cfg(feature = "agent")]
     env.add_function("toolbench_function", |tool: &str, api: &str| retort_agent::catalog::toolbench_function_name(tool, api));
     env.add_function("raise_exception", |message: String| -> Result<Value, Error> {
@@ -258,6 +261,17 @@ pub fn normalize_number(text: &str) -> String {
     }
 }
 
+/// The first `fraction` of a text's lines (rounded down), each with its newline: the prefix
+/// of a solution that ToRA's output-space shaping keeps (`answer | head_lines(0.4)`).
+fn head_lines(text: &str, fraction: f64) -> Result<String, Error> {
+    if !(0.0..=1.0).contains(&fraction) {
+        return Err(Error::new(ErrorKind::InvalidOperation, format!("head_lines takes a fraction from 0 to 1, found {fraction}")));
+    }
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let keep = (lines.len() as f64 * fraction).floor() as usize;
+    Ok(lines[..keep].concat())
+}
+
 /// One level of nesting taken off a list of lists (items that are not lists stay as they are).
 fn flatten(items: Vec<Value>) -> Value {
     let mut out = Vec::new();
@@ -337,6 +351,16 @@ fn numbered(items: Vec<Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn head_lines_keeps_the_first_fraction_of_the_lines() {
+        let text = "a\nb\nc\nd\ne";
+        let cases = [(0.0, ""), (0.2, "a\n"), (0.5, "a\nb\n"), (0.8, "a\nb\nc\nd\n"), (1.0, "a\nb\nc\nd\ne")];
+        for (fraction, expected) in cases {
+            assert_eq!(head_lines(text, fraction).unwrap(), expected, "{fraction}");
+        }
+        assert!(head_lines(text, 1.5).unwrap_err().to_string().contains("from 0 to 1"));
+    }
 
     #[test]
     fn bleu_is_one_for_the_same_text_and_falls_with_changes() {

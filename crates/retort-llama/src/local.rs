@@ -174,7 +174,13 @@ impl LocalBackend {
                 ),
             ));
         }
-        let prompt = render_with_tools(&info, &self.config.model, &request.messages, &request.tools, true)?;
+        let prompt = match request.messages.split_last() {
+            // Prefill: the conversation up to the answer's start, then the start itself.
+            Some((last, earlier)) if request.continue_final && last.role == retort_core::Role::Assistant => {
+                render_with_tools(&info, &self.config.model, earlier, &request.tools, true)? + &last.content
+            }
+            _ => render_with_tools(&info, &self.config.model, &request.messages, &request.tools, true)?,
+        };
         let params = &request.params;
         let json_schema = match &request.json_schema {
             Some(schema) => Some(

@@ -81,6 +81,7 @@ pub async fn run_episode(backend: &dyn Backend, env: &mut dyn Environment, confi
             json_schema: None,
             grammar: None,
             tools: Vec::new(),
+            continue_final: false,
         };
         model_calls += 1;
         let reply = match backend.chat(&request).await {

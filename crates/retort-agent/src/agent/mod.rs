@@ -1,9 +1,11 @@
 //! The agent loop: a model acts with tools, in native function calling or in the ReAct text
-//! format, until it answers, runs out of steps or makes too many errors.
+//! format, until it answers, runs out of steps or makes too many errors; ToRA's
+//! tool-integrated reasoning (`tora.rs`) is its own loop over one continued answer.
 
 pub mod dfsdt;
 pub mod episode;
 pub mod react;
+pub mod tora;
 
 use retort_core::{Backend, BackendError, BackendErrorKind, ChatRequest, Choice, Message, Role, SamplingParams, ToolCall, ToolSpec};
 use serde::{Deserialize, Serialize};
@@ -41,6 +43,10 @@ pub enum AgentFormat {
     FunctionCalling,
     /// `Thought:` / `Action:` / `Action Input:` / `Observation:` / `Final Answer:` text.
     React,
+    /// ToRA's tool-integrated reasoning: one answer interleaving rationale, ```` ```python ````
+    /// programs and their ```` ```output ````, continued piece by piece ([`tora::run_tora`],
+    /// which needs a sandbox rather than tools).
+    Tora,
 }
 
 fn default_max_steps() -> u32 {
@@ -281,7 +287,7 @@ fn give_up_spec() -> ToolSpec {
 impl AgentState {
     pub(crate) fn new(config: &AgentConfig, tools: &ToolRegistry, mut task: Vec<Message>) -> AgentState {
         match config.format {
-            AgentFormat::FunctionCalling => {
+            AgentFormat::FunctionCalling | AgentFormat::Tora => {
                 if let Some(system) = &config.system_prompt {
                     if task.first().is_none_or(|m| m.role != Role::System) {
                         task.insert(0, Message::system(system.clone()));
@@ -347,8 +353,9 @@ pub(crate) async fn sample(
             specs.extend(config.extra_specs());
         }
         AgentFormat::React => params.stop = vec!["\nObservation:".into()],
+        AgentFormat::Tora => params.stop = vec![tora::OUTPUT_OPEN.into()],
     }
-    let request = ChatRequest { messages, params, json_schema: None, grammar: None, tools: specs };
+    let request = ChatRequest { messages, params, json_schema: None, grammar: None, tools: specs, continue_final: false };
     state.model_calls += 1;
     let response = backend.chat(&request).await?;
     response
@@ -375,7 +382,7 @@ pub(crate) fn signature(config: &AgentConfig, choice: &Choice) -> String {
         AgentFormat::FunctionCalling if !choice.tool_calls.is_empty() => {
             choice.tool_calls.iter().map(|c| format!("{}({})", c.name, canonical(&c.arguments))).collect::<Vec<_>>().join(";")
         }
-        AgentFormat::FunctionCalling => format!("answer:{}", choice.text.trim()),
+        AgentFormat::FunctionCalling | AgentFormat::Tora => format!("answer:{}", choice.text.trim()),
         AgentFormat::React => match parse_react(cut_at_observation(&choice.text)) {
             ReactReply::Action { action, input, .. } => format!("{action}({})", canonical(&input)),
             ReactReply::Final { answer, .. } => format!("answer:{answer}"),
@@ -391,7 +398,9 @@ fn canonical(arguments: &str) -> String {
 /// Applies a reply: runs its tool calls (or takes its answer) and records the steps.
 pub(crate) async fn apply(tools: &ToolRegistry, config: &AgentConfig, state: &mut AgentState, choice: Choice) -> Advance {
     match config.format {
-        AgentFormat::FunctionCalling => apply_function_calls(tools, config, state, choice).await,
+        // Without a sandbox (this loop and tree search have none), a ToRA reply is taken as the
+        // answer as it is; `tora::run_tora` is ToRA's loop.
+        AgentFormat::FunctionCalling | AgentFormat::Tora => apply_function_calls(tools, config, state, choice).await,
         AgentFormat::React => apply_react(tools, config, state, choice).await,
     }
 }

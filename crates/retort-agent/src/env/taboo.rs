@@ -263,6 +263,7 @@ pub async fn play_taboo(
                 json_schema: None,
                 grammar: None,
                 tools: Vec::new(),
+                continue_final: false,
             };
             let response = match backend.chat(&request).await {
                 Ok(response) => response,

@@ -160,6 +160,7 @@ impl Tool for SimulatedTool {
             json_schema: None,
             grammar: None,
             tools: Vec::new(),
+            continue_final: false,
         };
         let response = self.backend.chat(&request).await.map_err(|e| ToolError::Failed(format!("the simulator backend failed: {e}")))?;
         let text = response.choices.first().map(|c| c.text.as_str()).unwrap_or_default();

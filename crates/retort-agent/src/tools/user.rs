@@ -91,6 +91,7 @@ impl Tool for UserTool {
             json_schema: None,
             grammar: None,
             tools: Vec::new(),
+            continue_final: false,
         };
         let response = self.backend.chat(&request).await.map_err(|e| ToolError::Failed(format!("the user's backend failed: {e}")))?;
         let text = response.choices.first().map(|c| c.text.trim()).unwrap_or_default();

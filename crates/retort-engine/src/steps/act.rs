@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use retort_agent::{
-    dfsdt, run_agent, run_episode, AgentConfig, DfsdtConfig, Environment, EpisodeConfig, OsEnv, OsTask, ReplEnv, ReplTask,
+    dfsdt, run_agent, run_episode, run_tora, AgentConfig, AgentFormat, DfsdtConfig, Environment, EpisodeConfig, OsEnv, OsTask, ReplEnv, ReplTask,
     SqliteEnv, SqliteTask, StopReason, ToolConfig, Trajectory,
 };
 use retort_core::{Message, Outcome, Record};
@@ -83,6 +83,12 @@ pub struct ActConfig {
     /// An environment to act in, instead of tools.
     #[serde(default)]
     pub env: Option<EnvConfig>,
+    /// A field holding the start of the agent's answer, which the model continues
+    /// (`agent.format: tora`): ToRA's output-space shaping has a teacher complete the prefix
+    /// of a failed solution. Taken as it is (not a template, so no whitespace is trimmed);
+    /// an empty or missing value means a fresh answer.
+    #[serde(default)]
+    pub prefix_from: Option<String>,
     /// The field the trajectory is written to.
     #[serde(default = "default_into")]
     pub into: String,
@@ -155,6 +161,17 @@ impl StepDef for ActConfig {
                 cx.error("search", "tree search runs over tools, not in an `env`");
             }
         }
+        if let Some(field) = &self.prefix_from {
+            cx.read("prefix_from", field);
+        }
+        if self.agent.format == AgentFormat::Tora {
+            // ToRA's programs run in the sandbox itself: there is nothing else to call.
+            if !self.tools.is_empty() || self.tools_from.is_some() || self.env.is_some() || self.search.is_some() {
+                cx.error("agent.format", "format `tora` runs its own ```python blocks in the sandbox: it takes no `tools`, `tools_from`, `env` or `search`");
+            }
+        } else if self.prefix_from.is_some() {
+            cx.error("prefix_from", "a prefix is continued by format `tora` only (set `agent.format: tora`)");
+        }
         toolset::check(&self.tools, self.tools_from.as_ref(), cx);
         cx.llm("llm", self.llm.as_deref());
         cx.write(&self.into);
@@ -169,6 +186,7 @@ impl StepDef for ActConfig {
         let tools = ToolSet::build(&spec.path, &self.tools, self.tools_from.as_ref(), cx)?;
         let sandbox = match (&self.env, tools.sandbox()) {
             (Some(EnvConfig::Os { .. }) | Some(EnvConfig::Repl { .. }), _) => Some(crate::steps::verify::shared_sandbox().map_err(fail)?),
+            _ if self.agent.format == AgentFormat::Tora => Some(crate::steps::verify::shared_sandbox().map_err(fail)?),
             (_, sandbox) => sandbox,
         };
         let concurrency = cx.concurrency(spec, Some(&llm));
@@ -277,6 +295,20 @@ impl RecordStep for Act {
             }
             let mut agent = self.config.agent.clone();
             agent.seed = cx.seed(&record.id, 0);
+            if agent.format == AgentFormat::Tora {
+                let prefix = match self.config.prefix_from.as_ref().and_then(|field| record.get(field)) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(prefix)) => prefix.clone(),
+                    Some(other) => {
+                        let reason = format!("act: prefix_from: expected a string, found {other}");
+                        return vec![Outcome::fail(record, reason)];
+                    }
+                };
+                let Some(sandbox) = &self.sandbox else { return vec![Outcome::fail(record, "act: no sandbox for format tora".to_string())] };
+                let trajectory = run_tora(&backend, sandbox, &agent, messages, &prefix).await;
+                let success = trajectory.stop_reason == StopReason::FinalAnswer && trajectory.final_answer.is_some();
+                return self.finish(record, trajectory, success, None);
+            }
             match &self.config.search {
                 Some(search) => {
                     let result = dfsdt(&backend, &registry, &agent, search, messages).await;
@@ -299,6 +331,17 @@ impl RecordStep for Act {
                 }
             }
         };
+        self.finish(record, trajectory, success, search)
+    }
+
+    fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+}
+
+impl Act {
+    /// Writes a trajectory into the record, or says why the record does not go on.
+    fn finish(&self, mut record: Record, trajectory: Trajectory, success: bool, search: Option<Value>) -> Vec<Outcome> {
         if trajectory.stop_reason == StopReason::Cancelled {
             return vec![Outcome::Interrupted(record)];
         }
@@ -318,9 +361,5 @@ impl RecordStep for Act {
             return vec![Outcome::Drop(record, reason)];
         }
         vec![Outcome::Keep(record)]
-    }
-
-    fn concurrency(&self) -> usize {
-        self.concurrency
     }
 }

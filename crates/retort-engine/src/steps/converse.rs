@@ -193,6 +193,7 @@ impl RecordStep for Converse {
                 json_schema: None,
                 grammar: None,
                 tools: Vec::new(),
+                continue_final: false,
             };
             let (response, key) = match ask_with_kind(&self.llms[speaker], &request, cx).await {
                 Ok(answer) => answer,

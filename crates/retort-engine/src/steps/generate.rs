@@ -129,6 +129,7 @@ impl RecordStep for Generate {
             json_schema: if constrain { config.parse.schema().cloned() } else { None },
             grammar: self.grammar.clone(),
             tools: Vec::new(),
+            continue_final: false,
         };
         if config.collect && config.n > 1 {
             return self.collect(record, base, cx).await;

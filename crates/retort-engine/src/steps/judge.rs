@@ -249,6 +249,7 @@ impl Judge {
             json_schema: None,
             grammar: self.grammar.clone(),
             tools: Vec::new(),
+            continue_final: false,
         }
     }
 

@@ -203,6 +203,14 @@ fn run_scripted(dir: tempfile::TempDir, file: &Path, rules: &str, roles: &[&str]
     Ran { dir, report }
 }
 
+/// Points the sandbox at the built `retort` binary, whose `__sandbox-helper` restricts itself
+/// before it runs Python (a test binary cannot host the helper).
+#[allow(dead_code)]
+pub fn use_retort_as_sandbox_helper() {
+    let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/retort");
+    std::env::set_var("RETORT_WORKER_EXE", exe);
+}
+
 /// A file of this checkout, from the repository root.
 pub fn checkout(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)

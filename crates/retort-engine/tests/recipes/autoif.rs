@@ -28,18 +28,13 @@ const RULES: &str = r#####"
 - {when: "(?s)Do not use any commas in your response\\.$", replies: ["Here is my answer with no commas at all.", "Well, this one has a comma.", "Another clean answer."]}
 "#####;
 
-fn use_retort_as_sandbox_helper() {
-    let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/retort");
-    std::env::set_var("RETORT_WORKER_EXE", exe);
-}
-
 fn assistant(row: &Map<String, Value>) -> &str {
     row["messages"][1]["content"].as_str().unwrap()
 }
 
 #[test]
 fn verifiers_are_cross_checked_and_decide_sft_and_dpo() {
-    use_retort_as_sandbox_helper();
+    common::use_retort_as_sandbox_helper();
     let ran = common::run_builtin("autoif", RULES, &[], Some(2));
     // Only the comma verifier survives cross-validation and back-translation.
     let verifiers = ran.rows("verifiers");
@@ -76,7 +71,7 @@ fn verifiers_are_cross_checked_and_decide_sft_and_dpo() {
 
 #[test]
 fn nonsense_answers_are_accounted_for() {
-    use_retort_as_sandbox_helper();
+    common::use_retort_as_sandbox_helper();
     let ran = common::run_builtin("autoif", r#"- {when: ".", reply: "qwerty"}"#, &[], Some(3));
     // "qwerty" is no JSON test-case list: every instruction fails there, with the reason.
     assert!(ran.rows("verifiers").is_empty());

@@ -37,4 +37,5 @@ mod toolalpaca;
 mod toolformer;
 mod toolgrad;
 mod toolllm;
+mod tora;
 mod zerogen;
