@@ -23,7 +23,7 @@ pub use agent::{
 };
 pub use catalog::{tool_config, CatalogFormat};
 pub use env::os::{OsEnv, OsTask};
-pub use env::repl::{ReplEnv, ReplTask};
+pub use env::repl::{ReplActions, ReplEnv, ReplTask, EXECUTE_CLOSE};
 pub use env::sqlite::{SqliteEnv, SqliteTask};
 pub use env::taboo::{play_taboo, Episode, TabooGame, TabooOutcome, TabooPrompts, TabooReferee, TabooRole, TabooTurn};
 pub use env::{answers_match, Environment, StepResult};

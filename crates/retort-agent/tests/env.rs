@@ -99,6 +99,35 @@ async fn os_env_runs_commands_and_rewards_by_the_check() {
 }
 
 #[tokio::test]
+async fn codeact_actions_run_tagged_code_recover_from_an_error_and_end_with_a_solution() {
+    let sandbox = common::sandbox();
+    let task = ReplTask {
+        instruction: "How many apples are left from 20 after eating 3 a day for 4 days?".into(),
+        setup_code: Some("def eaten(per_day, days):\n    return per_day * days".into()),
+        expected_answer: Some("8".into()),
+        check_code: None,
+        max_steps: 5,
+        max_output_chars: 1000,
+        actions: retort_agent::ReplActions::Codeact,
+    };
+    let mut env = ReplEnv::new(sandbox, task);
+    let first = env.reset().await.unwrap();
+    assert!(first.starts_with("How many apples"), "{first}");
+    let error = env.step("<execute>\nleft = 20 - eatn(3, 4)\n</execute>").await.unwrap();
+    assert!(error.observation.starts_with("Observation:\n") && error.observation.contains("NameError"), "{}", error.observation);
+    let fixed = env.step("A typo. <execute>left = 20 - eaten(3, 4)\nprint(left)").await.unwrap();
+    assert_eq!(
+        (fixed.observation.as_str(), fixed.done),
+        ("Observation:\n8", false),
+        "an unclosed tag (stopped at </execute>) is still code; the tool function was preloaded"
+    );
+    let confused = env.step("It is eight.").await.unwrap();
+    assert_eq!((confused.observation.as_str(), confused.done), (retort_agent::env::repl::CODEACT_REMINDER, false));
+    let solved = env.step("<solution>8</solution>").await.unwrap();
+    assert_eq!((solved.reward, solved.done), (1.0, true), "{}", solved.observation);
+}
+
+#[tokio::test]
 async fn repl_env_keeps_state_and_checks_the_answer() {
     let sandbox = common::sandbox();
     let task = ReplTask {
@@ -108,6 +137,7 @@ async fn repl_env_keeps_state_and_checks_the_answer() {
         check_code: Some("assert square(3) == 9 + OFFSET and ANSWER == '144'".into()),
         max_steps: 5,
         max_output_chars: 1000,
+        actions: retort_agent::ReplActions::Plain,
     };
     let mut env = ReplEnv::new(sandbox.clone(), task.clone());
     env.reset().await.unwrap();
@@ -164,5 +194,9 @@ async fn a_model_plays_the_sqlite_environment() {
     assert_eq!(trajectory.final_answer.as_deref(), Some("7"));
     let rewards: Vec<Option<f64>> = trajectory.steps.iter().map(|s| s.reward).collect();
     assert_eq!(rewards, [Some(0.0), Some(1.0)]);
-    assert_eq!(trajectory.messages.len(), 6);
+    // system, question, query, its rows, the answer: the verdict is the last step's
+    // observation, not a turn of the conversation.
+    assert_eq!(trajectory.messages.len(), 5);
+    assert_eq!(trajectory.messages.last().unwrap().content, "answer: 7");
+    assert_eq!(trajectory.steps[1].observation, "Correct.");
 }

@@ -39,12 +39,37 @@ pub struct EpisodeConfig {
     /// A system message put before the environment's first observation.
     #[serde(default)]
     pub system_prompt: Option<String>,
+    /// Strings that end a reply (CodeAct's `</execute>`: the model waits for the output).
+    #[serde(default)]
+    pub stop: Vec<String>,
 }
 
 impl Default for EpisodeConfig {
     fn default() -> EpisodeConfig {
-        EpisodeConfig { max_steps: default_max_steps(), seed: 0, temperature: None, max_tokens: None, system_prompt: None }
+        EpisodeConfig {
+            max_steps: default_max_steps(),
+            seed: 0,
+            temperature: None,
+            max_tokens: None,
+            system_prompt: None,
+            stop: Vec::new(),
+        }
     }
+}
+
+/// A reply cut at a stop string that closes a tag (`</execute>`) gets the closing tag back
+/// when it opened one, so the conversation reads as the model meant it.
+fn close_stopped_tag(reply: &str, stops: &[String]) -> String {
+    let mut action = reply.to_string();
+    for stop in stops {
+        if let Some(name) = stop.strip_prefix("</").and_then(|rest| rest.strip_suffix('>')) {
+            let open = format!("<{name}>");
+            if action.matches(open.as_str()).count() > action.matches(stop.as_str()).count() {
+                action.push_str(stop);
+            }
+        }
+    }
+    action
 }
 
 /// Resets the environment and lets the model act until it says done or `max_steps` pass.
@@ -76,6 +101,7 @@ pub async fn run_episode(backend: &dyn Backend, env: &mut dyn Environment, confi
                 temperature: config.temperature,
                 max_tokens: config.max_tokens,
                 seed: Some(derive_seed(config.seed, &[u64::from(model_calls)])),
+                stop: config.stop.clone(),
                 ..SamplingParams::default()
             },
             json_schema: None,
@@ -88,10 +114,14 @@ pub async fn run_episode(backend: &dyn Backend, env: &mut dyn Environment, confi
             Ok(response) => response.choices.into_iter().next().map(|c| c.text).unwrap_or_default(),
             Err(e) => return Ok(finish(messages, steps, super::stop_reason_for(&e), None, model_calls, Some(e.to_string()))),
         };
-        let action = reply.trim().to_string();
+        let action = close_stopped_tag(reply.trim(), &config.stop);
         messages.push(Message::assistant(action.clone()));
         let result = env.step(&action).await?;
-        messages.push(Message::user(result.observation.clone()));
+        // The episode's last word (its verdict) is the step's observation, not a turn the
+        // model answers: the conversation ends with the model's last action.
+        if !result.done {
+            messages.push(Message::user(result.observation.clone()));
+        }
         let answer = answer_of(&action).map(str::to_string);
         steps.push(TrajectoryStep {
             thought: String::new(),
@@ -106,4 +136,18 @@ pub async fn run_episode(backend: &dyn Backend, env: &mut dyn Environment, confi
         }
     }
     Ok(finish(messages, steps, StopReason::StepLimit, None, model_calls, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_cut_by_its_stop_string_is_closed_again() {
+        let stops = vec!["</execute>".to_string()];
+        assert_eq!(close_stopped_tag("<execute>print(1)", &stops), "<execute>print(1)</execute>");
+        assert_eq!(close_stopped_tag("<execute>print(1)</execute>", &stops), "<execute>print(1)</execute>");
+        assert_eq!(close_stopped_tag("<solution>1</solution>", &stops), "<solution>1</solution>");
+        assert_eq!(close_stopped_tag("<execute>x", &[]), "<execute>x");
+    }
 }

@@ -1,5 +1,6 @@
 //! The Python REPL environment (CodeAct): actions are code run in one persistent sandboxed
-//! interpreter; the episode ends with an answer, rewarded by a checker.
+//! interpreter; the episode ends with an answer, rewarded by a checker. Actions are plain
+//! (fenced or bare code, `answer: X`) or CodeAct's tags (`<execute>` code, `<solution>`).
 
 use std::sync::Arc;
 
@@ -18,6 +19,68 @@ fn default_max_steps() -> u32 {
 fn default_max_chars() -> usize {
     4000
 }
+
+/// How the agent writes its actions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplActions {
+    /// Code fenced or bare; `answer: X` ends the episode.
+    #[default]
+    Plain,
+    /// CodeAct's tags: code in `<execute>...</execute>`, the answer in `<solution>...</solution>`;
+    /// the output comes back as `Observation:`; a reply with neither is told the convention.
+    Codeact,
+}
+
+/// The tag that opens CodeAct's code action (generation may stop at its closing tag).
+pub const EXECUTE_OPEN: &str = "<execute>";
+/// The tag that closes CodeAct's code action.
+pub const EXECUTE_CLOSE: &str = "</execute>";
+
+/// The text between `open` and `close` (or the end, when generation stopped at `close`)
+/// of each tagged block, in order.
+fn tagged<'a>(text: &'a str, open: &str, close: &str) -> Vec<&'a str> {
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(open) {
+        let body = &rest[start + open.len()..];
+        match body.find(close) {
+            Some(end) => {
+                blocks.push(&body[..end]);
+                rest = &body[end + close.len()..];
+            }
+            None => {
+                blocks.push(body);
+                break;
+            }
+        }
+    }
+    blocks
+}
+
+/// What a CodeAct reply asks for.
+#[derive(Debug, PartialEq)]
+enum CodeactAction {
+    Execute(String),
+    Solution(String),
+    Neither,
+}
+
+fn read_codeact(action: &str) -> CodeactAction {
+    // An answer ends the episode even beside code (CodeAct's environments check the solution first).
+    if let Some(solution) = tagged(action, "<solution>", "</solution>").last() {
+        return CodeactAction::Solution(solution.trim().to_string());
+    }
+    let code: Vec<&str> = tagged(action, EXECUTE_OPEN, EXECUTE_CLOSE).into_iter().map(str::trim).filter(|c| !c.is_empty()).collect();
+    if code.is_empty() {
+        CodeactAction::Neither
+    } else {
+        CodeactAction::Execute(code.join("\n"))
+    }
+}
+
+/// CodeAct's reminder for a reply with neither tag.
+pub const CODEACT_REMINDER: &str = "I don't understand your input. If you want to execute code, please use <execute> YOUR_CODE_HERE </execute>. If you want to give me an answer, please use <solution> YOUR_SOLUTION_HERE </solution>.";
 
 /// One CodeAct task. At least one of `expected_answer` and `check_code` is required.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +104,9 @@ pub struct ReplTask {
     /// Most characters of output shown per action (default 4000).
     #[serde(default = "default_max_chars")]
     pub max_output_chars: usize,
+    /// How actions are written: `plain` (default) or CodeAct's tags.
+    #[serde(default)]
+    pub actions: ReplActions,
 }
 
 /// Actions: Python code (fenced or bare; variables persist between actions) or
@@ -84,6 +150,21 @@ impl ReplEnv {
     /// An environment for this task, running in this sandbox.
     pub fn new(sandbox: Arc<Sandbox>, task: ReplTask) -> ReplEnv {
         ReplEnv { sandbox, task, session: None, steps: 0 }
+    }
+
+    /// The step's result: the episode goes on, unless this was the last step allowed.
+    async fn over_limit(&mut self, observation: String) -> StepResult {
+        if self.steps >= self.task.max_steps {
+            if let Some(session) = self.session.take() {
+                session.close().await;
+            }
+            return StepResult {
+                observation: format!("{observation}\nThe step limit is reached without an answer."),
+                reward: 0.0,
+                done: true,
+            };
+        }
+        StepResult { observation, reward: 0.0, done: false }
     }
 
     async fn finish(&mut self, answer: &str) -> Result<StepResult, EnvError> {
@@ -130,10 +211,13 @@ impl Environment for ReplEnv {
         }
         self.session = Some(session);
         self.steps = 0;
-        Ok(format!(
-            "{}\n\nEach action is Python code, run in a persistent interpreter (variables stay defined; a bare final expression is echoed). When you know the answer, reply `answer: <answer>`.",
-            self.task.instruction
-        ))
+        Ok(match self.task.actions {
+            ReplActions::Plain => format!(
+                "{}\n\nEach action is Python code, run in a persistent interpreter (variables stay defined; a bare final expression is echoed). When you know the answer, reply `answer: <answer>`.",
+                self.task.instruction
+            ),
+            ReplActions::Codeact => self.task.instruction.clone(),
+        })
     }
 
     async fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
@@ -141,10 +225,20 @@ impl Environment for ReplEnv {
             return Err(EnvError::State("step called with no episode running; call reset first".into()));
         };
         self.steps += 1;
-        if let Some(answer) = answer_of(action) {
-            return self.finish(answer).await;
-        }
-        let result = session.execute(&code_of(action)).await?;
+        let code = match self.task.actions {
+            ReplActions::Plain => {
+                if let Some(answer) = answer_of(action) {
+                    return self.finish(answer).await;
+                }
+                code_of(action)
+            }
+            ReplActions::Codeact => match read_codeact(action) {
+                CodeactAction::Solution(answer) => return self.finish(&answer).await,
+                CodeactAction::Execute(code) => code,
+                CodeactAction::Neither => return Ok(self.over_limit(CODEACT_REMINDER.to_string()).await),
+            },
+        };
+        let result = session.execute(&code).await?;
         let mut observation = String::new();
         if !result.stdout.trim().is_empty() {
             observation.push_str(result.stdout.trim_end());
@@ -172,16 +266,30 @@ impl Environment for ReplEnv {
                 done: true,
             });
         }
-        if self.steps >= self.task.max_steps {
-            if let Some(session) = self.session.take() {
-                session.close().await;
-            }
-            return Ok(StepResult {
-                observation: format!("{observation}\nThe step limit is reached without an answer."),
-                reward: 0.0,
-                done: true,
-            });
+        if self.task.actions == ReplActions::Codeact {
+            observation = format!("Observation:\n{observation}");
         }
-        Ok(StepResult { observation, reward: 0.0, done: false })
+        Ok(self.over_limit(observation).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codeact_replies_are_read_by_their_tags() {
+        let cases = [
+            ("Let me compute.\n<execute>\nx = 2 + 2\nprint(x)\n</execute>", CodeactAction::Execute("x = 2 + 2\nprint(x)".into())),
+            ("<execute>print(1)", CodeactAction::Execute("print(1)".into())),
+            ("<execute>a = 1</execute> then <execute>print(a)</execute>", CodeactAction::Execute("a = 1\nprint(a)".into())),
+            ("The answer is <solution> 18 </solution>", CodeactAction::Solution("18".into())),
+            ("<execute>print(3)</execute><solution>3</solution>", CodeactAction::Solution("3".into())),
+            ("I think it is 4.", CodeactAction::Neither),
+            ("<execute>   </execute>", CodeactAction::Neither),
+        ];
+        for (reply, expected) in cases {
+            assert_eq!(read_codeact(reply), expected, "{reply}");
+        }
     }
 }

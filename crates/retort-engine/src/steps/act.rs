@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use retort_agent::{
-    dfsdt, run_agent, run_episode, run_tora, AgentConfig, AgentFormat, DfsdtConfig, Environment, EpisodeConfig, OsEnv, OsTask, ReplEnv, ReplTask,
+    dfsdt, run_agent, run_episode, run_tora, AgentConfig, AgentFormat, DfsdtConfig, Environment, EpisodeConfig, OsEnv, OsTask, ReplActions, ReplEnv, ReplTask, EXECUTE_CLOSE,
     SqliteEnv, SqliteTask, StopReason, ToolConfig, Trajectory,
 };
 use retort_core::{Message, Outcome, Record};
@@ -56,6 +56,10 @@ pub enum EnvConfig {
         /// Python run at the end with the answer in `ANSWER`; truthy = success: a template.
         #[serde(default)]
         check_code: Option<String>,
+        /// How actions are written: `plain` (code, `answer: X`) or `codeact` (CodeAct's
+        /// `<execute>` and `<solution>` tags; replies stop at `</execute>`).
+        #[serde(default)]
+        actions: ReplActions,
     },
 }
 
@@ -118,7 +122,7 @@ impl EnvConfig {
             EnvConfig::Os { check, expected_answer } => {
                 [("env.check", check), ("env.expected_answer", expected_answer)].into_iter().filter_map(|(key, text)| text.as_ref().map(|text| (key, text))).collect()
             }
-            EnvConfig::Repl { setup_code, expected_answer, check_code } => [
+            EnvConfig::Repl { setup_code, expected_answer, check_code, .. } => [
                 ("env.setup_code", setup_code),
                 ("env.expected_answer", expected_answer),
                 ("env.check_code", check_code),
@@ -235,7 +239,7 @@ impl Act {
                     max_output_chars: 4000,
                 },
             )),
-            EnvConfig::Repl { setup_code, expected_answer, check_code } => Box::new(ReplEnv::new(
+            EnvConfig::Repl { setup_code, expected_answer, check_code, actions } => Box::new(ReplEnv::new(
                 sandbox()?,
                 ReplTask {
                     instruction: task,
@@ -244,6 +248,7 @@ impl Act {
                     check_code: self.optional(cx, record, "env.check_code", check_code)?,
                     max_steps,
                     max_output_chars: 4000,
+                    actions: *actions,
                 },
             )),
         };
@@ -253,6 +258,10 @@ impl Act {
             temperature: self.config.agent.temperature,
             max_tokens: self.config.agent.max_tokens,
             system_prompt: self.config.system.as_ref().map(|_| self.render(cx, record, "system")).transpose()?,
+            stop: match env {
+                EnvConfig::Repl { actions: ReplActions::Codeact, .. } => vec![EXECUTE_CLOSE.to_string()],
+                _ => Vec::new(),
+            },
         };
         let trajectory = run_episode(backend, environment.as_mut(), &episode).await.map_err(|error| format!("environment: {error}"))?;
         let success = trajectory.steps.last().and_then(|step| step.reward).is_some_and(|reward| reward >= 1.0);

@@ -9,6 +9,7 @@ mod api_bank;
 mod auto_evol_instruct;
 mod autoif;
 mod camel;
+mod codeact;
 mod constitutional_ai;
 mod draft;
 mod evol_instruct;
