@@ -22,6 +22,7 @@ mod matrix;
 mod meta_rewarding;
 mod metasynth;
 mod nonsense;
+mod re_rest;
 mod self_guide;
 mod self_instruct;
 mod self_rewarding;

@@ -85,7 +85,12 @@ impl Verifier for Python {
                 Ok(if outcome.passed {
                     Verdict { pass: true, reason: "tests passed".to_string(), class: None }
                 } else {
-                    let detail = last_line(&outcome.result.stderr);
+                    // The failing assertion's source line, when the traceback shows one, and the error.
+                    let failed_at = outcome.result.stderr.lines().rev().map(str::trim).find(|line| line.starts_with("assert "));
+                    let detail = match failed_at {
+                        Some(line) => format!("{}: {}", last_line(&outcome.result.stderr), line.chars().take(200).collect::<String>()),
+                        None => last_line(&outcome.result.stderr),
+                    };
                     Verdict { pass: false, reason: format!("tests failed: {} ({detail})", status_word(outcome.result.status)), class: None }
                 })
             }
