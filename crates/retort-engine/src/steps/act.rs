@@ -188,11 +188,9 @@ impl StepDef for ActConfig {
         let fail = |message: String| EngineError::Step { step: spec.path.clone(), message };
         let llm = cx.llm(&spec.path, self.llm.as_deref())?;
         let tools = ToolSet::build(&spec.path, &self.tools, self.tools_from.as_ref(), cx)?;
-        let sandbox = match (&self.env, tools.sandbox()) {
-            (Some(EnvConfig::Os { .. }) | Some(EnvConfig::Repl { .. }), _) => Some(crate::steps::verify::shared_sandbox().map_err(fail)?),
-            _ if self.agent.format == AgentFormat::Tora => Some(crate::steps::verify::shared_sandbox().map_err(fail)?),
-            (_, sandbox) => sandbox,
-        };
+        // The OS and REPL environments and ToRA's programs run in the sandbox themselves.
+        let runs_code = matches!(self.env, Some(EnvConfig::Os { .. } | EnvConfig::Repl { .. })) || self.agent.format == AgentFormat::Tora;
+        let sandbox = if runs_code { Some(crate::steps::verify::shared_sandbox().map_err(fail)?) } else { tools.sandbox() };
         let concurrency = cx.concurrency(spec, Some(&llm));
         Ok(Built::Record(Arc::new(Act { config: self.clone(), llm, tools, sandbox, base_dir: cx.base_dir.clone(), concurrency })))
     }
