@@ -22,7 +22,8 @@ pub use agent::{
     finish_spec, run_agent, AgentConfig, AgentFormat, FinishStyle, StepStatus, StopReason, Trajectory, TrajectoryStep, FINISH, GIVE_UP,
 };
 pub use catalog::{tool_config, CatalogFormat};
-pub use env::os::{OsEnv, OsTask};
+pub use env::dbbench::{clean_answer, db_answer_matches, read_db_action, DbAction, DbEnv, DbTable, DbTask};
+pub use env::os::{read_os_action, OsAction, OsActions, OsEnv, OsTask};
 pub use env::repl::{ReplActions, ReplEnv, ReplTask, EXECUTE_CLOSE};
 pub use env::sqlite::{SqliteEnv, SqliteTask};
 pub use env::taboo::{play_taboo, Episode, TabooGame, TabooOutcome, TabooPrompts, TabooReferee, TabooRole, TabooTurn};

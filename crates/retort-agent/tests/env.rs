@@ -1,11 +1,14 @@
-//! Environments (SQLite, OS shell, Python REPL) and the Python tool, in the real sandbox.
+//! Environments (SQLite, DBBench, OS shell, Python REPL) and the Python tool, in the real sandbox.
 
 mod common;
 
 use std::collections::BTreeMap;
 
 use retort_agent::tools::python::{PythonConfig, PythonTool};
-use retort_agent::{answers_match, CallStatus, Environment, OsEnv, OsTask, ReplEnv, ReplTask, SqliteEnv, SqliteTask, ToolRegistry};
+use retort_agent::{
+    answers_match, read_os_action, CallStatus, DbEnv, DbTable, DbTask, Environment, OsAction, OsActions, OsEnv, OsTask, ReplEnv, ReplTask,
+    SqliteEnv, SqliteTask, ToolRegistry,
+};
 use serde_json::json;
 
 #[test]
@@ -72,6 +75,7 @@ async fn os_env_runs_commands_and_rewards_by_the_check() {
         expected_answer: Some("2".into()),
         max_steps: 10,
         max_output_chars: 1000,
+        actions: OsActions::Plain,
     };
     let mut env = OsEnv::new(sandbox.clone(), task.clone());
     let first = env.reset().await.unwrap();
@@ -199,4 +203,119 @@ async fn a_model_plays_the_sqlite_environment() {
     assert_eq!(trajectory.messages.len(), 5);
     assert_eq!(trajectory.messages.last().unwrap().content, "answer: 7");
     assert_eq!(trajectory.steps[1].observation, "Correct.");
+}
+
+fn dbbench_tasks() -> Vec<serde_json::Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes/agenttuning/data/tasks.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|t| t["kind"] == "db").collect()
+}
+
+fn db_task(task: &serde_json::Value) -> DbTask {
+    let tables: Vec<DbTable> = match &task["table"] {
+        serde_json::Value::Array(items) => items.iter().map(|t| serde_json::from_value(t.clone()).unwrap()).collect(),
+        one => vec![serde_json::from_value(one.clone()).unwrap()],
+    };
+    DbTask {
+        instruction: task["description"].as_str().unwrap().to_string(),
+        tables,
+        kind: task["type"][0].as_str().unwrap().to_string(),
+        label: task["label"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect(),
+        max_steps: 15,
+    }
+}
+
+/// Every one of AgentBench's 60 DBBench dev tasks: the gold statement (mutations) or the
+/// label (questions) earns reward 1, and doing nothing or a wrong answer earns 0.
+#[tokio::test]
+async fn dbbench_env_scores_every_dev_task_by_agentbench_s_rules() {
+    let tasks = dbbench_tasks();
+    assert_eq!(tasks.len(), 60);
+    let (mut mutations, mut questions) = (0, 0);
+    for task in &tasks {
+        let task = db_task(task);
+        let mut env = DbEnv::new(task.clone());
+        assert_eq!(env.reset().await.unwrap(), task.instruction);
+        if task.is_mutation() {
+            mutations += 1;
+            let run = env.step(&format!("I will insert the row.\nAction: Operation\n```sql\n{}\n```", task.label[0])).await.unwrap();
+            assert!(!run.done && run.observation == "[]", "{}: {}", task.label[0], run.observation);
+            let done = env.step("Action: Answer\nFinal Answer: [\"done\"]").await.unwrap();
+            assert_eq!((done.reward, done.done), (1.0, true), "{}", task.label[0]);
+            env.reset().await.unwrap();
+            let idle = env.step("Action: Answer\nFinal Answer: [\"done\"]").await.unwrap();
+            assert_eq!(idle.reward, 0.0, "an untouched table is not the gold one: {}", task.label[0]);
+        } else {
+            questions += 1;
+            let answer = serde_json::to_string(&task.label).unwrap();
+            let right = env.step(&format!("Action: Answer\nFinal Answer: {answer}")).await.unwrap();
+            assert_eq!(right.reward, 1.0, "{answer}");
+            env.reset().await.unwrap();
+            let wrong = env.step("Action: Answer\nFinal Answer: [\"no such value\"]").await.unwrap();
+            assert_eq!(wrong.reward, 0.0);
+        }
+    }
+    assert_eq!((mutations, questions), (40, 20));
+}
+
+#[tokio::test]
+async fn dbbench_env_shows_raw_results_and_refuses_files_and_pragmas() {
+    let task = db_task(&dbbench_tasks()[0]);
+    let mut env = DbEnv::new(task);
+    env.reset().await.unwrap();
+    let query = "Action: Operation\n```sql\nSELECT Representative, Title FROM `US Ambassadors and Envoy Extraordinary to Colombia` WHERE `Termination of Mission` = 'June 22, 1889';\n```";
+    let seen = env.step(query).await.unwrap();
+    assert_eq!(seen.observation, "[('Dabney H. Maury', 'Envoy Extraordinary and Minister Plenipotentiary')]");
+    let count = env
+        .step("Action: Operation\n```sql\nSELECT COUNT(*) FROM `US Ambassadors and Envoy Extraordinary to Colombia`\n```")
+        .await
+        .unwrap();
+    assert!(count.observation.starts_with("[(") && count.observation.ends_with(",)]"), "{}", count.observation);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("leak.db");
+    for sql in [
+        format!("ATTACH DATABASE '{}' AS x", file.display()),
+        format!("VACUUM INTO '{}'", file.display()),
+        "PRAGMA writable_schema = ON".to_string(),
+    ] {
+        let out = env.step(&format!("Action: Operation\n```sql\n{sql}\n```")).await.unwrap();
+        assert!(out.observation.starts_with("Error:"), "{sql}: {}", out.observation);
+    }
+    assert!(!file.exists(), "no statement may write a file");
+    let invalid = env.step("I am not sure what to do.").await.unwrap();
+    assert_eq!((invalid.reward, invalid.done), (0.0, true));
+    assert!(invalid.observation.contains("no `Action:` line"), "{}", invalid.observation);
+}
+
+/// AgentBench's OS convention: `Act: bash` with a block of lines, `Act: answer(...)`.
+#[tokio::test]
+async fn os_env_reads_agentbench_s_actions() {
+    let sandbox = common::sandbox();
+    let task = OsTask {
+        instruction: "How many lines of server.log contain ERROR?".into(),
+        files: BTreeMap::from([("server.log".to_string(), "INFO up\nERROR disk\nERROR net\n".to_string())]),
+        setup: Vec::new(),
+        check: None,
+        expected_answer: Some("2".into()),
+        max_steps: 4,
+        max_output_chars: 1000,
+        actions: OsActions::Agentbench,
+    };
+    let mut env = OsEnv::new(sandbox.clone(), task.clone());
+    assert_eq!(env.reset().await.unwrap(), task.instruction, "the convention is the recipe's system prompt");
+    let step = env.step("Think: count them.\n\nAct: bash\n\n```bash\ncd .\ngrep -c ERROR server.log\n```").await.unwrap();
+    assert_eq!((step.observation.as_str(), step.done), ("The output of the OS:\n\n2", false));
+    let done = env.step("Think: it is 2.\n\nAct: answer(2)").await.unwrap();
+    assert_eq!((done.reward, done.done), (1.0, true));
+    env.reset().await.unwrap();
+    let invalid = env.step("I would count the lines.").await.unwrap();
+    assert_eq!((invalid.reward, invalid.done), (0.0, true));
+    let cases = [
+        ("Act: finish", OsAction::Finish),
+        ("Think: x\nAct: answer(the answer)", OsAction::Answer("the answer".into())),
+        ("Act: bash\n```bash\nls\n# a comment\nwc -l a\n```", OsAction::Commands(vec!["ls".into(), "wc -l a".into()])),
+    ];
+    for (reply, want) in cases {
+        assert_eq!(read_os_action(reply, OsActions::Agentbench), want, "{reply}");
+    }
 }

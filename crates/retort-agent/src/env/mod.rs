@@ -1,6 +1,7 @@
 //! Environments an agent acts in (one file each) behind the [`Environment`] trait, and the
 //! answer normalisation their referees share.
 
+pub mod dbbench;
 pub mod os;
 pub mod repl;
 pub mod sqlite;

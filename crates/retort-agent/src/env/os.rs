@@ -30,6 +30,75 @@ fn default_max_chars() -> usize {
     4000
 }
 
+/// How the agent writes its actions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OsActions {
+    /// The whole reply is one command line; `answer: X` or `submit` ends the episode.
+    #[default]
+    Plain,
+    /// AgentBench's OS convention, as AgentTuning's trajectories write it: reasoning, then
+    /// `Act: bash` with a ```bash block (each line run in turn), `Act: answer(X)` or
+    /// `Act: finish`; a reply with no `Act:` fails the task.
+    Agentbench,
+}
+
+/// What one reply asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OsAction {
+    /// Command lines to run, in order.
+    Commands(Vec<String>),
+    /// End the episode with this answer.
+    Answer(String),
+    /// End the episode (a task that asks for no answer).
+    Finish,
+    /// Neither pattern.
+    Invalid(String),
+}
+
+/// Reads a reply by the convention (the last `Act:` line decides, for AgentBench's).
+pub fn read_os_action(reply: &str, actions: OsActions) -> OsAction {
+    match actions {
+        OsActions::Plain => {
+            let action = crate::tools::simulated::strip_fences(reply).trim();
+            if let Some(answer) = answer_of(action) {
+                OsAction::Answer(answer.to_string())
+            } else if action.eq_ignore_ascii_case("submit") {
+                OsAction::Finish
+            } else {
+                OsAction::Commands(vec![action.to_string()])
+            }
+        }
+        OsActions::Agentbench => {
+            let Some(at) = reply.rfind("Act:") else { return OsAction::Invalid("no `Act:` line".into()) };
+            let head = reply[at + "Act:".len()..].trim_start();
+            if let Some(rest) = head.strip_prefix("answer(") {
+                let answer = rest.rfind(')').map_or(rest, |end| &rest[..end]);
+                return OsAction::Answer(answer.trim().to_string());
+            }
+            if head.starts_with("finish") {
+                return OsAction::Finish;
+            }
+            if let Some(body) = head.strip_prefix("bash") {
+                let Some(open) = body.find("```") else { return OsAction::Invalid("`Act: bash` without a ```bash block".into()) };
+                let after = &body[open + 3..];
+                let after = after.strip_prefix("bash").or_else(|| after.strip_prefix("sh")).unwrap_or(after);
+                let script = after.find("```").map_or(after, |close| &after[..close]);
+                let lines: Vec<String> =
+                    script.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect();
+                if lines.is_empty() {
+                    return OsAction::Invalid("the bash block is empty".into());
+                }
+                return OsAction::Commands(lines);
+            }
+            OsAction::Invalid(format!(
+                "unknown action {:?} (expected bash, answer(...) or finish)",
+                head.lines().next().unwrap_or_default()
+            ))
+        }
+    }
+}
+
 /// One OS task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +124,9 @@ pub struct OsTask {
     /// Most characters of output shown per command (default 4000).
     #[serde(default = "default_max_chars")]
     pub max_output_chars: usize,
+    /// How actions are written (default `plain`).
+    #[serde(default)]
+    pub actions: OsActions,
 }
 
 /// Actions: a command line (its output is the observation), `answer: X` or `submit` (end
@@ -160,6 +232,10 @@ impl Environment for OsEnv {
                 return Err(EnvError::Task(format!("setup command {command:?} failed: {}", out.stderr.trim())));
             }
         }
+        if self.task.actions == OsActions::Agentbench {
+            // The convention is the system prompt's (the recipe's); the task is the instruction.
+            return Ok(self.task.instruction.clone());
+        }
         Ok(format!(
             "{}\n\nEach action is one shell command line (a POSIX-like shell with common file and text commands: ls, cat, grep, find, wc, sort, head, tail, mkdir, cp, mv, rm, echo, ...). When you are done, reply `answer: <answer>` if the task asks a question, otherwise `submit`.",
             self.task.instruction
@@ -171,21 +247,34 @@ impl Environment for OsEnv {
             return Err(EnvError::State("step called with no episode running; call reset first".into()));
         }
         self.steps += 1;
-        let action = crate::tools::simulated::strip_fences(action).trim();
-        if let Some(answer) = answer_of(action) {
-            return self.finish(Some(answer)).await;
+        let commands = match read_os_action(action, self.task.actions) {
+            OsAction::Answer(answer) => return self.finish(Some(&answer)).await,
+            OsAction::Finish => return self.finish(None).await,
+            OsAction::Invalid(reason) => {
+                let mut result = self.finish(None).await?;
+                result.reward = 0.0;
+                result.observation = format!("Invalid reply: {reason}. The task is failed.");
+                return Ok(result);
+            }
+            OsAction::Commands(commands) => commands,
+        };
+        let mut observation = String::new();
+        let mut status = 0;
+        for command in &commands {
+            let out = self.shell(command, &BTreeMap::new()).await?;
+            observation.push_str(&out.stdout);
+            observation.push_str(&out.stderr);
+            status = out.status;
         }
-        if action.eq_ignore_ascii_case("submit") {
-            return self.finish(None).await;
-        }
-        let out = self.shell(action, &BTreeMap::new()).await?;
-        let mut observation = format!("{}{}", out.stdout, out.stderr);
         if observation.trim().is_empty() {
             observation = "(no output)".into();
         }
         observation = clip(observation.trim_end(), self.task.max_output_chars);
-        if out.status != 0 {
-            observation.push_str(&format!("\n[exit status {}]", out.status));
+        if status != 0 {
+            observation.push_str(&format!("\n[exit status {status}]"));
+        }
+        if self.task.actions == OsActions::Agentbench {
+            observation = format!("The output of the OS:\n\n{observation}");
         }
         if self.steps >= self.task.max_steps {
             let mut result = self.finish(None).await?;

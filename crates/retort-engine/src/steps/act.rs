@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use retort_agent::{
-    dfsdt, run_agent, run_episode, run_tora, AgentConfig, AgentFormat, DfsdtConfig, Environment, EpisodeConfig, OsEnv, OsTask, ReplActions, ReplEnv, ReplTask, EXECUTE_CLOSE,
+    dfsdt, run_agent, run_episode, run_tora, AgentConfig, AgentFormat, DbEnv, DbTable, DbTask, DfsdtConfig, Environment, EpisodeConfig, OsActions, OsEnv, OsTask, ReplActions, ReplEnv, ReplTask, EXECUTE_CLOSE,
     SqliteEnv, SqliteTask, StopReason, ToolConfig, Trajectory,
 };
 use retort_core::{Message, Outcome, Record};
@@ -36,6 +36,20 @@ pub enum EnvConfig {
         /// The gold answer: a template.
         answer: String,
     },
+    /// AgentBench's database tasks (DBBench): the record's tables are built into a fresh
+    /// in-memory database; `Action: Operation` runs SQL, `Action: Answer` commits; questions
+    /// are scored against the label, INSERT/UPDATE/DELETE by the tables the gold statement leaves.
+    Dbbench {
+        /// The field holding the table (or a list of tables) in AgentBench's shape (`table_name`, `table_info`).
+        #[serde(default = "default_tables_from")]
+        tables_from: String,
+        /// The field holding the label: the answer's items, or the gold statement for a mutation.
+        #[serde(default = "default_label_from")]
+        label_from: String,
+        /// The field holding the task's type (`INSERT`, `UPDATE`, `DELETE`, `counting`, ...; a string or a one-item list).
+        #[serde(default = "default_type_from")]
+        type_from: String,
+    },
     /// Shell commands in the sandbox (an emulated POSIX shell); reward from a check or the expected answer.
     Os {
         /// A check command run at the end (exit 0 = success): a template.
@@ -44,6 +58,16 @@ pub enum EnvConfig {
         /// The expected answer: a template.
         #[serde(default)]
         expected_answer: Option<String>,
+        /// A field holding files to create first (an object of path to content).
+        #[serde(default)]
+        files_from: Option<String>,
+        /// A field holding setup commands run first (a list of command lines, or one).
+        #[serde(default)]
+        setup_from: Option<String>,
+        /// How actions are written: `plain` (one command line, `answer: X`, `submit`) or
+        /// `agentbench` (reasoning, then `Act: bash` with a ```bash block, `Act: answer(X)`, `Act: finish`).
+        #[serde(default)]
+        actions: OsActions,
     },
     /// A persistent Python interpreter (CodeAct); reward from a check or the expected answer.
     Repl {
@@ -111,6 +135,18 @@ pub struct ActConfig {
     pub llm: Option<String>,
 }
 
+fn default_tables_from() -> String {
+    "table".to_string()
+}
+
+fn default_label_from() -> String {
+    "label".to_string()
+}
+
+fn default_type_from() -> String {
+    "type".to_string()
+}
+
 fn default_into() -> String {
     "trajectory".to_string()
 }
@@ -119,7 +155,8 @@ impl EnvConfig {
     fn templates(&self) -> Vec<(&'static str, &String)> {
         match self {
             EnvConfig::Sqlite { answer, .. } => vec![("env.answer", answer)],
-            EnvConfig::Os { check, expected_answer } => {
+            EnvConfig::Dbbench { .. } => Vec::new(),
+            EnvConfig::Os { check, expected_answer, .. } => {
                 [("env.check", check), ("env.expected_answer", expected_answer)].into_iter().filter_map(|(key, text)| text.as_ref().map(|text| (key, text))).collect()
             }
             EnvConfig::Repl { setup_code, expected_answer, check_code, .. } => [
@@ -155,8 +192,23 @@ impl StepDef for ActConfig {
             for (key, _) in env.templates() {
                 cx.template(key, &[]);
             }
-            if let EnvConfig::Sqlite { database, .. } = env {
-                cx.file("env.database", database);
+            match env {
+                EnvConfig::Sqlite { database, .. } => {
+                    cx.file("env.database", database);
+                }
+                EnvConfig::Dbbench { tables_from, label_from, type_from } => {
+                    for (key, field) in [("env.tables_from", tables_from), ("env.label_from", label_from), ("env.type_from", type_from)] {
+                        cx.read(key, field);
+                    }
+                }
+                EnvConfig::Os { files_from, setup_from, .. } => {
+                    for (key, field) in [("env.files_from", files_from), ("env.setup_from", setup_from)] {
+                        if let Some(field) = field {
+                            cx.read(key, field);
+                        }
+                    }
+                }
+                EnvConfig::Repl { .. } => {}
             }
             if !self.tools.is_empty() || self.tools_from.is_some() {
                 cx.error("tools", "an agent acts either with tools or in an `env`, not both");
@@ -210,8 +262,10 @@ impl Act {
         cx.run.templates.render(&format!("{}.{key}", cx.step), record, cx.round).map_err(|error| format!("template `{key}` failed: {error}"))
     }
 
+    /// An optional template's value; one that renders empty counts as not set (a task of a
+    /// mixed file with no check, or no expected answer).
     fn optional(&self, cx: &StageCx, record: &Record, key: &str, text: &Option<String>) -> Result<Option<String>, String> {
-        text.as_ref().map(|_| self.render(cx, record, key)).transpose()
+        Ok(text.as_ref().map(|_| self.render(cx, record, key)).transpose()?.filter(|value| !value.trim().is_empty()))
     }
 
     async fn in_env(&self, env: &EnvConfig, task: String, record: &Record, cx: &StageCx, backend: &CachedBackend) -> Result<(Trajectory, bool), String> {
@@ -225,16 +279,18 @@ impl Act {
                 max_steps,
                 max_rows: 20,
             })),
-            EnvConfig::Os { check, expected_answer } => Box::new(OsEnv::new(
+            EnvConfig::Dbbench { tables_from, label_from, type_from } => Box::new(DbEnv::new(db_task(record, task, tables_from, label_from, type_from, max_steps)?)),
+            EnvConfig::Os { check, expected_answer, files_from, setup_from, actions } => Box::new(OsEnv::new(
                 sandbox()?,
                 OsTask {
                     instruction: task,
-                    files: BTreeMap::new(),
-                    setup: Vec::new(),
+                    files: files_from.as_deref().map(|field| os_files(record, field)).transpose()?.unwrap_or_default(),
+                    setup: setup_from.as_deref().map(|field| strings(record, field, "env.setup_from")).transpose()?.unwrap_or_default(),
                     check: self.optional(cx, record, "env.check", check)?,
                     expected_answer: self.optional(cx, record, "env.expected_answer", expected_answer)?,
                     max_steps,
                     max_output_chars: 4000,
+                    actions: *actions,
                 },
             )),
             EnvConfig::Repl { setup_code, expected_answer, check_code, actions } => Box::new(ReplEnv::new(
@@ -265,6 +321,57 @@ impl Act {
         let success = trajectory.steps.last().and_then(|step| step.reward).is_some_and(|reward| reward >= 1.0);
         Ok((trajectory, success))
     }
+}
+
+/// A field's strings: a list of strings, or one string (`key` names the setting in errors).
+fn strings(record: &Record, field: &str, key: &str) -> Result<Vec<String>, String> {
+    match record.get(field) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(one)) => Ok(vec![one.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!("{key}: field `{field}`: expected a list of strings, found an item {other}")),
+            })
+            .collect(),
+        Some(other) => Err(format!("{key}: field `{field}`: expected a string or a list of strings, found {other}")),
+    }
+}
+
+fn os_files(record: &Record, field: &str) -> Result<BTreeMap<String, String>, String> {
+    match record.get(field) {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(path, content)| match content {
+                Value::String(text) => Ok((path.clone(), text.clone())),
+                other => Err(format!("env.files_from: field `{field}`: file {path:?}: expected its content as a string, found {other}")),
+            })
+            .collect(),
+        Some(other) => Err(format!("env.files_from: field `{field}`: expected an object of path to content, found {other}")),
+    }
+}
+
+fn db_task(record: &Record, instruction: String, tables_from: &str, label_from: &str, type_from: &str, max_steps: u32) -> Result<DbTask, String> {
+    let tables = match record.get(tables_from) {
+        Some(Value::Array(items)) => items.clone(),
+        Some(one @ Value::Object(_)) => vec![one.clone()],
+        other => return Err(format!("env.tables_from: field `{tables_from}`: expected a table or a list of tables, found {}", other.map_or("nothing".to_string(), Value::to_string))),
+    };
+    let tables = tables
+        .into_iter()
+        .enumerate()
+        .map(|(i, table)| serde_json::from_value::<DbTable>(table).map_err(|e| format!("env.tables_from: field `{tables_from}`: table {i}: expected `table_name` and `table_info: {{columns, rows}}`: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let label = match record.get(label_from) {
+        Some(Value::Array(items)) => items.iter().map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_string)).collect(),
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Number(n)) => vec![n.to_string()],
+        other => return Err(format!("env.label_from: field `{label_from}`: expected a list of answers or the gold statement, found {}", other.map_or("nothing".to_string(), Value::to_string))),
+    };
+    let kind = strings(record, type_from, "env.type_from")?.into_iter().next().ok_or_else(|| format!("env.type_from: field `{type_from}` is missing or empty"))?;
+    Ok(DbTask { instruction, tables, kind, label, max_steps })
 }
 
 #[async_trait]

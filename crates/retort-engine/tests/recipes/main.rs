@@ -5,6 +5,7 @@
 mod common;
 
 mod agent_flan;
+mod agenttuning;
 mod api_bank;
 mod auto_evol_instruct;
 mod autoif;
