@@ -99,8 +99,7 @@ pub fn read_db_action(reply: &str) -> DbAction {
     };
     let rest = &reply[at + "Action:".len()..];
     let head = rest.trim_start();
-    if head.starts_with("Operation") {
-        let body = &head["Operation".len()..];
+    if let Some(body) = head.strip_prefix("Operation") {
         let Some(open) = body.find("```") else { return DbAction::Invalid("`Action: Operation` without a ```sql block".into()) };
         let after = &body[open + 3..];
         let after = after.strip_prefix("sql").or_else(|| after.strip_prefix("SQL")).unwrap_or(after);
