@@ -19,7 +19,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params_from_iter, Connection};
 use serde::{Deserialize, Serialize};
 
-use super::{Environment, StepResult};
+use super::{first_fenced, Environment, StepResult};
 use crate::error::EnvError;
 use crate::tool::clip;
 
@@ -100,12 +100,8 @@ pub fn read_db_action(reply: &str) -> DbAction {
     let rest = &reply[at + "Action:".len()..];
     let head = rest.trim_start();
     if let Some(body) = head.strip_prefix("Operation") {
-        let Some(open) = body.find("```") else { return DbAction::Invalid("`Action: Operation` without a ```sql block".into()) };
-        let after = &body[open + 3..];
-        let after = after.strip_prefix("sql").or_else(|| after.strip_prefix("SQL")).unwrap_or(after);
-        let sql = match after.find("```") {
-            Some(close) => &after[..close],
-            None => after,
+        let Some(sql) = first_fenced(body, &["sql", "SQL"]) else {
+            return DbAction::Invalid("`Action: Operation` without a ```sql block".into());
         };
         let sql = sql.trim();
         if sql.is_empty() {
@@ -147,11 +143,15 @@ fn python_repr(value: ValueRef<'_>) -> String {
     }
 }
 
+/// A table or column name quoted for SQL (backticks, as AgentBench's MySQL statements).
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
 fn open(tables: &[DbTable]) -> Result<Connection, String> {
     let conn = Connection::open_in_memory().map_err(|e| format!("opening an in-memory database: {e}"))?;
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(|e| format!("disabling ATTACH: {e}"))?;
     for table in tables {
-        let quote = |name: &str| format!("`{}`", name.replace('`', "``"));
         let columns: Vec<String> = table.table_info.columns.iter().map(|c| format!("{} TEXT", quote(&c.name))).collect();
         conn.execute(&format!("CREATE TABLE {} ({})", quote(&table.table_name), columns.join(", ")), [])
             .map_err(|e| format!("creating table {:?}: {e}", table.table_name))?;
@@ -210,12 +210,11 @@ fn execute(conn: &Connection, sql: &str, timeout: Duration) -> String {
 
 /// Each table's rows as sorted strings (non-null values joined by commas), tables sorted by
 /// name: what AgentBench's table hash is computed from.
-fn contents(conn: &Connection, tables: &[DbTable]) -> Result<Vec<(String, Vec<String>)>, String> {
+fn contents(conn: &Connection, tables: &[DbTable]) -> Vec<(String, Vec<String>)> {
     let mut all = Vec::new();
     for table in tables {
-        let name = format!("`{}`", table.table_name.replace('`', "``"));
-        let columns: Vec<String> = table.table_info.columns.iter().map(|c| format!("`{}`", c.name.replace('`', "``"))).collect();
-        let sql = format!("SELECT {} FROM {name}", columns.join(", "));
+        let columns: Vec<String> = table.table_info.columns.iter().map(|c| quote(&c.name)).collect();
+        let sql = format!("SELECT {} FROM {}", columns.join(", "), quote(&table.table_name));
         let read = || -> Result<Vec<String>, rusqlite::Error> {
             let mut stmt = conn.prepare(&sql)?;
             let mut rows = stmt.query([])?;
@@ -239,7 +238,7 @@ fn contents(conn: &Connection, tables: &[DbTable]) -> Result<Vec<(String, Vec<St
         all.push((table.table_name.clone(), read().unwrap_or_default()));
     }
     all.sort();
-    Ok(all)
+    all
 }
 
 /// A value normalised AgentBench's way: percent signs and thousands separators dropped,
@@ -357,8 +356,7 @@ impl DbEnv {
             let statement =
                 self.task.label.first().ok_or_else(|| EnvError::Task("a mutation task needs its gold statement as the label".into()))?;
             gold.execute_batch(statement).map_err(|e| EnvError::Task(format!("the gold statement does not run: {e}")))?;
-            contents(&conn, &self.task.tables).map_err(EnvError::Database)?
-                == contents(&gold, &self.task.tables).map_err(EnvError::Database)?
+            contents(&conn, &self.task.tables) == contents(&gold, &self.task.tables)
         } else {
             db_answer_matches(answer, &self.task.label)
         };

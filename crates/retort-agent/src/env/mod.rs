@@ -33,6 +33,14 @@ pub trait Environment: Send {
     async fn step(&mut self, action: &str) -> Result<StepResult, EnvError>;
 }
 
+/// The body of the first ```-fenced block of `text` (its language tag, one of `tags`, left
+/// out), up to the closing fence or the end of the text; `None` when there is no fence.
+pub(crate) fn first_fenced<'a>(text: &'a str, tags: &[&str]) -> Option<&'a str> {
+    let after = &text[text.find("```")? + 3..];
+    let after = tags.iter().find_map(|tag| after.strip_prefix(tag)).unwrap_or(after);
+    Some(after.find("```").map_or(after, |close| &after[..close]))
+}
+
 /// The text after a leading `answer:` / `final answer:` label (case-insensitive), if any.
 pub fn answer_of(action: &str) -> Option<&str> {
     let trimmed = action.trim();

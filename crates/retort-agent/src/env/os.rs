@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use retort_sandbox::{Sandbox, Session};
 use serde::{Deserialize, Serialize};
 
-use super::{answer_of, answers_match, Environment, StepResult};
+use super::{answer_of, answers_match, first_fenced, Environment, StepResult};
 use crate::error::EnvError;
 use crate::tool::clip;
 
@@ -80,10 +80,9 @@ pub fn read_os_action(reply: &str, actions: OsActions) -> OsAction {
                 return OsAction::Finish;
             }
             if let Some(body) = head.strip_prefix("bash") {
-                let Some(open) = body.find("```") else { return OsAction::Invalid("`Act: bash` without a ```bash block".into()) };
-                let after = &body[open + 3..];
-                let after = after.strip_prefix("bash").or_else(|| after.strip_prefix("sh")).unwrap_or(after);
-                let script = after.find("```").map_or(after, |close| &after[..close]);
+                let Some(script) = first_fenced(body, &["bash", "sh"]) else {
+                    return OsAction::Invalid("`Act: bash` without a ```bash block".into());
+                };
                 let lines: Vec<String> =
                     script.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect();
                 if lines.is_empty() {
@@ -251,10 +250,11 @@ impl Environment for OsEnv {
             OsAction::Answer(answer) => return self.finish(Some(&answer)).await,
             OsAction::Finish => return self.finish(None).await,
             OsAction::Invalid(reason) => {
-                let mut result = self.finish(None).await?;
-                result.reward = 0.0;
-                result.observation = format!("Invalid reply: {reason}. The task is failed.");
-                return Ok(result);
+                // Failed whatever the check would say: no need to run it.
+                if let Some(session) = self.session.take() {
+                    session.close().await;
+                }
+                return Ok(StepResult { observation: format!("Invalid reply: {reason}. The task is failed."), reward: 0.0, done: true });
             }
             OsAction::Commands(commands) => commands,
         };
