@@ -622,3 +622,49 @@ steps:
         ran.report.notes
     );
 }
+
+#[test]
+fn iterate_loops_each_record_until_its_own_condition() {
+    let ran = run(
+        r#####"
+name: t
+llm:
+  backend: scripted
+  rules:
+    - {when: 'attempt 3 of task b', reply: 'yes'}
+    - {when: 'attempt', reply: 'no'}
+steps:
+  - load: {records: [{task: a, target: 2}, {task: b, target: 9}, {task: c, target: 9}]}
+  - map: {set: {count: "0"}}
+  - iterate:
+      max_iterations: 4
+      until: "count >= target or reply == 'yes'"
+      steps:
+        - map: {set: {count: "count + 1"}}
+        - generate: {prompt: "attempt {{ iteration }} of task {{ task }}", into: reply}
+"#####,
+        &[],
+    );
+    // a stops after 2 passes by its count, b after 3 by its reply, c runs out at 4; each leaves
+    // as soon as it is done, with the id it came in with.
+    let rows: Vec<(String, i64, i64, String)> = ran
+        .data()
+        .iter()
+        .map(|r| {
+            (
+                r["task"].as_str().unwrap().to_string(),
+                r["count"].as_i64().unwrap(),
+                r["iteration"].as_i64().unwrap(),
+                r["reply"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [("a".to_string(), 2, 2, "no".to_string()), ("b".to_string(), 3, 3, "yes".to_string()), ("c".to_string(), 4, 4, "no".to_string())]
+    );
+    let ids: Vec<String> = ran.rows("data.lineage").iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()).collect();
+    assert!(ids.iter().all(|id| !id.contains('~')), "{ids:?}");
+    // Every pass asked anew: 2 + 3 + 4 requests.
+    assert_eq!(ran.report.steps.iter().find(|s| s.step.ends_with("iterate.steps[1].generate")).unwrap().requests, 9);
+}

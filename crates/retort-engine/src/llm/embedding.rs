@@ -112,8 +112,34 @@ pub(crate) fn max_cosine(text: &str, others: &[String]) -> Result<f64, String> {
     Ok(best.map_or(0.0, f64::from))
 }
 
+/// The `k` items whose text (the item itself, or its `attribute`) is most similar to `query`
+/// by MiniLM embeddings, most similar first; ties keep the items' order.
+pub(crate) fn nearest(query: &str, texts: &[String], k: usize) -> Result<Vec<usize>, String> {
+    if texts.is_empty() || k == 0 {
+        return Ok(Vec::new());
+    }
+    let embedder = minilm(None)?;
+    let mut all: Vec<&str> = vec![query];
+    all.extend(texts.iter().map(String::as_str));
+    let vectors = embedder.embed(&all)?;
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt().max(1e-12);
+    let query_norm = norm(&vectors[0]);
+    let mut scored: Vec<(usize, f64)> = vectors[1..]
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let dot: f64 = v.iter().zip(&vectors[0]).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+            (index, dot / (norm(v) * query_norm))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(scored.into_iter().take(k).map(|(index, _)| index).collect())
+}
+
 /// Adds the template filters that embed: `a | cosine(b)` (MiniLM cosine similarity of two
-/// texts) and `a | max_cosine(list)` (the largest against a list of texts, 0 for an empty one).
+/// texts), `a | max_cosine(list)` (the largest against a list of texts, 0 for an empty one) and
+/// `query | nearest(items, k, attribute)` (the k items most similar to the query: Voyager's
+/// skill retrieval).
 pub(crate) fn register_filters(env: &mut minijinja::Environment<'static>) {
     use minijinja::{Error, ErrorKind};
     let fail = |message: String| Error::new(ErrorKind::InvalidOperation, format!("embedding: {message}"));
@@ -121,6 +147,18 @@ pub(crate) fn register_filters(env: &mut minijinja::Environment<'static>) {
     env.add_filter("max_cosine", move |a: &str, others: Vec<minijinja::Value>| {
         let others: Vec<String> = others.iter().map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_string)).collect();
         max_cosine(a, &others).map_err(fail)
+    });
+    env.add_filter("nearest", move |query: &str, items: Vec<minijinja::Value>, k: usize, attribute: Option<String>| {
+        let text = |item: &minijinja::Value| {
+            let value = match &attribute {
+                Some(name) => item.get_attr(name).unwrap_or_default(),
+                None => item.clone(),
+            };
+            value.as_str().map_or_else(|| value.to_string(), str::to_string)
+        };
+        let texts: Vec<String> = items.iter().map(text).collect();
+        let picked = nearest(query, &texts, k).map_err(fail)?;
+        Ok::<_, Error>(minijinja::Value::from(picked.into_iter().map(|index| items[index].clone()).collect::<Vec<_>>()))
     });
 }
 

@@ -16,7 +16,7 @@ pub use crate::steps::StepSpec;
 
 use crate::error::{Diagnostic, Diagnostics};
 use crate::introspect::suggest;
-use crate::steps::{check_steps, for_each_step, repeat, CheckCx, Fields, StepConfig, TemplateSource, KINDS};
+use crate::steps::{check_steps, for_each_step, iterate, repeat, CheckCx, Fields, StepConfig, TemplateSource, KINDS};
 
 /// Keys a recipe may have at its top level.
 const TOP_LEVEL: &[&str] = &["name", "description", "paper", "outputs", "needs", "seed", "vars", "llm", "llms", "concurrency", "steps"];
@@ -522,6 +522,8 @@ pub(crate) fn parse_steps(items: &[Value], path: &str, diagnostics: &mut Vec<Dia
         };
         let config = if kind == "repeat" {
             parse_repeat(Value::Mapping(body), &step_path, diagnostics)
+        } else if kind == "iterate" {
+            parse_iterate(Value::Mapping(body), &step_path, diagnostics)
         } else {
             match StepConfig::parse(kind, Value::Mapping(body)) {
                 Ok(config) => Some(config),
@@ -541,14 +543,14 @@ pub(crate) fn parse_steps(items: &[Value], path: &str, diagnostics: &mut Vec<Dia
     steps
 }
 
-/// A `repeat`'s `rounds: "{{ vars.NAME }}"` takes the number from `vars` (so that
-/// `--set vars.rounds=5` sets the rounds of a recipe that says so); anything else stays as
-/// written for the parser to judge.
+/// A `repeat`'s `rounds: "{{ vars.NAME }}"` (and an `iterate`'s `max_iterations`) takes the
+/// number from `vars` (so that `--set vars.rounds=5` sets the rounds of a recipe that says so);
+/// anything else stays as written for the parser to judge.
 fn rounds_from_vars(value: &mut Value, vars: &serde_json::Value) {
     match value {
         Value::Mapping(map) => {
             for (key, item) in map.iter_mut() {
-                if key.as_str() == Some("rounds") {
+                if matches!(key.as_str(), Some("rounds" | "max_iterations")) {
                     if let Value::String(text) = item {
                         let name = text
                             .trim()
@@ -586,6 +588,21 @@ fn parse_repeat(value: Value, path: &str, diagnostics: &mut Vec<Diagnostic>) -> 
     };
     let steps = parse_steps(&raw.steps, &format!("{path}.steps"), diagnostics);
     Some(StepConfig::Repeat(repeat::RepeatConfig::from_raw(raw, steps, path, diagnostics)))
+}
+
+/// Reads an `iterate` config: its settings, then its nested steps as a list of their own.
+fn parse_iterate(value: Value, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<StepConfig> {
+    let raw: iterate::IterateRaw<Value> = match serde_path_to_error::deserialize(value) {
+        Ok(raw) => raw,
+        Err(error) => {
+            let field = error.path().to_string();
+            let at = if field == "." { path.to_string() } else { format!("{path}.{field}") };
+            diagnostics.push(Diagnostic::new(at, crate::limits::friendly(&error.into_inner().to_string())));
+            return None;
+        }
+    };
+    let steps = parse_steps(&raw.steps, &format!("{path}.steps"), diagnostics);
+    Some(StepConfig::Iterate(iterate::IterateConfig::from_raw(raw, steps, path, diagnostics)))
 }
 
 /// Reports every key of `map` not in `known`, with a suggestion where one is close.

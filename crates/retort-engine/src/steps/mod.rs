@@ -105,6 +105,8 @@ step_kinds! {
     Play(play::PlayConfig),
     /// Run a sub-pipeline for several rounds.
     Repeat(repeat::RepeatConfig),
+    /// Run sub-steps on each record until its own condition holds (retries, curricula).
+    Iterate(iterate::IterateConfig),
     /// The top-k documents of a collection for each record (BM25).
     #[cfg(feature = "agent")]
     Retrieve(retrieve::RetrieveConfig),
@@ -219,12 +221,14 @@ pub(crate) fn check_steps(steps: &[StepSpec], cx: &mut CheckCx<'_>) {
     }
 }
 
-/// Visits every step, those inside `repeat` included.
+/// Visits every step, those inside `repeat` and `iterate` included.
 pub(crate) fn for_each_step<'a>(steps: &'a [StepSpec], visit: &mut dyn FnMut(&'a StepSpec)) {
     for step in steps {
         visit(step);
-        if let StepConfig::Repeat(config) = &step.config {
-            for_each_step(&config.steps, visit);
+        match &step.config {
+            StepConfig::Repeat(config) => for_each_step(&config.steps, visit),
+            StepConfig::Iterate(config) => for_each_step(&config.steps, visit),
+            _ => {}
         }
     }
 }

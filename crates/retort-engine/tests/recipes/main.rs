@@ -5,6 +5,7 @@
 mod common;
 
 mod agent_flan;
+mod agentinstruct;
 mod agenttuning;
 mod api_bank;
 mod auto_evol_instruct;
@@ -23,7 +24,9 @@ mod matrix;
 mod meta_rewarding;
 mod metasynth;
 mod nonsense;
+mod pc_agent_e;
 mod re_rest;
+mod rest_meets_react;
 mod self_guide;
 mod self_instruct;
 mod self_rewarding;
@@ -41,4 +44,5 @@ mod toolformer;
 mod toolgrad;
 mod toolllm;
 mod tora;
+mod voyager;
 mod zerogen;
