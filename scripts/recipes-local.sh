@@ -39,6 +39,7 @@ limit_for() {
   case "$1" in
     auto-evol-instruct) echo 1 ;;   # one seed: the method being optimised
     camel | self-talk) echo 1 ;;    # one role or workflow already makes 2-3 multi-turn dialogues
+    voyager) echo 1 ;;              # one agent, a lifetime of iterations
     *) echo 2 ;;
   esac
 }
@@ -46,12 +47,13 @@ limit_for() {
 # More settings where the recipe's own would make a local run long: Self-Instruct bootstraps
 # until 100 new instructions exist (20 still takes it through two rounds); Auto Evol-Instruct's
 # final method evolves all 40 seed instructions (6 here); CAMEL talks through 3 ideas per role
-# pair (1 here).
+# pair (1 here); Voyager's agent lives 40 iterations (3 here).
 args_for() {
   case "$1" in
     auto-evol-instruct) echo "--set steps[4].sample.k=6" ;;
     camel) echo "--set vars.ideas_per_pair=1" ;;
     self-instruct) echo "--set steps[2].repeat.until=total>=20" ;;
+    voyager) echo "--set vars.iterations=3" ;;
     *) echo "" ;;
   esac
 }

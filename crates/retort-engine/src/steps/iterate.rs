@@ -7,7 +7,8 @@
 //! among the records still looping: pass k+1 starts when pass k has finished. Each pass sets the
 //! iteration number (from 1) in `iteration_field` before the sub-steps run; a record's id gets
 //! `~K` on pass K > 1 (so that its requests are new ones, not answers reused from pass 1) and
-//! leaves the loop with its id as it came in.
+//! leaves the loop with its id as it came in. A record dropped or failed on pass K keeps the
+//! `~K` mark in `dropped.jsonl` and `failed.jsonl`, which says on which pass it was removed.
 
 use std::sync::Arc;
 

@@ -240,7 +240,8 @@ pub fn accounted_seeds(ran: &Ran, export: &str) -> std::collections::BTreeSet<St
         .map(|row| {
             let id = row["id"].as_str().unwrap();
             let id = id.strip_prefix('r').and_then(|rest| rest.split_once('-').map(|(_, id)| id)).unwrap_or(id);
-            id.split('.').next().unwrap().to_string()
+            // A child is `ID.N`; a record removed on pass K of an `iterate` is `ID~K`.
+            id.split(['.', '~']).next().unwrap().to_string()
         })
         .collect()
 }

@@ -12,7 +12,7 @@ const RULES: &str = r#"
 - {when: '(?s)^user: You are reconstructing.*(dark).*The action they took: finish\(\)', reply: "The title bar says dark, so the task is done."}
 - {when: '(?s)^user: You are a computer-use agent.*No previous steps', reply: "Thought: Settings is on the taskbar.\nAction: click(21, 13)"}
 - {when: '(?s)^user: You are a computer-use agent.*2\. Thought', reply: "Thought: maybe Files.\nAction: click(11, 13)"}
-- {when: '(?s)^user: You are a computer-use agent', reply: "I am not sure what to do."}
+- {when: '(?s)^user: You are a computer-use agent', replies: ["I am not sure what to do.", "Thought: click the button.\nAction: click(x, y) on the button", "Thought: close.\nAction: click(3, 3)\""]}
 - {when: '(?s).*', reply: 'Nothing.'}
 "#;
 
@@ -29,7 +29,8 @@ fn a_recorded_trajectory_gets_completed_thoughts_and_boosted_alternatives_at_eve
     let actions: Vec<&str> = done.iter().map(|s| s["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["click(20, 13)", "click(3, 3)", "finish()"], "the gold solution, clicked where its labels are");
     assert_eq!(done[1]["thought"], "Settings shows Dark mode: [Off]; I click it to turn it on.");
-    // Three proposals per state; those of step 2 have no action and are left out: 6 boosted
+    // Three proposals per state; those of step 2 have no action, or one the desktop cannot read
+    // (`click(x, y) on the button`, a stray quote), and are left out: 6 boosted
     // rows beside 3 human ones.
     assert_eq!(record["boosted"], 6);
     let proposed = |step: usize| -> Vec<String> {

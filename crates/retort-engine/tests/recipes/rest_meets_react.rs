@@ -6,6 +6,7 @@
 use crate::common;
 
 const RULES: &str = r#"
+- {when: '(?s)^user: You are rating[^\n]*step \(grounding self-check\)', reply: 'The first is fine.'}
 - {when: '(?s)^user: You are rating.*\((\d)\) Search: ftplib RFC', reply: '$1'}
 - {when: '(?s)^user: You are rating.*\((\d)\) It is based on RFC 959 \[1\]\.', reply: '$1'}
 - {when: '(?s)^user: You are rating', reply: '1'}
@@ -29,6 +30,8 @@ fn every_step_continues_with_the_ranked_best_sample_and_becomes_a_training_row()
     assert_eq!(ftp["queries"], serde_json::json!(["ftplib RFC"]), "{ftp:?}");
     assert_eq!(ftp["notes"][0]["summary"], "ftplib follows RFC 959 by J. Postel and J. Reynolds.");
     assert_eq!(ftp["answer"], "It is based on RFC 959 [1].", "the ranker kept the grounded answer through both self-checks");
+    // A ranker reply with no number keeps the first sample instead of failing the question.
+    assert!(ran.failed().is_empty(), "{:?}", ran.failed());
     let stages: Vec<&str> = ftp["steps_log"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
     assert_eq!(stages, ["decide", "summarize", "decide", "answer", "relevance self-check", "grounding self-check"]);
     assert!(ftp["steps_log"].as_array().unwrap().iter().all(|s| s["candidates"] == 4), "4 samples a step");
