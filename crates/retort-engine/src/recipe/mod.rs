@@ -575,32 +575,30 @@ fn rounds_from_vars(value: &mut Value, vars: &serde_json::Value) {
     }
 }
 
-/// Reads a `repeat` config: its settings, then its nested steps as a list of their own.
-fn parse_repeat(value: Value, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<StepConfig> {
-    let raw: repeat::RepeatRaw<Value> = match serde_path_to_error::deserialize(value) {
-        Ok(raw) => raw,
+/// The settings of a step that holds steps of its own (`repeat`, `iterate`), as written; a
+/// problem is reported at its path.
+fn read_nested<T: serde::de::DeserializeOwned>(value: Value, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<T> {
+    match serde_path_to_error::deserialize(value) {
+        Ok(raw) => Some(raw),
         Err(error) => {
             let field = error.path().to_string();
             let at = if field == "." { path.to_string() } else { format!("{path}.{field}") };
             diagnostics.push(Diagnostic::new(at, crate::limits::friendly(&error.into_inner().to_string())));
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Reads a `repeat` config: its settings, then its nested steps as a list of their own.
+fn parse_repeat(value: Value, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<StepConfig> {
+    let raw: repeat::RepeatRaw<Value> = read_nested(value, path, diagnostics)?;
     let steps = parse_steps(&raw.steps, &format!("{path}.steps"), diagnostics);
     Some(StepConfig::Repeat(repeat::RepeatConfig::from_raw(raw, steps, path, diagnostics)))
 }
 
 /// Reads an `iterate` config: its settings, then its nested steps as a list of their own.
 fn parse_iterate(value: Value, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<StepConfig> {
-    let raw: iterate::IterateRaw<Value> = match serde_path_to_error::deserialize(value) {
-        Ok(raw) => raw,
-        Err(error) => {
-            let field = error.path().to_string();
-            let at = if field == "." { path.to_string() } else { format!("{path}.{field}") };
-            diagnostics.push(Diagnostic::new(at, crate::limits::friendly(&error.into_inner().to_string())));
-            return None;
-        }
-    };
+    let raw: iterate::IterateRaw<Value> = read_nested(value, path, diagnostics)?;
     let steps = parse_steps(&raw.steps, &format!("{path}.steps"), diagnostics);
     Some(StepConfig::Iterate(iterate::IterateConfig::from_raw(raw, steps, path, diagnostics)))
 }
