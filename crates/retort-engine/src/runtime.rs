@@ -189,6 +189,35 @@ pub(crate) fn spawn_pipeline(
     (current, tasks)
 }
 
+/// One pass of a nested pipeline (a round of `repeat`, a pass of `iterate`): its seeds fed in
+/// from a list, its steps running as tasks.
+pub(crate) struct Pass {
+    feeder: JoinHandle<()>,
+    tasks: Vec<JoinHandle<Result<(), EngineError>>>,
+}
+
+impl Pass {
+    /// Feeds `seeds` through `steps`; returns the last step's output and the pass to finish.
+    pub(crate) fn spawn(steps: &[Arc<PipelineStep>], seeds: Vec<Record>, run: Arc<RunCx>, round: Option<u32>) -> (Inbox, Pass) {
+        let (sender, receiver) = crate::flow::channel(CHANNEL_CAPACITY);
+        let feeder = tokio::spawn(async move {
+            for seed in seeds {
+                if sender.send(seed).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let (results, tasks) = spawn_pipeline(steps, receiver, run, round);
+        (results, Pass { feeder, tasks })
+    }
+
+    /// Waits for the feeder and the steps, returning the first error.
+    pub(crate) async fn finish(self) -> Result<(), EngineError> {
+        let _ = self.feeder.await;
+        join_all(self.tasks).await
+    }
+}
+
 /// Waits for a pipeline's tasks, returning the first error.
 pub(crate) async fn join_all(tasks: Vec<JoinHandle<Result<(), EngineError>>>) -> Result<(), EngineError> {
     let mut first_error = None;

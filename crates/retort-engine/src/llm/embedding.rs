@@ -93,47 +93,40 @@ fn missing(what: &str, feature: &str) -> String {
     format!("this build of retort has no {what} (it was built without the `{feature}` feature)")
 }
 
+/// `query`'s MiniLM embedding and retort-dedup's cosine index (as `dedup` by meaning uses it)
+/// over the embeddings of `texts`, each under its position.
+fn index_texts(query: &str, texts: &[String]) -> Result<(Vec<f32>, retort_dedup::CosineIndex), String> {
+    let embedder = minilm(None)?;
+    let mut all: Vec<&str> = vec![query];
+    all.extend(texts.iter().map(String::as_str));
+    let mut vectors = embedder.embed(&all)?;
+    let mut index = retort_dedup::CosineIndex::new(1.0).map_err(|error| error.to_string())?;
+    for (id, vector) in vectors[1..].iter().enumerate() {
+        index.insert(id as u64, vector).map_err(|error| error.to_string())?;
+    }
+    Ok((vectors.swap_remove(0), index))
+}
+
 /// The largest cosine similarity, by MiniLM embeddings, between `text` and any of `others`
 /// (0 for none).
 pub(crate) fn max_cosine(text: &str, others: &[String]) -> Result<f64, String> {
     if others.is_empty() {
         return Ok(0.0);
     }
-    let embedder = minilm(None)?;
-    let mut texts: Vec<&str> = vec![text];
-    texts.extend(others.iter().map(String::as_str));
-    let vectors = embedder.embed(&texts)?;
-    // retort-dedup's cosine index, as `dedup` by meaning uses it.
-    let mut index = retort_dedup::CosineIndex::new(1.0).map_err(|error| error.to_string())?;
-    for (id, vector) in vectors[1..].iter().enumerate() {
-        index.insert(id as u64, vector).map_err(|error| error.to_string())?;
-    }
-    let best = index.max_similarity(&vectors[0]).map_err(|error| error.to_string())?;
+    let (query, index) = index_texts(text, others)?;
+    let best = index.max_similarity(&query).map_err(|error| error.to_string())?;
     Ok(best.map_or(0.0, f64::from))
 }
 
-/// The `k` items whose text (the item itself, or its `attribute`) is most similar to `query`
-/// by MiniLM embeddings, most similar first; ties keep the items' order.
+/// The positions of the `k` texts most similar to `query` by MiniLM embeddings, most similar
+/// first; ties keep the texts' order.
 pub(crate) fn nearest(query: &str, texts: &[String], k: usize) -> Result<Vec<usize>, String> {
     if texts.is_empty() || k == 0 {
         return Ok(Vec::new());
     }
-    let embedder = minilm(None)?;
-    let mut all: Vec<&str> = vec![query];
-    all.extend(texts.iter().map(String::as_str));
-    let vectors = embedder.embed(&all)?;
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt().max(1e-12);
-    let query_norm = norm(&vectors[0]);
-    let mut scored: Vec<(usize, f64)> = vectors[1..]
-        .iter()
-        .enumerate()
-        .map(|(index, v)| {
-            let dot: f64 = v.iter().zip(&vectors[0]).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-            (index, dot / (norm(v) * query_norm))
-        })
-        .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    Ok(scored.into_iter().take(k).map(|(index, _)| index).collect())
+    let (query, index) = index_texts(query, texts)?;
+    let picked = index.nearest(&query, k).map_err(|error| error.to_string())?;
+    Ok(picked.into_iter().map(|(id, _)| id as usize).collect())
 }
 
 /// Adds the template filters that embed: `a | cosine(b)` (MiniLM cosine similarity of two

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::error::{Diagnostic, EngineError};
 use crate::flow::{Inbox, Outbox};
-use crate::runtime::{join_all, spawn_pipeline, PipelineStep, StageCx, CHANNEL_CAPACITY};
+use crate::runtime::{Pass, PipelineStep, StageCx};
 use crate::runtime::{Built, StreamStep};
 use crate::steps::{check_steps, StepSpec};
 use crate::steps::{BuildCx, CheckCx, StepConfig, StepDef};
@@ -167,15 +167,7 @@ impl StreamStep for Iterate {
                     record
                 })
                 .collect();
-            let (sender, receiver) = crate::flow::channel(CHANNEL_CAPACITY);
-            let feeder = tokio::spawn(async move {
-                for seed in seeds {
-                    if sender.send(seed).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            let (mut results, tasks) = spawn_pipeline(&self.steps, receiver, cx.run.clone(), cx.round);
+            let (mut results, pass) = Pass::spawn(&self.steps, seeds, cx.run.clone(), cx.round);
             let last = iteration == self.config.max_iterations;
             while let Some(mut record) = results.recv().await {
                 let done = match &self.until {
@@ -200,8 +192,7 @@ impl StreamStep for Iterate {
                     looping.push(record);
                 }
             }
-            let _ = feeder.await;
-            join_all(tasks).await?;
+            pass.finish().await?;
         }
         Ok(())
     }

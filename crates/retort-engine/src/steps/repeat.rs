@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::error::{Diagnostic, EngineError};
 use crate::flow::{Inbox, Outbox};
 use crate::steps::{check_steps, StepSpec};
-use crate::runtime::{join_all, spawn_pipeline, PipelineStep, StageCx, CHANNEL_CAPACITY};
+use crate::runtime::{Pass, PipelineStep, StageCx};
 use crate::steps::{BuildCx, CheckCx, StepConfig, StepDef};
 use crate::runtime::{Built, StreamStep};
 
@@ -180,15 +180,7 @@ impl StreamStep for Repeat {
                     seed
                 })
                 .collect();
-            let (sender, receiver) = crate::flow::channel(CHANNEL_CAPACITY);
-            let feeder = tokio::spawn(async move {
-                for seed in round_seeds {
-                    if sender.send(seed).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            let (mut results, tasks) = spawn_pipeline(&self.steps, receiver, cx.run.clone(), Some(round));
+            let (mut results, pass) = Pass::spawn(&self.steps, round_seeds, cx.run.clone(), Some(round));
             let round_path = rounds_dir.join(format!("round-{round}.jsonl"));
             let mut round_file =
                 std::io::BufWriter::new(std::fs::File::create(&round_path).map_err(EngineError::io("create", &round_path))?);
@@ -208,8 +200,7 @@ impl StreamStep for Repeat {
                 produced.push(record);
             }
             round_file.flush().map_err(EngineError::io("write", &round_path))?;
-            let _ = feeder.await;
-            join_all(tasks).await?;
+            pass.finish().await?;
             total += produced.len();
             let count = produced.len();
             seeds = match self.config.feed {
