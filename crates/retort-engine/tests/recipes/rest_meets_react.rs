@@ -16,6 +16,7 @@ const RULES: &str = r#"
 - {when: '(?s)^user: You are a search agent answering a question. Summarise.*Search: ftplib RFC.*\] Python.s ftplib module: An FTP client class', reply: 'ftplib follows RFC 959 by J. Postel and J. Reynolds.'}
 - {when: '(?s)^user: You are a search agent. Answer the question.*\[1\] search "ftplib RFC": ftplib follows RFC 959', reply: 'It is based on RFC 959 [1].'}
 - {when: '(?s)^user: You are a search agent. Answer the question', reply: 'I do not know.'}
+- {when: '(?s)^user: You check a search agent.s answer. Is every fact.*Answer: (.*?)\n', reply: '$1'}
 - {when: '(?s)^user: You check a search agent.s answer.*Answer: It is based on RFC 959', replies: ['RFC 854.', 'It is based on RFC 959 [1].']}
 - {when: '(?s)^user: You check a search agent.s answer.*Answer: (.*?)\n', reply: '$1'}
 - {when: '(?s).*', reply: 'Nothing.'}
