@@ -8,6 +8,6 @@ scripts/setup.sh
 # llama.cpp runs several times faster with the CPU's vector instructions; the binary is built for this machine.
 RUSTFLAGS="${RUSTFLAGS:-} $("$repo"/scripts/cpu-flags.sh)" cargo build --release --locked -p retort-cli
 out="${1:-runs/quickstart-local}"
-./target/release/retort run examples/quickstart/recipe.yaml --out "$out" --backend local
+./target/release/retort run examples/quickstart/recipe.yaml --out "$out" --backend local --report
 echo
-echo "data: $out/data.jsonl and $out/data.parquet (lineage in $out/data.lineage.jsonl, card in $out/README.md)"
+echo "data: $out/data.jsonl and $out/data.parquet (lineage in $out/data.lineage.jsonl, card in $out/README.md, report in $out/report.html)"

@@ -29,6 +29,45 @@ pub use scripted::{ScriptRule, ScriptToolCall, ScriptedBackend, ScriptedConfig};
 
 use std::path::PathBuf;
 
+/// What a model's tokens cost, in US dollars per million tokens (`price: {prompt: 0.15,
+/// completion: 0.6}`): the run counts the cost of the requests it sends.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Per million prompt tokens.
+    pub prompt: f64,
+    /// Per million completion tokens.
+    pub completion: f64,
+    /// Per million prompt tokens the server took from its prompt cache (default: `prompt`).
+    #[serde(default)]
+    pub cached_prompt: Option<f64>,
+}
+
+impl Price {
+    /// The cost of one answer's tokens, in dollars.
+    pub fn cost(&self, usage: &retort_core::Usage) -> f64 {
+        let cached = usage.cached_tokens.min(usage.prompt_tokens);
+        let fresh = usage.prompt_tokens - cached;
+        (fresh as f64 * self.prompt
+            + cached as f64 * self.cached_prompt.unwrap_or(self.prompt)
+            + usage.completion_tokens as f64 * self.completion)
+            / 1e6
+    }
+
+    /// The problems of these prices (negative or not finite), as `(key, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (key, value) in [("prompt", Some(self.prompt)), ("completion", Some(self.completion)), ("cached_prompt", self.cached_prompt)] {
+            if let Some(value) = value {
+                if !value.is_finite() || value < 0.0 {
+                    problems.push((format!("price.{key}"), format!("expected dollars per million tokens, 0 or more, found {value}")));
+                }
+            }
+        }
+        problems
+    }
+}
+
 /// A backend could not be built from its config.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendBuildError {

@@ -124,6 +124,10 @@ pub struct OpenAiConfig {
     /// Seconds after which to hedge, instead of the delay derived from latencies.
     #[serde(default)]
     pub hedge_after_s: Option<f64>,
+    /// What the model's tokens cost; set, the run and its report count the cost of the
+    /// requests sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<crate::Price>,
 }
 
 fn default_true() -> bool {
@@ -208,6 +212,9 @@ impl OpenAiConfig {
                 problem(key, value.to_string(), format!("{key} must be a non-negative number of seconds, found {value}"));
             }
         }
+        for (key, message) in self.price.iter().flat_map(crate::Price::problems) {
+            problem(&key, String::new(), message);
+        }
         if self.max_retries > 100 {
             problem("max_retries", self.max_retries.to_string(), format!("max_retries must be at most 100, found {}", self.max_retries));
         }
@@ -250,6 +257,7 @@ impl Default for OpenAiConfig {
             grammar_field: None,
             hedge: true,
             hedge_after_s: None,
+            price: None,
         }
     }
 }

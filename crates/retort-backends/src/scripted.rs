@@ -62,11 +62,22 @@ pub struct ScriptedConfig {
     /// Milliseconds each `chat` call waits before answering (to exercise concurrency).
     #[serde(default)]
     pub latency_ms: u64,
+    /// Prices, as `openai` takes them, for tests of the cost the run counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<crate::Price>,
 }
 
 impl Default for ScriptedConfig {
     fn default() -> ScriptedConfig {
-        ScriptedConfig { model: default_model(), rules: Vec::new(), rules_file: None, default_reply: None, max_retries: 0, latency_ms: 0 }
+        ScriptedConfig {
+            model: default_model(),
+            rules: Vec::new(),
+            rules_file: None,
+            default_reply: None,
+            max_retries: 0,
+            latency_ms: 0,
+            price: None,
+        }
     }
 }
 
@@ -229,7 +240,12 @@ impl ScriptedConfig {
     /// Every problem of the inline rules (a `when` that is not a regex, an unknown error
     /// kind), found without building the backend. The rules file is read at build time.
     pub fn problems(&self) -> Vec<retort_core::ConfigProblem> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<retort_core::ConfigProblem> = self
+            .price
+            .iter()
+            .flat_map(crate::Price::problems)
+            .map(|(key, message)| retort_core::ConfigProblem::new(key, message))
+            .collect();
         for (index, rule) in self.rules.iter().enumerate() {
             if let Err(error) = Regex::new(&rule.when) {
                 problems.push(retort_core::ConfigProblem::new(

@@ -47,6 +47,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a self-contained HTML report of a run directory (default DIR/report.html).
+    Report {
+        /// The run directory.
+        dir: PathBuf,
+        /// Where to write the page.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Serve a local page to browse a run's records, live while the run goes.
+    View {
+        /// The run directory.
+        dir: PathBuf,
+        /// The port (default: a free one, printed).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// The address to listen on. Anything but 127.0.0.1 shows the run's records to others.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
     /// List the built-in recipes: name, tab, the paper it implements.
     Recipes {
         /// Also print what each outputs and needs.
@@ -102,6 +121,9 @@ struct RunArgs {
     /// Default: exit 3 only when every record that reached some step failed there.
     #[arg(long, value_name = "FRACTION")]
     max_failed: Option<f64>,
+    /// Write OUT/report.html when the run ends (also after Ctrl-C).
+    #[arg(long)]
+    report: bool,
 }
 
 #[derive(clap::Args, Default)]
@@ -165,6 +187,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { recipe, overrides } => validate(&recipe, &overrides.to_overrides()),
         Command::Status { dir, json } => status(&dir, json),
+        Command::Report { dir, out } => report(&dir, out.as_deref()),
+        Command::View { dir, port, host } => view(dir, &host, port),
         Command::Recipes { long } => recipes(long),
         Command::Init { name, dir } => init(&name, &dir),
         Command::Exec { file, timeout, memory, unsafe_no_sandbox } => exec(&file, timeout, memory, unsafe_no_sandbox),
@@ -218,6 +242,42 @@ fn status(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
         print!("{}", summary::status_table(&status));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn report(dir: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    match retort_report::write_report(dir, out) {
+        Ok(path) => {
+            println!("{}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error @ retort_report::ReportError::NoRun { .. }) => {
+            eprintln!("retort: {error}");
+            Ok(ExitCode::from(2))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn view(dir: PathBuf, host: &str, port: u16) -> anyhow::Result<ExitCode> {
+    if retort_engine::status(&dir)?.is_none() && retort_engine::RunIdentity::read(&dir).is_none() {
+        eprintln!("retort: no run in {} (no run.sqlite or run.json there)", dir.display());
+        return Ok(ExitCode::from(2));
+    }
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let (listener, address) = retort_report::view::bind(host, port).await?;
+        if !address.ip().is_loopback() {
+            eprintln!("retort: listening on {address}: anyone who reaches this address can read the run's records");
+        }
+        println!("http://{address}/");
+        eprintln!("retort: serving {} (Ctrl-C to stop)", dir.display());
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        retort_report::view::serve(dir, listener, shutdown).await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn recipes(long: bool) -> anyhow::Result<ExitCode> {
@@ -323,6 +383,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let report = prepared.execute(cancel).await;
         if let Some(progress) = progress {
             progress.finish();
+        }
+        // Written however the run ended: completed, interrupted, or failed.
+        if args.report {
+            match retort_report::write_report(&out_dir, None) {
+                Ok(path) => eprintln!("retort: report: {}", path.display()),
+                Err(error) => eprintln!("retort: could not write the report: {error}"),
+            }
         }
         let report = report?;
         if args.json {

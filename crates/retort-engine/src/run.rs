@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use retort_store::{RunLock, RunState, RunStore, StepRow};
+use retort_store::{RunLock, RunReader, RunState, RunStore, StepRow};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,7 @@ impl RunOptions {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
     /// Every record went through every step.
@@ -229,6 +229,21 @@ impl PreparedRun {
             });
         }
         let run_id = self.store.begin_run(&self.recipe.name, &self.fingerprint)?;
+        let mut identity = RunIdentity {
+            recipe: self.recipe.name.clone(),
+            description: self.recipe.description.clone(),
+            paper: self.recipe.paper.clone(),
+            recipe_file: self.recipe.file.clone(),
+            fingerprint: self.fingerprint.clone(),
+            seed: self.recipe.seed,
+            retort_version: env!("CARGO_PKG_VERSION").to_string(),
+            models: self.models.clone(),
+            run_id,
+            started_at: unix_now(),
+            finished_at: None,
+            outcome: None,
+        };
+        identity.write(&self.options.out_dir)?;
         let (reject_sender, reject_receiver) = mpsc::channel(1024);
         let rejects = crate::runtime::spawn_reject_writer(self.options.out_dir.clone(), reject_receiver);
         let run = Arc::new(RunCx {
@@ -252,8 +267,9 @@ impl PreparedRun {
             let stats = self.stats.clone();
             tokio::spawn(async move {
                 let mut interval = tokio::time::interval(Duration::from_secs(2));
-                loop {
+                for tick in 0u64.. {
                     interval.tick().await;
+                    stats.sample(tick);
                     let _ = store.save_steps(run_id, &step_rows(&stats.snapshot()));
                 }
             })
@@ -326,10 +342,70 @@ impl PreparedRun {
             answered_by: self.models.clone(),
             elapsed_s: started.elapsed().as_secs_f64(),
         };
+        identity.finished_at = Some(unix_now());
+        identity.outcome = Some(outcome);
+        identity.write(&self.options.out_dir)?;
         let state = if interrupted { RunState::Interrupted } else { RunState::Completed };
         self.store.finish_run(run_id, state, &serde_json::to_value(&report).unwrap_or_default())?;
         Ok(report)
     }
+}
+
+/// The file in a run directory that says which run made it: `run.json`.
+pub const RUN_FILE: &str = "run.json";
+
+/// What `run.json` holds: the run's identity, written when it starts and again when it ends
+/// (a run killed before it ended keeps the first). Never a key: models are described as
+/// `retort run` prints them.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RunIdentity {
+    /// The recipe's name.
+    pub recipe: String,
+    /// The recipe's description.
+    #[serde(default)]
+    pub description: String,
+    /// The paper it implements.
+    #[serde(default)]
+    pub paper: Option<String>,
+    /// The recipe file run.
+    #[serde(default)]
+    pub recipe_file: Option<PathBuf>,
+    /// Hash of the resolved recipe and every file it reads.
+    pub fingerprint: String,
+    /// The recipe's seed.
+    pub seed: u64,
+    /// The version of retort that ran it.
+    pub retort_version: String,
+    /// Which backend and model answered, per llm of the recipe.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// The run's id in the run store.
+    pub run_id: i64,
+    /// Seconds since the Unix epoch.
+    pub started_at: f64,
+    /// When it ended, once it did.
+    #[serde(default)]
+    pub finished_at: Option<f64>,
+    /// How it ended, once it did.
+    #[serde(default)]
+    pub outcome: Option<RunOutcome>,
+}
+
+impl RunIdentity {
+    fn write(&self, dir: &Path) -> Result<(), EngineError> {
+        let bytes =
+            serde_json::to_vec_pretty(self).map_err(|error| EngineError::Step { step: RUN_FILE.into(), message: error.to_string() })?;
+        output::write_atomically(&dir.join(RUN_FILE), &bytes)
+    }
+
+    /// Reads `run.json` of a run directory; `None` when there is none or it cannot be read.
+    pub fn read(dir: &Path) -> Option<RunIdentity> {
+        serde_json::from_slice(&std::fs::read(dir.join(RUN_FILE)).ok()?).ok()
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 fn step_rows(steps: &[StepSnapshot]) -> Vec<StepRow> {
@@ -363,7 +439,7 @@ pub struct Status {
 
 /// Reads the status of the run in `dir`; `None` when there is no run there.
 pub fn status(dir: &Path) -> Result<Option<Status>, EngineError> {
-    let Some(store) = RunStore::open_existing(dir)? else { return Ok(None) };
+    let Some(store) = RunReader::open(dir)? else { return Ok(None) };
     let Some(last) = store.last_run()? else { return Ok(None) };
     let steps = store.steps(last.id)?.into_iter().filter_map(|row| serde_json::from_value(row.stats).ok()).collect();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);

@@ -71,14 +71,14 @@ impl StageCx {
             Outcome::Drop(record, reason) => {
                 self.stats.record_dropped(&reason);
                 let status = RecordStatus::Dropped { step: self.step.to_string(), reason };
-                let _ = self.run.rejects.send(Reject { record, status }).await;
+                let _ = self.run.rejects.send(Reject { record, status, round: self.round }).await;
                 None
             }
             Outcome::Interrupted(_) => None,
             Outcome::Fail(record, Failure { reason, raw }) => {
                 self.stats.record_failed(&reason);
                 let status = RecordStatus::Failed { step: self.step.to_string(), reason, raw };
-                let _ = self.run.rejects.send(Reject { record, status }).await;
+                let _ = self.run.rejects.send(Reject { record, status, round: self.round }).await;
                 None
             }
         }
@@ -95,6 +95,8 @@ impl StageCx {
 pub(crate) struct Reject {
     pub record: Record,
     pub status: RecordStatus,
+    /// The round of an enclosing `repeat` it was rejected in.
+    pub round: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -102,7 +104,14 @@ struct RejectLine<'a> {
     id: &'a str,
     #[serde(flatten)]
     status: &'a RecordStatus,
+    /// The round of an enclosing `repeat` it was rejected in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    round: Option<u32>,
     record: &'a serde_json::Map<String, serde_json::Value>,
+    /// How its generated fields were made (the messages sent, parameters, seed), as in
+    /// `NAME.lineage.jsonl` for kept rows.
+    #[serde(skip_serializing_if = "<[retort_core::Lineage]>::is_empty")]
+    lineage: &'a [retort_core::Lineage],
 }
 
 /// Writes rejects as they come; returns how many of each kind were written.
@@ -122,7 +131,13 @@ pub(crate) fn spawn_reject_writer(out_dir: PathBuf, mut receiver: mpsc::Receiver
         let mut dropped = open(&dropped_path)?;
         let (mut failed_count, mut dropped_count) = (0u64, 0u64);
         while let Some(reject) = receiver.recv().await {
-            let line = RejectLine { id: &reject.record.id, status: &reject.status, record: &reject.record.fields };
+            let line = RejectLine {
+                id: &reject.record.id,
+                status: &reject.status,
+                round: reject.round,
+                record: &reject.record.fields,
+                lineage: &reject.record.lineage,
+            };
             let (writer, path) = match reject.status {
                 RecordStatus::Failed { .. } => {
                     failed_count += 1;
@@ -137,6 +152,10 @@ pub(crate) fn spawn_reject_writer(out_dir: PathBuf, mut receiver: mpsc::Receiver
                 .map_err(std::io::Error::from)
                 .and_then(|()| writer.write_all(b"\n"))
                 .map_err(EngineError::io("write", path.clone()))?;
+            // Written through when no other reject waits, so a viewer sees them while the run goes.
+            if receiver.is_empty() {
+                writer.flush().map_err(EngineError::io("write", path.clone()))?;
+            }
         }
         failed.flush().map_err(EngineError::io("write", failed_path.clone()))?;
         dropped.flush().map_err(EngineError::io("write", dropped_path.clone()))?;
@@ -167,6 +186,9 @@ pub(crate) fn spawn_pipeline(
     let mut tasks = Vec::with_capacity(steps.len());
     let mut current = input;
     for step in steps {
+        if let Some(round) = round {
+            step.stats.begin_round(round);
+        }
         let (sender, receiver): (Outbox, Inbox) = crate::flow::channel(CHANNEL_CAPACITY);
         let cx = StageCx { run: run.clone(), step: Arc::from(step.path.as_str()), round, stats: step.stats.clone() };
         let task = match &step.built {

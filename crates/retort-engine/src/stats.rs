@@ -28,6 +28,60 @@ pub struct StepStats {
     reasons: Mutex<BTreeMap<String, u64>>,
     /// What the step is doing now beyond records (a trainer's step and loss), for the bars.
     activity: Mutex<Option<String>>,
+    /// Unix milliseconds of the first record in and of the last record settled (0: none yet).
+    first_ms: AtomicU64,
+    last_ms: AtomicU64,
+    /// Requests sent, by latency: bucket `i` counts those under `2^i` ms (the last, the rest).
+    latency: [AtomicU64; LATENCY_BUCKETS],
+    /// The models this step asked (`backend:model`), in the order first asked.
+    models: Mutex<Vec<String>>,
+    /// The counters at the start of each round of an enclosing `repeat`.
+    round_marks: Mutex<Vec<(u32, RoundCounts)>>,
+    /// Requests in flight and records out, sampled while the run goes (see `RunStats::sample`).
+    series: Mutex<Vec<Sample>>,
+    /// The series keeps every `stride`-th sampling (doubled each time it is thinned).
+    stride: AtomicU64,
+    /// The cost of the requests sent, in billionths of a dollar, when the llm gives prices.
+    cost_nano: AtomicU64,
+    priced: std::sync::atomic::AtomicBool,
+}
+
+/// Latency buckets of a step: powers of two from 1 ms to about 9 minutes, then the rest.
+pub const LATENCY_BUCKETS: usize = 20;
+
+/// The most samples a step's series keeps: past it, every other one is dropped and the
+/// sampling interval doubles, so a long run's memory stays flat.
+const SERIES_CAP: usize = 512;
+
+/// A step's record counts (cumulative, or for one round).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoundCounts {
+    /// The round (1-based) these counts are for.
+    #[serde(default)]
+    pub round: u32,
+    /// Records that reached the step.
+    pub records_in: u64,
+    /// Records it passed on.
+    pub out: u64,
+    /// Records it dropped.
+    pub dropped: u64,
+    /// Records that failed in it.
+    pub failed: u64,
+}
+
+/// One point of a step's series.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Seconds since the Unix epoch.
+    pub t: f64,
+    /// Requests in flight then.
+    pub in_flight: i64,
+    /// Records passed on so far.
+    pub out: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// A copy of a step's counters at one moment.
@@ -65,6 +119,34 @@ pub struct StepSnapshot {
     /// What the step is doing now beyond records (a trainer's step, loss and tokens/s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity: Option<String>,
+    /// When the first record reached the step (seconds since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+    /// When the step last settled a record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<f64>,
+    /// Requests sent, by latency (see `LATENCY_BUCKETS`); empty when none was sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_ms: Vec<u64>,
+    /// The models asked, as `backend:model`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    /// Counts per round, for a step inside `repeat`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<RoundCounts>,
+    /// Requests in flight and records out over time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<Sample>,
+    /// What the requests sent cost, in dollars, when the llm gives prices per token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+impl StepSnapshot {
+    /// Seconds between the first record in and the last settled, when both happened.
+    pub fn active_s(&self) -> Option<f64> {
+        Some((self.finished_at? - self.started_at?).max(0.0))
+    }
 }
 
 impl StepStats {
@@ -74,21 +156,86 @@ impl StepStats {
     }
 
     pub(crate) fn record_in(&self) {
-        self.records_in.fetch_add(1, Ordering::Relaxed);
+        if self.records_in.fetch_add(1, Ordering::Relaxed) == 0 {
+            let _ = self.first_ms.compare_exchange(0, now_ms(), Ordering::Relaxed, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn record_out(&self) {
         self.out.fetch_add(1, Ordering::Relaxed);
+        self.settled();
     }
 
     pub(crate) fn record_dropped(&self, reason: &str) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         self.reason(reason);
+        self.settled();
     }
 
     pub(crate) fn record_failed(&self, reason: &str) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         self.reason(reason);
+        self.settled();
+    }
+
+    fn settled(&self) {
+        self.last_ms.fetch_max(now_ms(), Ordering::Relaxed);
+    }
+
+    fn counts(&self, round: u32) -> RoundCounts {
+        RoundCounts {
+            round,
+            records_in: self.records_in.load(Ordering::Relaxed),
+            out: self.out.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Marks the start of round `round` of an enclosing `repeat` (rounds run one after
+    /// another, so what the step counts until the next mark is this round's).
+    pub(crate) fn begin_round(&self, round: u32) {
+        let mut marks = self.round_marks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if marks.last().is_none_or(|(last, _)| *last != round) {
+            marks.push((round, self.counts(round)));
+        }
+    }
+
+    /// Adds a point to the step's series at the run's `tick`-th sampling, unless the series
+    /// has been thinned to every `stride`-th.
+    fn sample(&self, t: f64, tick: u64) {
+        let mut series = self.series.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stride = self.stride.load(Ordering::Relaxed).max(1);
+        if !tick.is_multiple_of(stride) {
+            return;
+        }
+        if series.len() >= SERIES_CAP {
+            let halved: Vec<Sample> = series.iter().step_by(2).copied().collect();
+            *series = halved;
+            self.stride.store(stride * 2, Ordering::Relaxed);
+        }
+        series.push(Sample { t, in_flight: self.in_flight.load(Ordering::Relaxed), out: self.out.load(Ordering::Relaxed) });
+    }
+
+    /// Adds what a request sent cost, in dollars.
+    pub(crate) fn cost(&self, dollars: f64) {
+        self.priced.store(true, Ordering::Relaxed);
+        self.cost_nano.fetch_add((dollars * 1e9).round() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a request's latency (a request sent, not one answered from the store).
+    pub(crate) fn latency(&self, elapsed: std::time::Duration) {
+        let ms = elapsed.as_millis() as u64;
+        let bucket = if ms == 0 { 0 } else { (64 - ms.leading_zeros() as usize).min(LATENCY_BUCKETS - 1) };
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes that this step asked `model` (`backend:model`).
+    pub(crate) fn asked(&self, model: &str) {
+        let mut models = self.models.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !models.iter().any(|known| known == model) {
+            models.push(model.to_string());
+        }
     }
 
     fn reason(&self, reason: &str) {
@@ -156,8 +303,44 @@ impl StepStats {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             reasons,
             activity: self.activity.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone(),
+            started_at: millis(self.first_ms.load(Ordering::Relaxed)),
+            finished_at: millis(self.last_ms.load(Ordering::Relaxed)),
+            latency_ms: {
+                let buckets: Vec<u64> = self.latency.iter().map(|bucket| bucket.load(Ordering::Relaxed)).collect();
+                if buckets.iter().all(|count| *count == 0) {
+                    Vec::new()
+                } else {
+                    buckets
+                }
+            },
+            models: self.models.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone(),
+            rounds: self.rounds(),
+            series: self.series.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone(),
+            cost_usd: self.priced.load(Ordering::Relaxed).then(|| self.cost_nano.load(Ordering::Relaxed) as f64 / 1e9),
         }
     }
+
+    /// Each round's counts: the difference between its mark and the next (or now).
+    fn rounds(&self) -> Vec<RoundCounts> {
+        let marks = self.round_marks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let now = self.counts(0);
+        let ends = marks.iter().skip(1).map(|(_, counts)| *counts).chain(std::iter::once(now));
+        marks
+            .iter()
+            .zip(ends)
+            .map(|((round, start), end)| RoundCounts {
+                round: *round,
+                records_in: end.records_in - start.records_in,
+                out: end.out - start.out,
+                dropped: end.dropped - start.dropped,
+                failed: end.failed - start.failed,
+            })
+            .collect()
+    }
+}
+
+fn millis(ms: u64) -> Option<f64> {
+    (ms > 0).then(|| ms as f64 / 1000.0)
 }
 
 /// The counters of every step of a run, in recipe order (steps inside `repeat` follow it).
@@ -176,5 +359,14 @@ impl RunStats {
     /// Every step's counters now.
     pub fn snapshot(&self) -> Vec<StepSnapshot> {
         self.steps.iter().map(|step| step.snapshot()).collect()
+    }
+
+    /// Adds a point to every step's series (the run calls it every couple of seconds). Past
+    /// `SERIES_CAP` points the series keeps every other one and then every other call.
+    pub(crate) fn sample(&self, tick: u64) {
+        let t = now_ms() as f64 / 1000.0;
+        for step in &self.steps {
+            step.sample(t, tick);
+        }
     }
 }

@@ -64,7 +64,7 @@ steps:
   - export: {formats: [jsonl, csv]}
 "#,
         expect![[r#"
-            llm.modle: unknown key `modle`; did you mean `model`? expected one of: backend, base_url, base_urls, model, api_key_env, max_concurrency, requests_per_minute, tokens_per_minute, timeout_s, connect_timeout_s, max_retries, retry_base_s, retry_max_s, rate_limit_cooldown_s, failover_cooldown_s, extra_body, grammar_field, hedge, hedge_after_s
+            llm.modle: unknown key `modle`; did you mean `model`? expected one of: backend, base_url, base_urls, model, api_key_env, max_concurrency, requests_per_minute, tokens_per_minute, timeout_s, connect_timeout_s, max_retries, retry_base_s, retry_max_s, rate_limit_cooldown_s, failover_cooldown_s, extra_body, grammar_field, hedge, hedge_after_s, price
             steps[0].load.limt: unknown key `limt`; did you mean `limit`? expected one of: path, records, format, limit, skip, text_field, when, concurrency
             steps[1]: unknown step kind `generat`; did you mean `generate`? kinds: load, generate, judge, score, verify, filter, map, dedup, vote, pair, converse, act, call, play, repeat, iterate, retrieve, sample, explode, fit, metrics, train, export
             steps[2].generate.n: expected a whole number, found string "many"
@@ -168,7 +168,7 @@ fn what_run_would_refuse_validate_reports_first() {
     check(
         r#"
 name: t
-llm: {backend: openai, base_url: "htp:/nowhere", model: m, max_concurrency: 0, timeout_s: -1}
+llm: {backend: openai, base_url: "htp:/nowhere", model: m, max_concurrency: 0, timeout_s: -1, price: {prompt: -1, completion: 2}}
 steps:
   - load: {path: topics.jsonl}
   - generate: {prompt: "{{ topic | lenght }}", into: question, n: 1000000000}
@@ -179,6 +179,7 @@ steps:
             llm.base_url: expected an http(s) base URL, found "htp:/nowhere": the scheme is "htp"
             llm.max_concurrency: max_concurrency must be at least 1, found 0
             llm.timeout_s: timeout_s must be a positive number of seconds, found -1
+            llm.price.prompt: expected dollars per million tokens, 0 or more, found -1
             steps[2].generate.max_tokens: expected a whole number from 0 to 4294967295, found 5000000000
             steps[1].generate.prompt: unknown filter `lenght`; filters added to Jinja's: extract_answer, last_number, word_count, numbered, truncate_words, flatten, from_json, bleu, cosine, max_cosine
             steps[1].generate.n: expected a number from 1 to 1024, found 1000000000

@@ -249,10 +249,7 @@ impl RunStore {
 
     /// How many values of `kind` are stored.
     pub fn count(&self, kind: &str) -> Result<u64, StoreError> {
-        let conn = self.reader();
-        conn.query_row("SELECT COUNT(*) FROM memo WHERE kind = ?1", params![kind], |row| row.get::<_, i64>(0))
-            .map(|count| count as u64)
-            .map_err(sql(&self.path, "count memo"))
+        count_kind(&self.reader(), &self.path, kind)
     }
 
     /// Every key of `kind`, for tests and audits.
@@ -289,34 +286,7 @@ impl RunStore {
 
     /// The most recent run, if any.
     pub fn last_run(&self) -> Result<Option<RunRow>, StoreError> {
-        let conn = self.reader();
-        let row = conn
-            .query_row(
-                "SELECT id, recipe, fingerprint, started_at, finished_at, state, summary FROM runs ORDER BY id DESC LIMIT 1",
-                [],
-                |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, f64>(3)?,
-                        row.get::<_, Option<f64>>(4)?,
-                        row.get::<_, String>(5)?,
-                        row.get::<_, String>(6)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(sql(&self.path, "read last run"))?;
-        let Some((id, recipe, fingerprint, started_at, finished_at, state, summary)) = row else {
-            return Ok(None);
-        };
-        let summary = serde_json::from_str(&summary).map_err(|source| StoreError::Corrupt {
-            path: self.path.clone(),
-            what: format!("summary of run {id}"),
-            source,
-        })?;
-        Ok(Some(RunRow { id, recipe, fingerprint, started_at, finished_at, state: RunState::parse(&state), summary }))
+        read_last_run(&self.reader(), &self.path)
     }
 
     /// Replaces the step statistics of a run.
@@ -337,25 +307,105 @@ impl RunStore {
 
     /// The step statistics of a run, in step order.
     pub fn steps(&self, run_id: i64) -> Result<Vec<StepRow>, StoreError> {
-        let conn = self.reader();
-        let mut statement = conn
-            .prepare("SELECT ordinal, step, stats FROM steps WHERE run_id = ?1 ORDER BY ordinal")
-            .map_err(sql(&self.path, "prepare step statistics"))?;
-        let rows = statement
-            .query_map(params![run_id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
-            .map_err(sql(&self.path, "read step statistics"))?;
-        let mut steps = Vec::new();
-        for row in rows {
-            let (ordinal, step, stats) = row.map_err(sql(&self.path, "read step statistics"))?;
-            let stats = serde_json::from_str(&stats).map_err(|source| StoreError::Corrupt {
-                path: self.path.clone(),
-                what: format!("statistics of {step}"),
-                source,
-            })?;
-            steps.push(StepRow { ordinal, step, stats });
-        }
-        Ok(steps)
+        read_steps(&self.reader(), &self.path, run_id)
     }
+}
+
+/// A read-only view of a run directory's database, for `retort status`, `report` and `view`:
+/// it opens the file with SQLite's read-only flag, starts no writer and creates nothing, so it
+/// is safe beside a run that writes (WAL lets it read while the writer commits).
+pub struct RunReader {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl RunReader {
+    /// Opens the store in `dir` to read it; `None` when there is none.
+    pub fn open(dir: &Path) -> Result<Option<RunReader>, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(sql(&path, "open read-only"))?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(sql(&path, "set busy timeout"))?;
+        Ok(Some(RunReader { path, conn: Mutex::new(conn) }))
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The most recent run, if any.
+    pub fn last_run(&self) -> Result<Option<RunRow>, StoreError> {
+        read_last_run(&self.conn(), &self.path)
+    }
+
+    /// The step statistics of a run, in step order.
+    pub fn steps(&self, run_id: i64) -> Result<Vec<StepRow>, StoreError> {
+        read_steps(&self.conn(), &self.path, run_id)
+    }
+
+    /// How many values of `kind` are stored.
+    pub fn count(&self, kind: &str) -> Result<u64, StoreError> {
+        count_kind(&self.conn(), &self.path, kind)
+    }
+}
+
+fn count_kind(conn: &Connection, path: &Path, kind: &str) -> Result<u64, StoreError> {
+    conn.query_row("SELECT COUNT(*) FROM memo WHERE kind = ?1", params![kind], |row| row.get::<_, i64>(0))
+        .map(|count| count as u64)
+        .map_err(sql(path, "count memo"))
+}
+
+fn read_last_run(conn: &Connection, path: &Path) -> Result<Option<RunRow>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT id, recipe, fingerprint, started_at, finished_at, state, summary FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, f64>(3)?,
+                    row.get::<_, Option<f64>>(4)?,
+                    row.get::<_, String>(5)?,
+                    row.get::<_, String>(6)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(sql(path, "read last run"))?;
+    let Some((id, recipe, fingerprint, started_at, finished_at, state, summary)) = row else {
+        return Ok(None);
+    };
+    let summary = serde_json::from_str(&summary).map_err(|source| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        what: format!("summary of run {id}"),
+        source,
+    })?;
+    Ok(Some(RunRow { id, recipe, fingerprint, started_at, finished_at, state: RunState::parse(&state), summary }))
+}
+
+fn read_steps(conn: &Connection, path: &Path, run_id: i64) -> Result<Vec<StepRow>, StoreError> {
+    let mut statement = conn
+        .prepare("SELECT ordinal, step, stats FROM steps WHERE run_id = ?1 ORDER BY ordinal")
+        .map_err(sql(path, "prepare step statistics"))?;
+    let rows = statement
+        .query_map(params![run_id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
+        .map_err(sql(path, "read step statistics"))?;
+    let mut steps = Vec::new();
+    for row in rows {
+        let (ordinal, step, stats) = row.map_err(sql(path, "read step statistics"))?;
+        let stats = serde_json::from_str(&stats).map_err(|source| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what: format!("statistics of {step}"),
+            source,
+        })?;
+        steps.push(StepRow { ordinal, step, stats });
+    }
+    Ok(steps)
 }
 
 const SCHEMA: &str = "

@@ -136,6 +136,16 @@ impl<T: BackendKind> BackendKindDyn for T {
 }
 
 impl LlmConfig {
+    /// What the model's tokens cost, when the settings say.
+    pub fn price(&self) -> Option<retort_backends::Price> {
+        match self {
+            LlmConfig::Openai(config) => config.price,
+            LlmConfig::Scripted(config) => config.price,
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
     /// Every problem of the settings, found without building the backend.
     pub fn problems(&self) -> Vec<retort_core::ConfigProblem> {
         self.dispatch(|kind| kind.problems())
@@ -358,10 +368,16 @@ impl Llm {
             return Ok(Answer { value: response, key: hex::encode(key) });
         }
         stats.request_started();
+        let started = std::time::Instant::now();
         let result = backend.chat(request).await;
+        stats.latency(started.elapsed());
+        stats.asked(&format!("{}:{}", backend.kind(), backend.model()));
         match result {
             Ok(response) => {
                 stats.request_ended(true, Some(response.usage));
+                if let Some(price) = self.config.price() {
+                    stats.cost(price.cost(&response.usage));
+                }
                 // An empty answer is not kept: it is more often a server's fault than the
                 // model's word, and a later run (`--retry-failed`) asks again.
                 let empty = response.choices.iter().all(|choice| choice.text.trim().is_empty() && choice.tool_calls.is_empty());
@@ -386,7 +402,10 @@ impl Llm {
             return Ok(Answer { value: response, key: hex::encode(key) });
         }
         stats.request_started();
+        let started = std::time::Instant::now();
         let result = backend.score(request).await;
+        stats.latency(started.elapsed());
+        stats.asked(&format!("{}:{}", backend.kind(), backend.model()));
         stats.request_ended(result.is_ok(), None);
         let response = result?;
         self.commit(SCORE, &key, &response)?;

@@ -501,6 +501,7 @@ impl StreamStep for Export {
             None => self.open()?,
         };
         let mut line = Vec::with_capacity(1024);
+        let mut flushed = std::time::Instant::now();
         let result = async {
             while let Some(record) = input.recv().await {
                 cx.stats.record_in();
@@ -523,6 +524,14 @@ impl StreamStep for Export {
                         .map_err(|error| EngineError::Export { path: path.clone(), message: error.to_string() })?;
                     line.push(b'\n');
                     lineage.write_all(&line).map_err(EngineError::io("write", path))?;
+                }
+                // Written through about once a second, so a viewer sees rows while the run goes.
+                if flushed.elapsed() >= std::time::Duration::from_secs(1) {
+                    flushed = std::time::Instant::now();
+                    writers.data.flush().map_err(EngineError::io("write", &self.target.jsonl))?;
+                    if let (Some(lineage), Some(path)) = (writers.lineage.as_mut(), self.target.lineage.as_ref()) {
+                        lineage.flush().map_err(EngineError::io("write", path))?;
+                    }
                 }
                 if let Some(record) = cx.settle(Outcome::Keep(record)).await {
                     if output.send(record).await.is_err() {
