@@ -1,5 +1,5 @@
-//! Deduplication for retort: exact (normalised-text hashes), near-duplicate (MinHash + LSH)
-//! and semantic (cosine similarity over embeddings).
+//! Deduplication for retort: exact (normalised-text hashes), near-duplicate (MinHash + LSH;
+//! ROUGE-L over word sequences) and semantic (cosine similarity over embeddings).
 //!
 //! Every index is streaming: records are offered one at a time with `insert_if_new`, which
 //! either keeps the record (returns `None`) or names the earlier record it duplicates.
@@ -19,6 +19,7 @@ mod exact;
 mod lsh_params;
 mod minhash;
 mod normalize;
+mod rouge;
 
 pub use cosine::CosineIndex;
 pub use error::DedupError;
@@ -26,3 +27,4 @@ pub use exact::ExactIndex;
 pub use lsh_params::{optimal_lsh_params, LshParams};
 pub use minhash::{estimate_jaccard, MinHashConfig, MinHashIndex, MinHasher, Shingle};
 pub use normalize::{normalize, normalize_into, NormalizeOptions};
+pub use rouge::{rouge_l, RougeIndex};

@@ -509,6 +509,32 @@ fn dedup_minhash_and_embedding_remove_near_duplicates() {
 }
 
 #[test]
+fn dedup_rouge_l_drops_what_is_too_close_to_the_pool_or_to_a_kept_record() {
+    // The pool file's texts count as kept from the start; ROUGE-L at or above 0.7 is a duplicate.
+    let ran = run(
+        r#####"
+name: t
+steps:
+  - load: {records: [{q: "Write a short poem about the sea."}, {q: "Write a poem about the sea"}, {q: "List three uses of copper."}, {q: "Give three uses of copper"}, {q: "Name two uses of copper wire in homes."}]}
+  - dedup: {field: q, method: rouge_l, pool: {from: pool.jsonl, field: instruction}}
+"#####,
+        &[("pool.jsonl", "{\"instruction\": \"Describe the sea.\"}\n{\"instruction\": \"List three uses of copper\"}\n")],
+    );
+    assert_eq!(ran.column("q"), vec![json!("Write a short poem about the sea."), json!("Name two uses of copper wire in homes.")]);
+    let dropped = ran.dropped();
+    let reasons: Vec<&str> = dropped.iter().map(|row| row["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    // 6 of 7 and 6 words in order: 2 * 6/7 * 1 / (6/7 + 1) = 0.92.
+    assert!(reasons[0].starts_with("dedup: ROUGE-L near-duplicate of kept record #0 (similarity 0.92"), "{reasons:?}");
+    assert!(reasons[1].starts_with("dedup: ROUGE-L near-duplicate of pool.jsonl line 2 (similarity 1.00"), "{reasons:?}");
+    // "give three uses of copper" against the pool's "list three uses of copper": 4 of 5 words.
+    assert!(reasons[2].starts_with("dedup: ROUGE-L near-duplicate of pool.jsonl line 2 (similarity 0.80"), "{reasons:?}");
+    let problems = common::problems("name: t\nsteps:\n  - load: {records: [{q: a}]}\n  - dedup: {field: q, method: rouge_l, threshold: 0, pool: {from: missing.jsonl}}\n", &[]);
+    assert!(problems.contains("steps[1].dedup.threshold: expected a similarity in (0, 1], found 0"), "{problems}");
+    assert!(problems.contains("steps[1].dedup.pool.from"), "{problems}");
+}
+
+#[test]
 fn dedup_inside_repeat_keeps_going_until_enough_unique() {
     // Each round samples one of three answers; the index spans rounds, so the loop runs
     // until three unique records exist.

@@ -1,19 +1,21 @@
-//! `dedup`: remove records whose key was seen before: exactly, nearly (MinHash), or in meaning (embeddings).
+//! `dedup`: remove records whose key was seen before: exactly, nearly (MinHash, ROUGE-L), or in meaning (embeddings).
 //!
 //! The index lives as long as the step, so inside `repeat` it spans rounds: a round loop with
-//! `until: "total >= N"` keeps generating until N unique records exist (online dedup).
+//! `until: "total >= N"` keeps generating until N unique records exist (online dedup). A
+//! `pool` file's texts are in the index before the first record (Self-Instruct's seed tasks).
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use retort_core::{Outcome, Record};
-use retort_dedup::{CosineIndex, ExactIndex, MinHashConfig, MinHashIndex, NormalizeOptions, Shingle};
+use retort_dedup::{CosineIndex, ExactIndex, MinHashConfig, MinHashIndex, NormalizeOptions, RougeIndex, Shingle};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::EngineError;
 use crate::flow::{Inbox, Outbox};
 use crate::llm::embedding::{self, Embed};
+use crate::source;
 use crate::steps::StepSpec;
 use crate::runtime::StageCx;
 use crate::steps::{BuildCx, CheckCx, StepDef};
@@ -31,6 +33,9 @@ pub enum DedupMethod {
     Minhash,
     /// Same meaning: cosine similarity of embeddings (MiniLM, or a GGUF model) at or above `threshold`.
     Embedding,
+    /// Near-duplicates by word order: ROUGE-L F-measure with some kept key at or above
+    /// `threshold` (default 0.7, Self-Instruct's filter), compared with every kept key.
+    RougeL,
 }
 
 /// Settings of a `dedup` step.
@@ -46,13 +51,17 @@ pub struct DedupConfig {
     /// An expression whose value is the key (instead of fields).
     #[serde(default)]
     pub key: Option<String>,
-    /// `exact`, `minhash` or `embedding`.
+    /// `exact`, `minhash`, `rouge_l` or `embedding`.
     #[serde(default)]
     pub method: DedupMethod,
+    /// Texts that count as kept before the first record: a file beside the recipe and its field.
+    #[serde(default)]
+    pub pool: Option<PoolSpec>,
     /// Compare text case-folded with runs of whitespace collapsed (and, for `exact`, punctuation ignored).
     #[serde(default = "yes")]
     pub normalize: bool,
-    /// `minhash`: Jaccard similarity (default 0.8); `embedding`: cosine similarity (default 0.9).
+    /// `minhash`: Jaccard similarity (default 0.8); `rouge_l`: ROUGE-L F-measure (default 0.7);
+    /// `embedding`: cosine similarity (default 0.9).
     #[serde(default)]
     pub threshold: Option<f64>,
     /// `minhash`: shingles, `{chars: 5}` (default) or `{words: 3}`.
@@ -76,6 +85,24 @@ pub struct DedupConfig {
 fn yes() -> bool {
     true
 }
+
+/// `pool: {from: FILE, field: NAME}`: the file's values of the field are in the index from the start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    /// A JSONL, JSON, CSV, Parquet or text file, relative to the recipe.
+    pub from: String,
+    /// The field whose text is a key (plain-text files: `text`).
+    #[serde(default = "text_field")]
+    pub field: String,
+}
+
+fn text_field() -> String {
+    "text".to_string()
+}
+
+/// Pool texts are indexed under ids from here on, so a duplicate names a pool line, not a record.
+const POOL_IDS: u64 = 1 << 62;
 
 /// Shingles as a recipe writes them: `{chars: K}` or `{words: K}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -166,6 +193,9 @@ impl StepDef for DedupConfig {
         if let Some(field) = &self.similarity_into {
             cx.write(field);
         }
+        if let Some(pool) = &self.pool {
+            cx.file("pool.from", &pool.from);
+        }
     }
 
     fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
@@ -197,7 +227,13 @@ impl StepDef for DedupConfig {
                 let threshold = self.threshold.unwrap_or(0.9) as f32;
                 Index::Embedding(CosineIndex::new(threshold).map_err(|error| fail(error.to_string()))?, embedder)
             }
+            DedupMethod::RougeL => Index::Rouge(RougeIndex::new(self.threshold.unwrap_or(0.7)).map_err(|error| fail(error.to_string()))?),
         };
+        let mut index = index;
+        if let Some(pool) = &self.pool {
+            let texts = read_pool(pool, &cx.base_dir)?;
+            index.preload(&texts).map_err(|reason| fail(format!("pool {}: {reason}", pool.from)))?;
+        }
         let key = self.key.as_ref().map(|key| Expr::at(&spec.path, "key", key));
         Ok(Built::Stream(Arc::new(Dedup { config: self.clone(), key, fields: self.key_fields(), index: Mutex::new(Some(index)), next_id: Mutex::new(0) })))
     }
@@ -207,6 +243,55 @@ enum Index {
     Exact(ExactIndex),
     Minhash(Box<MinHashIndex>),
     Embedding(CosineIndex, Arc<dyn Embed>),
+    Rouge(RougeIndex),
+}
+
+impl Index {
+    /// Puts the pool's texts in the index under ids from [`POOL_IDS`], duplicates among them too.
+    fn preload(&mut self, texts: &[String]) -> Result<(), String> {
+        let ids = (POOL_IDS..).zip(texts);
+        match self {
+            Index::Exact(exact) => ids.for_each(|(id, text)| {
+                let _ = exact.insert_if_new(id, text);
+            }),
+            Index::Minhash(minhash) => ids.for_each(|(id, text)| minhash.insert(id, text)),
+            Index::Rouge(rouge) => ids.for_each(|(id, text)| rouge.insert(id, text)),
+            Index::Embedding(cosine, embedder) => {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let embeddings = embedder.embed(&refs).map_err(|error| format!("embedding: {error}"))?;
+                for (id, embedding) in (POOL_IDS..).zip(&embeddings) {
+                    cosine.insert(id, embedding).map_err(|error| error.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The pool file's texts, in file order.
+fn read_pool(pool: &PoolSpec, base_dir: &std::path::Path) -> Result<Vec<String>, EngineError> {
+    let path = base_dir.join(&pool.from);
+    let format = source::resolve_format(&path, None).map_err(|message| EngineError::Input { path: path.clone(), message })?;
+    let mut texts = Vec::new();
+    for (line, item) in source::open(&path, format, "text")?.enumerate() {
+        let item = item.map_err(|message| EngineError::Input { path: path.clone(), message })?;
+        match item.get(&pool.field) {
+            Some(Value::String(text)) => texts.push(text.clone()),
+            Some(Value::Null) | None => {
+                return Err(EngineError::Input { path, message: format!("item {}: expected a field `{}`, found none", line + 1, pool.field) })
+            }
+            Some(other) => texts.push(other.to_string()),
+        }
+    }
+    Ok(texts)
+}
+
+/// How a drop names what it duplicates: a kept record or a line of the pool file.
+fn earlier_name(earlier: u64, pool: Option<&PoolSpec>) -> String {
+    match pool {
+        Some(pool) if earlier >= POOL_IDS => format!("{} line {}", pool.from, earlier - POOL_IDS + 1),
+        _ => format!("kept record #{earlier}"),
+    }
 }
 
 struct Dedup {
@@ -246,6 +331,7 @@ impl Dedup {
             DedupMethod::Exact => "exact duplicate",
             DedupMethod::Minhash => "near-duplicate",
             DedupMethod::Embedding => "same meaning as",
+            DedupMethod::RougeL => "ROUGE-L near-duplicate of",
         }
     }
 }
@@ -309,6 +395,7 @@ impl StreamStep for Dedup {
                             let found: Result<Option<(u64, f64)>, String> = match &mut index {
                                 Index::Exact(exact) => Ok(exact.insert_if_new(next_id, key).map(|earlier| (earlier, 1.0))),
                                 Index::Minhash(minhash) => Ok(minhash.insert_if_new_with_similarity(next_id, key)),
+                                Index::Rouge(rouge) => Ok(rouge.insert_if_new(next_id, key)),
                                 Index::Embedding(cosine, _) => {
                                     let embedding = &embeddings.as_ref().expect("embedded above")[key_index];
                                     cosine
@@ -328,7 +415,11 @@ impl StreamStep for Dedup {
                                     }
                                     Outcome::Drop(
                                         record,
-                                        format!("dedup: {} kept record #{earlier} (similarity {similarity:.2}; {shown:?})", self.method_word()),
+                                        format!(
+                                            "dedup: {} {} (similarity {similarity:.2}; {shown:?})",
+                                            self.method_word(),
+                                            earlier_name(earlier, self.config.pool.as_ref())
+                                        ),
                                     )
                                 }
                                 Ok(None) => {

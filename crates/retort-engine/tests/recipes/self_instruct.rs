@@ -1,5 +1,6 @@
 //! Self-Instruct's mechanics on the scripted backend: prompts mix 6 human and 2 machine tasks,
-//! new instructions pass the heuristic and novelty filters, rounds stop at the target, and
+//! new instructions pass the heuristic filters and the ROUGE-L novelty filter against the seed
+//! tasks and everything kept, rounds stop at the target, and
 //! instances are written input-first, or output-first for classification tasks.
 
 use crate::common;
@@ -11,7 +12,7 @@ const RULES: &str = r#####"
 # Round 2: the 7th and 8th demonstrations are machine-written (the anchor and its sibling).
 - {when: "(?s)numbered list of varied tasks.*\n7\\. (Write a haiku about rain|Classify the sentiment)", reply: "Name three rivers in Europe.\n10. Write a haiku about rain."}
 # Round 1: only human demonstrations.
-- {when: "(?s)numbered list of varied tasks", reply: "Write a haiku about rain.\n10. Classify the sentiment of this tweet as positive or negative.\n11. Draw a map of your town.\n12. Hi there\n13. What is the relation between the given pairs?\n14. (Optional) rewrite this text in French."}
+- {when: "(?s)numbered list of varied tasks", reply: "Write a haiku about rain.\n10. Classify the sentiment of this tweet as positive or negative.\n11. Draw a map of your town.\n12. Hi there\n13. What is the relation between the given pairs?\n14. (Optional) rewrite this text in French.\n15. What is the relation between these two given pairs?"}
 - {when: "(?s)Decide whether each task.*\nTask: Classify the sentiment[^\n]*\nClassification:$", reply: "Yes"}
 - {when: "(?s)Decide whether each task", reply: "No"}
 - {when: "(?s)\nTask: Classify the sentiment[^\n]*\nClass label:$", reply: "Positive\nInput: I love this phone, it works great."}
@@ -67,16 +68,24 @@ fn instructions_bootstrap_through_filters_and_get_instances() {
     assert!(reason_of("Draw a map of your town.").iter().all(|reason| reason.contains("vars.unsuitable")), "{dropped:?}");
     assert!(reason_of("Hi there").iter().all(|reason| reason.contains("vars.min_words")), "{dropped:?}");
     assert!(reason_of("(Optional) rewrite this text in French.").iter().all(|reason| reason.contains("abcdefghijklmnopqrstuvwxyz")));
-    // A copy of a seed task is not novel.
+    // A copy of a seed task is not novel, nor is a rewording whose ROUGE-L with it is 0.82 (7
+    // of its 9 words, in order, are the seed's 8): the seed tasks are in the novelty pool.
     let copy = reason_of("What is the relation between the given pairs?");
     assert_eq!(copy.len(), 2);
-    assert!(copy.iter().all(|reason| reason.contains("seed_pool")), "{copy:?}");
+    assert!(
+        copy.iter().all(|reason| reason.starts_with("dedup: ROUGE-L near-duplicate of data/seed_tasks.jsonl line 2 (similarity 1.00")),
+        "{copy:?}"
+    );
+    let reworded = reason_of("What is the relation between these two given pairs?");
+    assert_eq!(reworded.len(), 2);
+    assert!(reworded.iter().all(|reason| reason.contains("data/seed_tasks.jsonl line 2 (similarity 0.82")), "{reworded:?}");
     // The second seed's prompt gave the same two tasks: exact duplicates within the round.
     let haiku = reason_of("Write a haiku about rain.");
     assert!(haiku.iter().any(|reason| reason.starts_with("dedup")), "{haiku:?}");
-    // In round 2, "Write a haiku about rain." came back: dropped as a copy of a demonstration
-    // it was shown, or (for the prompt that did not show it) as a duplicate of round 1.
+    // In round 2, "Write a haiku about rain." came back: dropped as a near-duplicate of the
+    // instruction kept in round 1 (the index spans rounds).
     assert_eq!(haiku.len(), 3, "{haiku:?}");
+    assert!(haiku.iter().all(|reason| reason.starts_with("dedup: ROUGE-L near-duplicate of kept record #")), "{haiku:?}");
     assert!(ran.failed().is_empty(), "{:?}", ran.failed());
     // The target (3) stopped the rounds after round 2.
     assert!(ran.out().join("rounds/round-2.jsonl").exists());
