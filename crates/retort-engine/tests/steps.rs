@@ -535,6 +535,30 @@ steps:
 }
 
 #[test]
+fn top_keeps_the_k_best_of_each_group_and_fails_what_has_no_score() {
+    let records = r#####"[{g: a, s: 1}, {g: a, s: 5}, {g: b, s: 2}, {g: a, s: 3}, {g: b, s: "7"}, {g: a, s: 5}, {g: b, s: x}]"#####;
+    let best =
+        run(&format!("name: t\nsteps:\n  - load: {{records: {records}}}\n  - top: {{by: s, k: 2, group_by: g, rank_into: rank}}\n"), &[]);
+    // Best first within each group; of equal scores the earlier record wins.
+    let kept: Vec<(String, String, u64)> =
+        best.data().iter().map(|row| (row["g"].as_str().unwrap().into(), row["s"].to_string(), row["rank"].as_u64().unwrap())).collect();
+    let expected: Vec<(String, String, u64)> = [("a", "5", 1), ("a", "5", 2), ("b", "\"7\"", 1), ("b", "2", 2)]
+        .iter()
+        .map(|(g, s, r)| (g.to_string(), s.to_string(), *r))
+        .collect();
+    assert_eq!(kept, expected);
+    let dropped = best.dropped();
+    let reasons: Vec<&str> = dropped.iter().map(|row| row["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["top: s = 1 is not among the 2 highest of group \"a\"", "top: s = 3 is not among the 2 highest of group \"a\""]);
+    assert_eq!(best.failed()[0]["reason"], json!("top: expected a number in `s`, found \"x\""));
+    // `lowest`, one group.
+    let low = run(&format!("name: t\nsteps:\n  - load: {{records: {records}}}\n  - filter: {{keep: \"s != 'x'\"}}\n  - top: {{by: s, k: 1, lowest: true}}\n"), &[]);
+    assert_eq!(low.column("s"), vec![json!(1)]);
+    let problems = common::problems("name: t\nsteps:\n  - load: {records: [{s: 1}]}\n  - top: {by: s, k: 0}\n", &[]);
+    assert!(problems.contains("steps[1].top.k: expected at least 1 record per group, found 0"), "{problems}");
+}
+
+#[test]
 fn dedup_inside_repeat_keeps_going_until_enough_unique() {
     // Each round samples one of three answers; the index spans rounds, so the loop runs
     // until three unique records exist.

@@ -66,7 +66,7 @@ steps:
         expect![[r#"
             llm.modle: unknown key `modle`; did you mean `model`? expected one of: backend, base_url, base_urls, model, api_key_env, max_concurrency, requests_per_minute, tokens_per_minute, timeout_s, connect_timeout_s, max_retries, retry_base_s, retry_max_s, rate_limit_cooldown_s, failover_cooldown_s, extra_body, grammar_field, hedge, hedge_after_s, price
             steps[0].load.limt: unknown key `limt`; did you mean `limit`? expected one of: path, records, format, limit, skip, text_field, when, concurrency
-            steps[1]: unknown step kind `generat`; did you mean `generate`? kinds: load, generate, judge, score, verify, filter, map, dedup, vote, pair, converse, act, call, play, repeat, iterate, retrieve, sample, explode, fit, metrics, train, export
+            steps[1]: unknown step kind `generat`; did you mean `generate`? kinds: load, generate, judge, score, verify, filter, map, dedup, vote, top, pair, converse, act, call, play, repeat, iterate, retrieve, sample, explode, fit, metrics, train, export
             steps[2].generate.n: expected a whole number, found string "many"
             steps[6].export.formats[1]: unknown variant `csv`, expected `jsonl` or `parquet`
             steps[3].generate.prompt: template does not compile: syntax error: unexpected end of block (in steps[3].generate.prompt:1)
@@ -127,7 +127,7 @@ steps:
         expect![[r#"
             steps[4].repeat.rounds: expected at least 1 round, found 0
             steps[4].repeat.steps[0].load: `load` cannot be inside `repeat`; its input is the round's seeds
-            steps[6]: unknown step kind `parse_me`; kinds: load, generate, judge, score, verify, filter, map, dedup, vote, pair, converse, act, call, play, repeat, iterate, retrieve, sample, explode, fit, metrics, train, export
+            steps[6]: unknown step kind `parse_me`; kinds: load, generate, judge, score, verify, filter, map, dedup, vote, top, pair, converse, act, call, play, repeat, iterate, retrieve, sample, explode, fit, metrics, train, export
             steps[1].generate: no prompt; give `prompt`, `template_file`, `messages` or `messages_from`
             steps[2].judge: pairwise judging needs `a` and `b`: the fields holding the two answers
             steps[3].filter: give exactly one of `keep` and `drop`

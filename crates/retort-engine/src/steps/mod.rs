@@ -90,6 +90,8 @@ step_kinds! {
     Dedup(dedup::DedupConfig),
     /// Majority vote over the samples of one question.
     Vote(vote::VoteConfig),
+    /// Keep the k best-scored records of each group.
+    Top(top::TopConfig),
     /// Build chosen/rejected pairs from scored candidates.
     Pair(pair::PairConfig),
     /// Several roles take turns.
@@ -168,6 +170,7 @@ fields_by_serde!(
     map::MapConfig,
     dedup::DedupConfig,
     vote::VoteConfig,
+    top::TopConfig,
     pair::PairConfig,
     converse::ConverseConfig,
     sample::SampleConfig,
