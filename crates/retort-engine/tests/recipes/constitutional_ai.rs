@@ -60,7 +60,12 @@ fn revisions_chain_and_option_logprobs_become_soft_labels() {
     }
     assert!(positions.contains(&"A".to_string()) && positions.contains(&"B".to_string()), "{positions:?}");
     // The DPO rows are the same pairs; identical samples give no pair and are dropped saying so.
-    assert_eq!(ran.rows("dpo").len(), preferences.len());
+    let dpo = ran.rows("dpo");
+    assert_eq!(dpo.len(), preferences.len());
+    // Each DPO row carries the soft label P(chosen), as TRL's soft-label losses read it.
+    for row in &dpo {
+        assert!((row["label"].as_f64().unwrap() - expected).abs() < 1e-9, "{row:?}");
+    }
     let dropped = ran.dropped();
     assert_eq!(dropped.len() + preferences.len(), 8);
     assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().contains("response_a")));

@@ -1,6 +1,7 @@
 //! GRA's mechanics on the scripted backend: three reviewers score each proposal; the
 //! adjudicator is consulted only when they disagree and then decides; agreeing reviewers
-//! decide by their mean; duplicates are removed; each role runs on its own model.
+//! decide by their mean; duplicates are removed; each role runs on its own model, and the
+//! reviewers sample with settings of their own.
 
 use crate::common;
 
@@ -101,6 +102,21 @@ fn the_adjudicator_decides_only_where_reviewers_disagree() {
         .find(|entry| entry["field"] == json!("adjudicator_score"))
         .expect("an adjudicated row");
     assert_eq!(adjudicated["model"], json!("adjudicator-model"));
+    // The reviewers are independent draws, not clones: each samples with its own settings.
+    let reviewer_params: Vec<(Value, Value)> = ["score_1", "score_2", "score_3"]
+        .iter()
+        .map(|field| {
+            let entry = lineage
+                .iter()
+                .flat_map(|line| line["lineage"].as_array().unwrap().iter())
+                .find(|entry| entry["field"] == json!(field))
+                .expect("a reviewed row");
+            (entry["params"]["temperature"].clone(), entry["params"]["seed"].clone())
+        })
+        .collect();
+    let temperatures: Vec<&Value> = reviewer_params.iter().map(|(temperature, _)| temperature).collect();
+    assert_eq!(temperatures, [&json!(0.3), &json!(0.7), &json!(1.0)]);
+    assert!(reviewer_params[0].1 != reviewer_params[1].1 && reviewer_params[1].1 != reviewer_params[2].1);
     // The SFT data holds the instruction and the response.
     let data = ran.data();
     assert_eq!(data.len(), 3);
