@@ -1,12 +1,15 @@
 //! SELF-GUIDE's mechanics on the scripted backend: generated inputs pass a noise-term filter
-//! and a length filter (bounded by the examples), outputs are generated for the kept inputs,
-//! and a classification output that is not one of the task's labels is removed.
+//! and a length filter (bounded by the examples), several outputs are sampled for each kept
+//! input and the majority is kept, and a classification output that is not one of the task's
+//! labels is removed.
 
 use crate::common;
 
 const RULES: &str = r#####"
 - {when: "(?s)Input: A warm[^\n]*\nOutput:$", reply: "Positive."}
 - {when: "(?s)Input: The plot drags[^\n]*\nOutput:$", reply: "Mixed"}
+- {when: "(?s)Input: Tom has[^\n]*\nOutput:$", times: 1, reply: "6"}
+- {when: "(?s)Input: Tom has[^\n]*\nOutput:$", times: 1, reply: "7"}
 - {when: "(?s)Input: Tom has[^\n]*\nOutput:$", reply: "5"}
 - {when: "(?s)sentiment.*Input:$", replies: ["A warm, funny and moving film about a family that learns to forgive.", "Input: an example of noise in the data set", "Dull.", "The plot drags and the acting feels wooden from start to finish."]}
 - {when: "(?s)math word problem.*Input:$", replies: ["Tom has 3 apples. At the market he buys 4 more apples and then gives 2 of them to his sister Anna. How many apples does Tom have now?", "see http://spam"]}
@@ -14,7 +17,7 @@ const RULES: &str = r#####"
 
 #[test]
 fn inputs_and_outputs_pass_the_noise_length_and_label_filters() {
-    let ran = common::run_builtin("self-guide", RULES, &[], None);
+    let ran = common::run_builtin("self-guide", RULES, &[], Some(2));
     let records = ran.rows("records");
     let tasks = common::read_jsonl(&ran.dir.path().join("recipe/data/tasks.jsonl"));
     // The kept pairs: the well-formed review labelled positive, and the word problem.
@@ -37,8 +40,15 @@ fn inputs_and_outputs_pass_the_noise_length_and_label_filters() {
     assert_eq!(count("filter keep: `new_output", "The plot drags"), 1, "{reasons:?}");
     // Repeated inputs are kept once per task.
     assert!(reasons.iter().any(|reason| reason.starts_with("dedup")), "{reasons:?}");
-    // Every generated input was accounted for: eight per task.
-    assert_eq!(ran.dropped().len() + ran.failed().len() + records.len(), 8 * tasks.len());
+    // Five outputs per kept input; the majority is the output ("5", 3 of 5), the samples that
+    // disagree are dropped saying so, and one row per input stays.
+    let tom = records.iter().find(|row| row["task"] == "math_word_problem").unwrap();
+    assert_eq!(tom["agreement"], serde_json::json!(0.6));
+    assert_eq!(count("vote: answer", "Tom has"), 2, "{reasons:?}");
+    assert_eq!(count("dedup", "Tom has") + count("dedup", "A warm") + count("dedup", "The plot drags"), 12, "{reasons:?}");
+    // Every generated input was accounted for: eight per task, and four more records for each
+    // of the three inputs that got five outputs.
+    assert_eq!(ran.dropped().len() + ran.failed().len() + records.len(), 8 * 2 + 4 * 3);
     // The SFT rows carry the task's instruction and the generated input.
     let data = ran.data();
     let prompt = data[0]["messages"][0]["content"].as_str().unwrap();
@@ -55,6 +65,8 @@ fn a_nonsense_model_leaves_every_record_accounted_for() {
     let ran = common::run_builtin("self-guide", r#"- {when: ".", reply: "qwerty"}"#, &[], None);
     assert_eq!(ran.data().len(), 0);
     let rejected: Vec<_> = ran.dropped().into_iter().chain(ran.failed()).collect();
-    assert_eq!(rejected.len(), 16, "{rejected:?}");
+    let tasks = common::read_jsonl(&ran.dir.path().join("recipe/data/tasks.jsonl"));
+    assert!(tasks.len() >= 6);
+    assert_eq!(rejected.len(), 8 * tasks.len(), "{rejected:?}");
     assert!(rejected.iter().all(|row| !row["reason"].as_str().unwrap().is_empty()));
 }
