@@ -78,6 +78,10 @@ pub struct TabooTurn {
     pub role: TabooRole,
     /// What was said.
     pub content: String,
+    /// The conversation the player was asked with for this turn (its system prompt, the game
+    /// so far from its side), as sent: imitation data trains on exactly this.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<Message>,
 }
 
 /// How a game ended.
@@ -258,7 +262,7 @@ pub async fn play_taboo(
                 TabooRole::Defender => (defender, view(fill(&prompts.defender, game), None, &turns, role)),
             };
             let request = ChatRequest {
-                messages,
+                messages: messages.clone(),
                 params: SamplingParams { seed: Some(derive_seed(seed, &[turns.len() as u64])), ..SamplingParams::default() },
                 json_schema: None,
                 grammar: None,
@@ -286,7 +290,7 @@ pub async fn play_taboo(
             };
             let content = response.choices.into_iter().next().map(|c| c.text.trim().to_string()).unwrap_or_default();
             let verdict = referee.judge(role, &content);
-            turns.push(TabooTurn { role, content });
+            turns.push(TabooTurn { role, content, messages });
             if let Some(verdict) = verdict {
                 ending = Some(verdict);
                 break 'game;

@@ -1,6 +1,6 @@
 //! SPAG's mechanics on the scripted backend: self-play Adversarial Taboo episodes are judged by
 //! the referee, every turn gets its side's reward for offline RL, and only the winning side's
-//! turns (with the game so far as the prompt) become imitation data.
+//! turns, as the conversations the players were asked with, become imitation data.
 
 use crate::common;
 
@@ -52,11 +52,27 @@ fn referee_outcomes_give_rewards_and_winner_imitation_data() {
     // The defender's turn sees the attacker's opening in its prompt.
     let river_defender = turns.iter().find(|row| row["word"] == "river" && row["role"] == "defender").unwrap();
     assert!(river_defender["prompt"].as_str().unwrap().contains("Attacker: Boats float along it."));
-    // Imitation: the winners' turns only.
-    let answers: Vec<Value> = ran.data().iter().map(|row| row["messages"][1]["content"].clone()).collect();
+    // Imitation: the winners' turns only, each as the conversation the player was asked with
+    // (its system prompt, the game from its side) and its reply.
+    let data = ran.data();
+    let answers: Vec<Value> = data.iter().map(|row| row["messages"].as_array().unwrap().last().unwrap()["content"].clone()).collect();
     assert_eq!(answers.len(), 2, "{answers:?}");
     assert!(answers.contains(&Value::from("What red fruit keeps the doctor away?")));
     assert!(answers.contains(&Value::from("I know the word! It is `river`!")));
+    let guess = data
+        .iter()
+        .find(|row| row["messages"].as_array().unwrap().last().unwrap()["content"] == "I know the word! It is `river`!")
+        .unwrap();
+    let played = guess["messages"].as_array().unwrap();
+    let roles: Vec<&str> = played.iter().map(|message| message["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant"]);
+    assert!(
+        played[0]["content"].as_str().unwrap().contains("You are the defender")
+            && !played[0]["content"].as_str().unwrap().contains("river")
+    );
+    assert_eq!(played[1]["content"], "Boats float along it.");
+    // The same messages are in the turn's offline-RL row: what the referee's episode recorded.
+    assert_eq!(river_defender["messages"], guess["messages"]);
     let dropped = ran.dropped();
     assert_eq!(dropped.len(), 13);
     assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().contains("role == winner")));

@@ -23,7 +23,7 @@ fn events_fan_out_over_relations_and_the_critic_filters_triples() {
     let heads: std::collections::BTreeSet<_> = records.iter().map(|row| row["head"].as_str().unwrap().to_string()).collect();
     assert_eq!(heads.into_iter().collect::<Vec<_>>(), vec!["PersonX calls PersonY", "PersonX plants a tree"]);
     let relations: std::collections::BTreeSet<_> = records.iter().map(|row| row["relation"].as_str().unwrap().to_string()).collect();
-    assert_eq!(relations.into_iter().collect::<Vec<_>>(), vec!["oReact", "xAttr", "xEffect", "xIntent", "xNeed", "xWant"]);
+    assert_eq!(relations.into_iter().collect::<Vec<_>>(), vec!["HinderedBy", "xAttr", "xEffect", "xIntent", "xNeed", "xWant"]);
     assert!(records.iter().all(|row| row["tail"] == json!("a sensible inference") && row["critic_score"] == json!(5.0)));
     // The critic dropped the xReact triples; identical samples and events were deduplicated;
     // the event without PersonX was filtered.
