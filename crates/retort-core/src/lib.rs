@@ -7,6 +7,7 @@ mod backend;
 mod hash;
 mod record;
 mod redact;
+mod time;
 
 pub use backend::{
     Backend, BackendError, BackendErrorKind, Capabilities, ChatRequest, ChatResponse, Choice, ConfigProblem, FinishReason, Message, Role,
@@ -15,3 +16,4 @@ pub use backend::{
 pub use hash::{derive_seed, stable_hash, stable_hash_hex, StableHasher};
 pub use record::{Failure, Lineage, Outcome, Record, RecordStatus};
 pub use redact::{redact_url, scrub_url_secrets, url_secrets};
+pub use time::civil_from_days;

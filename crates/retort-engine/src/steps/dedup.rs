@@ -201,7 +201,7 @@ impl StepDef for DedupConfig {
     fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
         let fail = |message: String| EngineError::Step { step: spec.path.clone(), message };
         let normalize = if self.normalize { NormalizeOptions::default() } else { NormalizeOptions::NONE };
-        let index = match self.method {
+        let mut index = match self.method {
             DedupMethod::Exact => {
                 let options = if self.normalize { NormalizeOptions::AGGRESSIVE } else { NormalizeOptions::NONE };
                 Index::Exact(ExactIndex::new(options))
@@ -229,7 +229,6 @@ impl StepDef for DedupConfig {
             }
             DedupMethod::RougeL => Index::Rouge(RougeIndex::new(self.threshold.unwrap_or(0.7)).map_err(|error| fail(error.to_string()))?),
         };
-        let mut index = index;
         if let Some(pool) = &self.pool {
             let texts = read_pool(pool, &cx.base_dir)?;
             index.preload(&texts).map_err(|reason| fail(format!("pool {}: {reason}", pool.from)))?;
