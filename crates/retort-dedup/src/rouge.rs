@@ -34,12 +34,7 @@ impl RougeIndex {
     }
 
     fn ids(&mut self, text: &str) -> Vec<u32> {
-        tokens(text)
-            .map(|token| {
-                let next = self.words.len() as u32;
-                *self.words.entry(token).or_insert(next)
-            })
-            .collect()
+        word_ids(&mut self.words, text)
     }
 
     /// Keeps `text` under `id` unless it is too similar to a kept text; then returns that
@@ -99,16 +94,18 @@ fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
 /// subsequence; 0 when either is empty.
 pub fn rouge_l(a: &str, b: &str) -> f64 {
     let mut words: HashMap<String, u32> = HashMap::new();
-    let mut ids = |text: &str| -> Vec<u32> {
-        tokens(text)
-            .map(|token| {
-                let next = words.len() as u32;
-                *words.entry(token).or_insert(next)
-            })
-            .collect()
-    };
-    let (a, b) = (ids(a), ids(b));
+    let (a, b) = (word_ids(&mut words, a), word_ids(&mut words, b));
     f_measure(&a, &b, &mut Vec::new())
+}
+
+/// The text's tokens as ids, numbering words not seen before in `words`.
+fn word_ids(words: &mut HashMap<String, u32>, text: &str) -> Vec<u32> {
+    tokens(text)
+        .map(|token| {
+            let next = words.len() as u32;
+            *words.entry(token).or_insert(next)
+        })
+        .collect()
 }
 
 fn f_measure(a: &[u32], b: &[u32], row: &mut Vec<u32>) -> f64 {
