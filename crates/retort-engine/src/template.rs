@@ -39,6 +39,8 @@ pub(crate) fn environment() -> Environment<'static> {
     });
     env.add_filter("bleu", |candidate: &str, reference: &str| bleu(candidate, reference));
     env.add_filter("head_lines", head_lines);
+    env.add_filter("variance", variance);
+    env.add_filter("elo", elo);
     #[cfg(feature = "agent")]
     env.add_filter("solution_answer", |text: &str| retort_agent::solution_answer(text).map(Value::from).unwrap_or(Value::from(())));
     #[cfg(feature = "agent")]
@@ -273,6 +275,86 @@ fn head_lines(text: &str, fraction: f64) -> Result<String, Error> {
 }
 
 /// One level of nesting taken off a list of lists (items that are not lists stay as they are).
+/// The population variance of a list of numbers (none for an empty list or one with a
+/// non-number): `judgments | map(attribute='score') | variance`.
+fn variance(items: Vec<Value>) -> Value {
+    let numbers: Option<Vec<f64>> = items.iter().map(|item| f64::try_from(item.clone()).ok()).collect();
+    match numbers {
+        Some(numbers) if !numbers.is_empty() => {
+            let mean = numbers.iter().sum::<f64>() / numbers.len() as f64;
+            Value::from(numbers.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / numbers.len() as f64)
+        }
+        _ => Value::from(()),
+    }
+}
+
+/// Elo ratings of `players` from battles `[i, j, s]` (s: 1 when i won, 0 when j won, 0.5 a
+/// tie), by the maximum-likelihood Bradley–Terry fit Meta-Rewarding uses, with a weak prior
+/// that keeps an undefeated player finite. Gives `{ratings, best, worst}`: `best` the first
+/// highest-rated index, `worst` the last lowest-rated, both none when every rating is equal.
+fn elo(battles: Vec<Value>, players: usize) -> Result<Value, Error> {
+    let mut results = Vec::new();
+    for battle in &battles {
+        let parts: Vec<Value> = battle.try_iter().map(|items| items.collect()).unwrap_or_default();
+        let number = |index: usize| parts.get(index).and_then(|value| f64::try_from(value.clone()).ok());
+        match (number(0), number(1), number(2)) {
+            (Some(i), Some(j), Some(score)) if i >= 0.0 && j >= 0.0 && (i as usize) < players && (j as usize) < players && (0.0..=1.0).contains(&score) => {
+                results.push((i as usize, j as usize, score));
+            }
+            _ => return Err(Error::new(ErrorKind::InvalidOperation, format!("elo: expected battles [i, j, score] with i and j below {players} and a score from 0 to 1, found {battle}"))),
+        }
+    }
+    let ratings = bradley_terry(players, &results);
+    let scale = 400.0 / std::f64::consts::LN_10;
+    let elo: Vec<f64> = ratings.iter().map(|rating| 1000.0 + scale * rating).collect();
+    let (mut best, mut worst) = (0, 0);
+    for (index, rating) in elo.iter().enumerate() {
+        if *rating > elo[best] + 1e-9 {
+            best = index;
+        }
+        if *rating <= elo[worst] + 1e-9 {
+            worst = index;
+        }
+    }
+    let spread = elo.iter().cloned().fold(f64::MIN, f64::max) - elo.iter().cloned().fold(f64::MAX, f64::min);
+    let (best, worst) = if players > 1 && spread > 1e-6 { (Value::from(best), Value::from(worst)) } else { (Value::from(()), Value::from(())) };
+    let rounded: Vec<Value> = elo.iter().map(|rating| Value::from((rating * 100.0).round() / 100.0)).collect();
+    Ok(minijinja::context! { ratings => rounded, best => best, worst => worst })
+}
+
+/// Bradley–Terry log-strengths (natural-log scale, mean 0) maximising the likelihood of the
+/// battles `(i, j, s)` (s is i's share of the win), plus a Gaussian prior of variance 10 so
+/// that a player who never lost stays finite; coordinate Newton steps on the concave
+/// log-posterior.
+fn bradley_terry(players: usize, battles: &[(usize, usize, f64)]) -> Vec<f64> {
+    const PRIOR: f64 = 0.1;
+    let mut rating = vec![0.0f64; players];
+    for _ in 0..200 {
+        let mut moved = 0.0f64;
+        // One player at a time (Gauss–Seidel), a Newton step each, at most 1 in size.
+        for player in 0..players {
+            let (mut gradient, mut hessian) = (-PRIOR * rating[player], PRIOR);
+            for &(i, j, score) in battles {
+                if i == j || (i != player && j != player) {
+                    continue;
+                }
+                let (other, won) = if i == player { (j, score) } else { (i, 1.0 - score) };
+                let p = 1.0 / (1.0 + (rating[other] - rating[player]).exp());
+                gradient += won - p;
+                hessian += p * (1.0 - p);
+            }
+            let step = (gradient / hessian).clamp(-1.0, 1.0);
+            rating[player] += step;
+            moved = moved.max(step.abs());
+        }
+        if moved < 1e-10 {
+            break;
+        }
+    }
+    let mean = rating.iter().sum::<f64>() / players.max(1) as f64;
+    rating.iter().map(|r| r - mean).collect()
+}
+
 fn flatten(items: Vec<Value>) -> Value {
     let mut out = Vec::new();
     for item in items {
@@ -371,6 +453,28 @@ mod tests {
         assert!(near > 0.6 && near < 1.0, "{near}");
         assert!(far < 0.1, "{far}");
         assert_eq!(bleu("", "something"), 0.0);
+    }
+
+    #[test]
+    fn elo_ranks_the_winner_first_and_the_loser_last() {
+        let env = environment();
+        let render = |text: &str| env.render_str(text, ()).unwrap();
+        // 0 beats 1 and 2, 1 and 2 tie: 0 best, 2 the last of the lowest.
+        let battles = "[[0, 1, 1], [0, 2, 1], [1, 2, 0.5]]";
+        assert_eq!(render(&format!("{{% set e = {battles} | elo(3) %}}{{{{ e.best }}}} {{{{ e.worst }}}}")), "0 2");
+        let ratings: Vec<f64> = render(&format!("{{{{ ({battles} | elo(3)).ratings | join(' ') }}}}")).split(' ').map(|x| x.parse().unwrap()).collect();
+        assert!(ratings[0] > 1000.0 && (ratings[1] - ratings[2]).abs() < 1e-6 && ratings[1] < 1000.0, "{ratings:?}");
+        assert!((ratings.iter().sum::<f64>() / 3.0 - 1000.0).abs() < 0.05, "{ratings:?}");
+        // A cycle is a tie for all: no best, no worst.
+        assert_eq!(render("{% set e = [[0, 1, 1], [1, 2, 1], [2, 0, 1]] | elo(3) %}{{ e.best is none }} {{ e.worst is none }}"), "True True");
+        // Against the Bradley–Terry fit: 3 wins in 4 gives a log-odds near ln 3, shrunk by the prior.
+        let strengths = bradley_terry(2, &[(0, 1, 1.0), (0, 1, 1.0), (0, 1, 1.0), (0, 1, 0.0)]);
+        let gap = strengths[0] - strengths[1];
+        assert!(gap > 0.8 && gap < 3f64.ln(), "{gap}");
+        let error = env.render_str("{{ [[0, 3, 1]] | elo(3) }}", ()).unwrap_err().to_string();
+        assert!(error.contains("expected battles [i, j, score] with i and j below 3"), "{error}");
+        assert_eq!(render("{{ [1, 2, 3] | variance | round(4) }}"), "0.6667");
+        assert_eq!(render("{{ [] | variance is none }}"), "True");
     }
 
     #[test]

@@ -62,6 +62,14 @@ pub struct PairConfig {
     /// `first` or `shorter`.
     #[serde(default)]
     pub tie_break: TieBreak,
+    /// Also write every candidate of the group into this field of each pair, best first, as
+    /// objects of `candidate_fields` (Meta-Rewarding picks the response whose judgments vary
+    /// most for its judge pairs, whichever responses the actor pair took).
+    #[serde(default)]
+    pub candidates_into: Option<String>,
+    /// The fields of each candidate `candidates_into` keeps (all of them when empty).
+    #[serde(default)]
+    pub candidate_fields: Vec<String>,
 }
 
 impl StepDef for PairConfig {
@@ -82,6 +90,15 @@ impl StepDef for PairConfig {
             cx.error("min_margin", format!("expected 0 or more, found {}", self.min_margin));
         }
         for field in ["prompt", "chosen", "rejected", "chosen_score", "rejected_score", "margin"] {
+            cx.write(field);
+        }
+        if !self.candidate_fields.is_empty() && self.candidates_into.is_none() {
+            cx.error("candidate_fields", "`candidate_fields` needs `candidates_into`");
+        }
+        for field in &self.candidate_fields {
+            cx.read("candidate_fields", field);
+        }
+        if let Some(field) = &self.candidates_into {
             cx.write(field);
         }
     }
@@ -169,6 +186,20 @@ impl Pair {
                 }
             }
         }
+        let candidates = self.config.candidates_into.as_ref().map(|_| {
+            let list: Vec<Value> = group
+                .iter()
+                .map(|candidate| {
+                    let fields: serde_json::Map<String, Value> = if self.config.candidate_fields.is_empty() {
+                        candidate.record.fields.clone().into_iter().collect()
+                    } else {
+                        self.config.candidate_fields.iter().map(|field| (field.clone(), candidate.record.get(field).cloned().unwrap_or(Value::Null))).collect()
+                    };
+                    Value::Object(fields)
+                })
+                .collect();
+            Value::Array(list)
+        });
         let mut used = vec![false; group.len()];
         let mut pairs = Vec::new();
         for (index, &(better, worse)) in chosen_pairs.iter().enumerate() {
@@ -188,6 +219,9 @@ impl Pair {
             pair.set("chosen_score", serde_json::json!(chosen.score));
             pair.set("rejected_score", serde_json::json!(rejected.score));
             pair.set("margin", serde_json::json!(chosen.score - rejected.score));
+            if let (Some(field), Some(candidates)) = (&self.config.candidates_into, &candidates) {
+                pair.set(field.clone(), candidates.clone());
+            }
             pairs.push(pair);
         }
         let scores: Vec<String> = group.iter().map(|candidate| candidate.score.to_string()).collect();

@@ -12,7 +12,8 @@ use crate::steps::StepSpec;
 use crate::runtime::StageCx;
 use crate::source;
 use crate::steps::{BuildCx, CheckCx, StepDef, TemplateSource};
-use crate::runtime::{Built, RecordStep};
+use crate::flow::{Inbox, Outbox};
+use crate::runtime::{Built, RecordStep, StreamStep};
 
 /// How many items to draw: a number, or `[min, max]` drawn per record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -30,7 +31,7 @@ impl Default for Count {
     }
 }
 
-/// Settings of a `sample` step; give `from` or `items`.
+/// Settings of a `sample` step; give `from`, `items` or `pool_from`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleConfig {
@@ -40,6 +41,13 @@ pub struct SampleConfig {
     /// Items written in the recipe.
     #[serde(default)]
     pub items: Option<Vec<Value>>,
+    /// The pool is the values of this field over every record that reaches the step (a list
+    /// gives each of its items; duplicates once, in arrival order): the step holds its input
+    /// until it ends (each round, inside `repeat`), then draws for each record. A record does not
+    /// draw what it gave (Tag-Evol's tags from the tagger's pool). With `group` (no
+    /// `group_by`), an item belongs to the group of the records that gave it.
+    #[serde(default)]
+    pub pool_from: Option<String>,
     /// Take this field of each item (when items are objects).
     #[serde(default)]
     pub field: Option<String>,
@@ -78,6 +86,10 @@ pub struct Include {
 }
 
 impl StepDef for SampleConfig {
+    fn works_on_the_stream(&self) -> bool {
+        self.pool_from.is_some()
+    }
+
     fn templates(&self) -> Vec<(String, TemplateSource)> {
         let mut templates = Vec::new();
         if let Some(group) = &self.group {
@@ -92,8 +104,20 @@ impl StepDef for SampleConfig {
     fn check(&self, cx: &mut CheckCx<'_>) {
         if self.group.is_some() {
             cx.template("group", &[]);
-            if self.group_by.is_none() {
+            if self.group_by.is_none() && self.pool_from.is_none() {
                 cx.error("group", "a `group` needs `group_by`: the key of the items that names their group");
+            }
+        }
+        if let Some(field) = &self.pool_from {
+            cx.read("pool_from", field);
+            if self.group_by.is_some() {
+                cx.error("group_by", "a pool from the records is grouped by `group` alone: each item by the group of the records that gave it");
+            }
+            if self.include.is_some() {
+                cx.error("include", "`include` reads the keys of a pool's items; a pool from the records has values only");
+            }
+            if self.field.is_some() {
+                cx.error("field", "`field` takes a key of a pool's items; a pool from the records has values only");
             }
         }
         if self.group_into.is_some() && self.group_by.is_none() {
@@ -105,13 +129,13 @@ impl StepDef for SampleConfig {
         if self.include.is_some() {
             cx.template("include.value", &[]);
         }
-        match (&self.from, &self.items) {
-            (Some(from), None) => {
+        match (&self.from, &self.items, &self.pool_from) {
+            (Some(from), None, None) => {
                 cx.file("from", from);
             }
-            (None, Some(items)) if items.is_empty() => cx.error("items", "empty; give at least one item"),
-            (None, Some(_)) => {}
-            _ => cx.error("", "give exactly one of `from` and `items`"),
+            (None, Some(items), None) if items.is_empty() => cx.error("items", "empty; give at least one item"),
+            (None, Some(_), None) | (None, None, Some(_)) => {}
+            _ => cx.error("", "give exactly one of `from`, `items` and `pool_from`"),
         }
         if let Count::Between([low, high]) = self.k {
             if low > high {
@@ -122,6 +146,9 @@ impl StepDef for SampleConfig {
     }
 
     fn build(&self, spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
+        if self.pool_from.is_some() {
+            return Ok(Built::Stream(Arc::new(PoolSample { config: self.clone() })));
+        }
         let mut pool: Vec<Value> = match (&self.from, &self.items) {
             (Some(from), _) => {
                 let path = cx.base_dir.join(from);
@@ -174,6 +201,72 @@ impl StepDef for SampleConfig {
     }
 }
 
+/// The values a record gives to a pool from the records: its field's items, or the field.
+fn values_of(record: &Record, field: &str) -> Vec<Value> {
+    match record.get(field) {
+        Some(Value::Array(items)) => items.iter().filter(|item| !item.is_null()).cloned().collect(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![other.clone()],
+    }
+}
+
+/// `sample` with `pool_from`: collects the stream's values, then draws as `Sample` does.
+struct PoolSample {
+    config: SampleConfig,
+}
+
+#[async_trait]
+impl StreamStep for PoolSample {
+    async fn run(self: Arc<Self>, mut input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError> {
+        let field = self.config.pool_from.as_deref().unwrap_or_default();
+        let mut records = Vec::new();
+        let mut pool: Vec<Value> = Vec::new();
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        // Each item's groups: an item given by records of two groups belongs to both.
+        let mut groups_index: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
+        while let Some(record) = input.recv().await {
+            cx.stats.record_in();
+            let group = match &self.config.group {
+                Some(_) => match cx.run.templates.render(&format!("{}.group", cx.step), &record, cx.round) {
+                    Ok(name) => Some(name.trim().to_string()),
+                    Err(error) => {
+                        cx.settle(Outcome::fail(record, format!("sample: template `group` failed: {error}"))).await;
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            for value in values_of(&record, field) {
+                let index = *seen.entry(value.to_string()).or_insert_with(|| {
+                    pool.push(value.clone());
+                    pool.len() - 1
+                });
+                if let Some(group) = &group {
+                    let members = groups_index.entry(group.clone()).or_default();
+                    if !members.contains(&index) {
+                        members.push(index);
+                    }
+                }
+            }
+            records.push(record);
+        }
+        let sample = Sample { config: self.config.clone(), pool, groups: groups_index.into_iter().collect(), include_keys: Vec::new(), concurrency: 1 };
+        for record in records {
+            let outcome = if sample.pool.is_empty() {
+                Outcome::fail(record, format!("sample: no record gave a value of `{field}`, so the pool is empty"))
+            } else {
+                sample.apply(record, &cx).await.into_iter().next().expect("one outcome")
+            };
+            if let Some(record) = cx.settle(outcome).await {
+                if output.send(record).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 struct Sample {
     config: SampleConfig,
     pool: Vec<Value>,
@@ -209,7 +302,7 @@ impl RecordStep for Sample {
         // The candidates: the whole pool, or one group of it.
         let mut candidates: Vec<usize> = (0..self.pool.len()).collect();
         let mut group = None;
-        if self.config.group_by.is_some() {
+        if self.config.group_by.is_some() || (self.config.pool_from.is_some() && self.config.group.is_some()) {
             let name = match &self.config.group {
                 Some(_) => match render("group") {
                     Ok(name) => name.trim().to_string(),
@@ -220,11 +313,19 @@ impl RecordStep for Sample {
             match self.groups.binary_search_by(|(group, _)| group.as_str().cmp(&name)) {
                 Ok(found) => candidates = self.groups[found].1.clone(),
                 Err(_) => {
-                    let reason = format!("sample: no item of the pool has {} `{name}`", self.config.group_by.as_deref().unwrap_or_default());
+                    let reason = match &self.config.group_by {
+                        Some(key) => format!("sample: no item of the pool has {key} `{name}`"),
+                        None => format!("sample: no record of group `{name}` gave a value of `{}`", self.config.pool_from.as_deref().unwrap_or_default()),
+                    };
                     return vec![Outcome::fail(record, reason)];
                 }
             }
             group = Some(name);
+        }
+        // A pool from the records: a record does not draw what it gave itself.
+        if let Some(field) = &self.config.pool_from {
+            let own = values_of(&record, field);
+            candidates.retain(|&index| !own.contains(&self.pool[index]));
         }
         let count = match self.config.k {
             Count::Exactly(count) => count,

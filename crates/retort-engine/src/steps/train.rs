@@ -74,6 +74,20 @@ pub enum DataFrom {
     Round,
     /// The rows of every round so far.
     Accumulated,
+    /// This round's rows and the round before's (SPIN's official code trains iteration t on
+    /// the data of t and t−1).
+    WithPrevious,
+}
+
+impl DataFrom {
+    /// The rounds whose rows train round `round`.
+    fn rounds(self, round: u32) -> std::ops::RangeInclusive<u32> {
+        match self {
+            DataFrom::Round => round..=round,
+            DataFrom::Accumulated => 1..=round,
+            DataFrom::WithPrevious => round.saturating_sub(1).max(1)..=round,
+        }
+    }
 }
 
 /// Settings of a `train` step.
@@ -100,11 +114,13 @@ pub struct TrainConfig {
     /// DPO's reference: `current` (default), `previous` or `base`.
     #[serde(default)]
     pub reference: ReferenceModel,
-    /// Train on this `round`'s rows (default) or the `accumulated` rows of every round.
+    /// Train on this `round`'s rows (default), the `accumulated` rows of every round, or this
+    /// round's `with_previous` round's.
     #[serde(default)]
     pub data_from: DataFrom,
-    /// A name for this trainer's folder, `rounds/round-N/NAME/`, where a round trains twice
-    /// (Meta-Rewarding's actor and judge); without one, `rounds/round-N/`.
+    /// A name for this trainer's folder, `rounds/round-N/NAME/` (a command's files:
+    /// `rounds/train-round-N-NAME.*`), where a round trains twice (Meta-Rewarding's actor and
+    /// judge); without one, `rounds/round-N/` (`rounds/train-round-N.*`).
     #[serde(default)]
     pub name: Option<String>,
     /// The built-in trainer's settings (rank, alpha, learning_rate, epochs, batch_size, beta,
@@ -196,6 +212,15 @@ fn hash_file(path: &Path) -> Vec<u8> {
 }
 
 impl Train {
+    /// The stem of a command trainer's files for a round: `train-round-N`, or
+    /// `train-round-N-NAME` for a named step.
+    fn command_stem(&self, round: u32) -> String {
+        match &self.config.name {
+            Some(name) => format!("train-round-{round}-{name}"),
+            None => format!("train-round-{round}"),
+        }
+    }
+
     fn fail(cx: &StageCx, message: String) -> EngineError {
         EngineError::Step { step: cx.step.to_string(), message }
     }
@@ -236,7 +261,7 @@ impl Train {
             return Ok(String::from_utf8_lossy(&model).to_string());
         }
         let round = files.round;
-        let log_path = cx.run.out_dir.join("rounds").join(format!("train-round-{round}.log"));
+        let log_path = cx.run.out_dir.join("rounds").join(format!("{}.log", self.command_stem(round)));
         let log = std::fs::File::create(&log_path).map_err(EngineError::io("create", &log_path))?;
         let mut command = tokio::process::Command::new(&argv[0]);
         command
@@ -447,7 +472,8 @@ impl StreamStep for Train {
             std::fs::create_dir_all(&dir).map_err(EngineError::io("create", &dir))?;
             (dir.join("data.jsonl"), dir)
         } else {
-            (rounds_dir.join(format!("train-round-{round}.jsonl")), rounds_dir.join(format!("model-round-{round}")))
+            let suffix = self.config.name.as_ref().map(|name| format!("-{name}")).unwrap_or_default();
+            (rounds_dir.join(format!("{}.jsonl", self.command_stem(round))), rounds_dir.join(format!("model-round-{round}{suffix}")))
         };
         let mut file = std::io::BufWriter::new(std::fs::File::create(&round_data).map_err(EngineError::io("create", &round_data))?);
         let mut rows = 0usize;
@@ -460,26 +486,30 @@ impl StreamStep for Train {
         }
         file.flush().map_err(EngineError::io("write", &round_data))?;
         drop(file);
-        let data = match self.config.data_from {
-            DataFrom::Round => round_data.clone(),
-            DataFrom::Accumulated => {
-                // This round's rows after every earlier round's, as each round wrote them.
-                let all = if builtin { out.join("data-accumulated.jsonl") } else { rounds_dir.join(format!("train-accumulated-{round}.jsonl")) };
-                let mut text = Vec::new();
-                for earlier in 1..=round {
-                    let folder = match &self.config.name {
-                        Some(name) => rounds_dir.join(format!("round-{earlier}")).join(name),
-                        None => rounds_dir.join(format!("round-{earlier}")),
-                    };
-                    let path = if builtin { folder.join("data.jsonl") } else { rounds_dir.join(format!("train-round-{earlier}.jsonl")) };
-                    if let Ok(bytes) = std::fs::read(&path) {
-                        text.extend_from_slice(&bytes);
-                    }
+        let rounds = self.config.data_from.rounds(round);
+        let data = if rounds.start() == rounds.end() {
+            round_data.clone()
+        } else {
+            // The rows of the rounds it names, oldest first, as each round wrote them.
+            let all = if builtin {
+                out.join("data-accumulated.jsonl")
+            } else {
+                rounds_dir.join(format!("{}.jsonl", self.command_stem(round).replacen("train-round-", "train-accumulated-", 1)))
+            };
+            let mut text = Vec::new();
+            for earlier in rounds {
+                let folder = match &self.config.name {
+                    Some(name) => rounds_dir.join(format!("round-{earlier}")).join(name),
+                    None => rounds_dir.join(format!("round-{earlier}")),
+                };
+                let path = if builtin { folder.join("data.jsonl") } else { rounds_dir.join(format!("{}.jsonl", self.command_stem(earlier))) };
+                if let Ok(bytes) = std::fs::read(&path) {
+                    text.extend_from_slice(&bytes);
                 }
-                rows = text.split(|&byte| byte == b'\n').filter(|line| !line.is_empty()).count();
-                std::fs::write(&all, &text).map_err(EngineError::io("write", &all))?;
-                all
             }
+            rows = text.split(|&byte| byte == b'\n').filter(|line| !line.is_empty()).count();
+            std::fs::write(&all, &text).map_err(EngineError::io("write", &all))?;
+            all
         };
         let files = RoundFiles { round, data: data.clone(), out: out.clone() };
         let mut argv = if builtin { argv_probe } else { self.argv(&cx, &files)? };

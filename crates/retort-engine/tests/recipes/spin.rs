@@ -51,3 +51,32 @@ fn a_nonsense_model_leaves_every_record_accounted_for() {
     assert!(data.iter().all(|row| row["rejected"] == "qwerty" && row["chosen"] != "qwerty"));
     assert_eq!(ran.report.failed + ran.report.dropped, 0);
 }
+
+#[test]
+fn each_iteration_plays_against_the_last_model_and_trains_on_its_pairs_and_the_previous_ones() {
+    let ran = common::run_builtin("spin", RULES, &["vars.trainer=echo next-model"], Some(4));
+    // Three iterations of three pairs each.
+    let records = ran.rows("records");
+    let per_round = |round: u64| records.iter().filter(|row| row["round"] == round).count();
+    assert_eq!((per_round(1), per_round(2), per_round(3)), (3, 3, 3));
+    // Iteration 1 trains on its own pairs; iterations 2 and 3 on theirs and the iteration before's.
+    let rows = |file: &str| common::read_jsonl(&ran.out().join("rounds").join(file)).len();
+    assert_eq!(rows("train-round-1.jsonl"), 3);
+    assert!(!ran.out().join("rounds/train-accumulated-1.jsonl").exists());
+    assert_eq!(rows("train-accumulated-2.jsonl"), 6);
+    assert_eq!(rows("train-accumulated-3.jsonl"), 6);
+    let notes = &ran.report.notes;
+    assert!(notes.iter().any(|note| note.ends_with("round 2 trained on 6 rows → model next-model")), "{notes:?}");
+    // The opponent of iterations 2 and 3 is the model iteration 1 trained.
+    let lineage = common::read_jsonl(&ran.out().join("records.lineage.jsonl"));
+    let models: Vec<&str> = lineage
+        .iter()
+        .zip(&records)
+        .map(|(line, row)| {
+            let own = line["lineage"].as_array().unwrap().iter().find(|entry| entry["field"] == "own").unwrap();
+            assert!(row["round"] != 1 || own["model"] == "scripted", "{own:?}");
+            own["model"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(models.iter().filter(|model| **model == "next-model").count(), 6, "{models:?}");
+}
