@@ -276,3 +276,30 @@ steps:
             steps[1].iterate.steps[1].train: `train` cannot be inside `iterate`; put it inside a `repeat` and train at the round's end"#]],
     );
 }
+
+#[test]
+fn pools_from_the_stream_and_critics_say_what_goes_with_what() {
+    check(
+        r#"
+name: t
+llm: {backend: scripted}
+steps:
+  - load: {path: topics.jsonl}
+  - sample: {pool_from: topic, group_by: kind, field: name, include: {key: k, value: v}, into: drawn}
+  - sample: {pool_from: topic, items: [a], into: other}
+  - fit: {text: topic, label: topic, train_from: topics.jsonl, eval: topics.jsonl}
+  - fit: {text: topic, label: topic, eval: topics.jsonl, predict_into: guess, probability_into: p}
+  - fit: {text: topic, eval: topics.jsonl}
+"#,
+        expect![[r#"
+            steps[1].sample.group_by: a pool from the records is grouped by `group` alone: each item by the group of the records that gave it
+            steps[1].sample.include: `include` reads the keys of a pool's items; a pool from the records has values only
+            steps[1].sample.field: `field` takes a key of a pool's items; a pool from the records has values only
+            steps[2].sample: give exactly one of `from`, `items` and `pool_from`
+            steps[3].fit.label: the labels come from `train_from`'s `train_label` column; the stream's records are labelled, not learned from
+            steps[4].fit.predict_into: labelling the records needs `train_from`: a classifier trained on the stream has let its records go by the time it is trained
+            steps[4].fit.probability_into: labelling the records needs `train_from`: a classifier trained on the stream has let its records go by the time it is trained
+            steps[4].fit.positive: `probability_into` and `positive` (the label whose probability it holds) go together
+            steps[5].fit.label: give the field with each training example's label, or `train_from`: a labelled file to train on"#]],
+    );
+}

@@ -4,6 +4,10 @@
 //! over hashed word unigrams and bigrams (`features: ngrams`, the default) or over MiniLM sentence
 //! embeddings (`features: minilm`). The accuracy on the evaluation file, beside the
 //! majority-class baseline, goes to `NAME.json` in the run directory and to the run's notes.
+//!
+//! With `train_from` the classifier is a critic instead: it learns from a labelled file before
+//! the stream starts, and labels every record that passes (`predict_into`, `probability_into`),
+//! as Symbolic Knowledge Distillation's critic filters the generated triples.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use crate::flow::{Inbox, Outbox};
 use crate::steps::StepSpec;
 use crate::runtime::StageCx;
 use crate::source;
+use retort_core::Outcome;
 use crate::steps::sample::SplitMix;
 use crate::steps::{BuildCx, CheckCx, StepDef};
 use crate::runtime::{Built, StreamStep};
@@ -25,10 +30,31 @@ use crate::runtime::{Built, StreamStep};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FitConfig {
-    /// The field with each training example's text.
+    /// The field with each training example's text (with `train_from`: each record's text to
+    /// label).
     pub text: String,
-    /// The field with its label.
-    pub label: String,
+    /// The field with its label (not with `train_from`).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Train on this labelled file (beside the recipe) instead of the stream, then label the
+    /// stream's records.
+    #[serde(default)]
+    pub train_from: Option<String>,
+    /// The training file's text column.
+    #[serde(default = "default_text")]
+    pub train_text: String,
+    /// The training file's label column.
+    #[serde(default = "default_label")]
+    pub train_label: String,
+    /// With `train_from`: write each record's predicted label here.
+    #[serde(default)]
+    pub predict_into: Option<String>,
+    /// With `train_from`: write the probability of the label `positive` here.
+    #[serde(default)]
+    pub probability_into: Option<String>,
+    /// The label whose probability `probability_into` holds.
+    #[serde(default)]
+    pub positive: Option<String>,
     /// The labelled evaluation file, relative to the recipe (`.tsv`, `.csv`, `.jsonl`, ...).
     pub eval: String,
     /// The evaluation file's text column.
@@ -89,7 +115,29 @@ impl StepDef for FitConfig {
 
     fn check(&self, cx: &mut CheckCx<'_>) {
         cx.read("text", &self.text);
-        cx.read("label", &self.label);
+        match (&self.train_from, &self.label) {
+            (None, Some(label)) => cx.read("label", label),
+            (None, None) => cx.error("label", "give the field with each training example's label, or `train_from`: a labelled file to train on"),
+            (Some(from), label) => {
+                cx.file("train_from", from);
+                if label.is_some() {
+                    cx.error("label", "the labels come from `train_from`'s `train_label` column; the stream's records are labelled, not learned from");
+                }
+            }
+        }
+        if self.train_from.is_none() {
+            for (key, given) in [("predict_into", self.predict_into.is_some()), ("probability_into", self.probability_into.is_some())] {
+                if given {
+                    cx.error(key, "labelling the records needs `train_from`: a classifier trained on the stream has let its records go by the time it is trained");
+                }
+            }
+        }
+        if self.probability_into.is_some() != self.positive.is_some() {
+            cx.error("positive", "`probability_into` and `positive` (the label whose probability it holds) go together");
+        }
+        for field in self.predict_into.iter().chain(&self.probability_into) {
+            cx.write(field);
+        }
         cx.file("eval", &self.eval);
         cx.range("epochs", self.epochs as u64, 1, crate::limits::MAX_ITERATIONS);
         if self.model_dir.is_some() && self.features != FeatureKind::Minilm {
@@ -104,13 +152,15 @@ impl StepDef for FitConfig {
 
     fn build(&self, _spec: &StepSpec, cx: &BuildCx) -> Result<Built, EngineError> {
         let model_dir = self.model_dir.as_ref().map(|dir| cx.base_dir.join(dir));
-        Ok(Built::Stream(Arc::new(Fit { config: self.clone(), eval_path: cx.base_dir.join(&self.eval), model_dir })))
+        let train_path = self.train_from.as_ref().map(|from| cx.base_dir.join(from));
+        Ok(Built::Stream(Arc::new(Fit { config: self.clone(), eval_path: cx.base_dir.join(&self.eval), train_path, model_dir })))
     }
 }
 
 struct Fit {
     config: FitConfig,
     eval_path: std::path::PathBuf,
+    train_path: Option<std::path::PathBuf>,
     model_dir: Option<std::path::PathBuf>,
 }
 
@@ -179,6 +229,15 @@ impl Model {
         (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0)
     }
 
+    /// The softmax of the class scores.
+    fn probabilities(&self, feats: &Features) -> Vec<f32> {
+        let scores = self.scores(feats);
+        let max = scores.iter().cloned().fold(f32::MIN, f32::max);
+        let exps: Vec<f32> = scores.iter().map(|score| (score - max).exp()).collect();
+        let total: f32 = exps.iter().sum();
+        exps.iter().map(|exp| exp / total).collect()
+    }
+
     fn train(examples: &[(Features, usize)], width: usize, labels: Vec<String>, epochs: usize, seed: u64) -> Model {
         let classes = labels.len();
         let mut model = Model { labels, weights: vec![vec![0.0; width]; classes], bias: vec![0.0; classes] };
@@ -238,30 +297,62 @@ impl Fit {
     }
 }
 
+impl Fit {
+    /// The labelled rows of a file, labels renamed by `label_map`.
+    fn read_labelled(&self, path: &std::path::Path, text: &str, label: &str, step: &str) -> Result<Vec<(String, String)>, EngineError> {
+        let format = source::resolve_format(path, None).map_err(|message| EngineError::Step { step: step.to_string(), message })?;
+        let mut rows = Vec::new();
+        for row in source::open(path, format, "text")? {
+            let row = row.map_err(|message| EngineError::Input { path: path.to_path_buf(), message })?;
+            if let (Some(text), Some(label)) = (label_text(row.get(text)), label_text(row.get(label))) {
+                let label = self.config.label_map.get(&label).cloned().unwrap_or(label);
+                rows.push((text, label));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The features of one text to label.
+    async fn features_of(&self, text: &str) -> Result<Features, String> {
+        match self.config.features {
+            FeatureKind::Ngrams => Ok(Features::ngrams(text)),
+            FeatureKind::Minilm => {
+                let embedder = crate::llm::embedding::minilm(self.model_dir.clone())?;
+                let text = text.to_string();
+                let vectors = tokio::task::spawn_blocking(move || embedder.embed(&[text.as_str()]).map_err(|error| format!("embedding with MiniLM: {error}")))
+                    .await
+                    .map_err(|error| error.to_string())??;
+                Ok(Features::dense(vectors.first().map(Vec::as_slice).unwrap_or_default()))
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl StreamStep for Fit {
     async fn run(self: Arc<Self>, mut input: Inbox, output: Outbox, cx: StageCx) -> Result<(), EngineError> {
-        let mut training: Vec<(String, String)> = Vec::new();
-        while let Some(record) = input.recv().await {
-            cx.stats.record_in();
-            if let (Some(text), Some(label)) = (label_text(record.get(&self.config.text)), label_text(record.get(&self.config.label))) {
-                let label = self.config.label_map.get(&label).cloned().unwrap_or(label);
-                training.push((text, label));
-            }
-            cx.stats.record_out();
-            if output.send(record).await.is_err() {
-                break;
-            }
-        }
         let fail = |message: String| EngineError::Step { step: cx.step.to_string(), message };
-        let format = source::resolve_format(&self.eval_path, None).map_err(fail)?;
-        let mut evaluation: Vec<(String, String)> = Vec::new();
-        for row in source::open(&self.eval_path, format, "text")? {
-            let row = row.map_err(|message| EngineError::Input { path: self.eval_path.clone(), message })?;
-            if let (Some(text), Some(label)) = (label_text(row.get(&self.config.eval_text)), label_text(row.get(&self.config.eval_label))) {
-                evaluation.push((text, label));
+        let training: Vec<(String, String)> = match &self.train_path {
+            // A critic learns from its file before the stream starts.
+            Some(path) => self.read_labelled(path, &self.config.train_text, &self.config.train_label, &cx.step)?,
+            None => {
+                let mut training = Vec::new();
+                let label_field = self.config.label.as_deref().unwrap_or_default();
+                while let Some(record) = input.recv().await {
+                    cx.stats.record_in();
+                    if let (Some(text), Some(label)) = (label_text(record.get(&self.config.text)), label_text(record.get(label_field))) {
+                        let label = self.config.label_map.get(&label).cloned().unwrap_or(label);
+                        training.push((text, label));
+                    }
+                    cx.stats.record_out();
+                    if output.send(record).await.is_err() {
+                        break;
+                    }
+                }
+                training
             }
-        }
+        };
+        let evaluation = self.read_labelled(&self.eval_path, &self.config.eval_text, &self.config.eval_label, &cx.step)?;
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for (_, label) in &evaluation {
             *counts.entry(label.clone()).or_insert(0) += 1;
@@ -271,10 +362,10 @@ impl StreamStep for Fit {
         let mut labels: Vec<String> = training.iter().map(|(_, label)| label.clone()).collect();
         labels.sort();
         labels.dedup();
-        let accuracy = if labels.len() < 2 || evaluation.is_empty() {
+        let model = if labels.len() < 2 {
             None
         } else {
-            let (train_features, eval_features, width) = self.featurize(&training, &evaluation).await.map_err(fail)?;
+            let (train_features, _, width) = self.featurize(&training, &[]).await.map_err(fail)?;
             let examples: Vec<(Features, usize)> = train_features
                 .into_iter()
                 .zip(&training)
@@ -282,18 +373,22 @@ impl StreamStep for Fit {
                 .collect();
             let (epochs, seed) = (self.config.epochs, cx.seed("fit", 0));
             let labels_for_model = labels.clone();
-            let model = tokio::task::spawn_blocking(move || Model::train(&examples, width, labels_for_model, epochs, seed))
-                .await
-                .map_err(|error| fail(error.to_string()))?;
-            let correct =
-                eval_features.iter().zip(&evaluation).filter(|(features, (_, label))| model.labels[model.predict(features)] == *label).count();
-            Some(correct as f64 / evaluation.len() as f64)
+            Some(tokio::task::spawn_blocking(move || Model::train(&examples, width, labels_for_model, epochs, seed)).await.map_err(|error| fail(error.to_string()))?)
+        };
+        let accuracy = match &model {
+            Some(model) if !evaluation.is_empty() => {
+                let (_, eval_features, _) = self.featurize(&[], &evaluation).await.map_err(fail)?;
+                let correct = eval_features.iter().zip(&evaluation).filter(|(features, (_, label))| model.labels[model.predict(features)] == *label).count();
+                Some(correct as f64 / evaluation.len() as f64)
+            }
+            _ => None,
         };
         let metrics = json!({
             "model": match self.config.features {
                 FeatureKind::Ngrams => "logistic regression over hashed word unigrams and bigrams",
                 FeatureKind::Minilm => "logistic regression over all-MiniLM-L6-v2 sentence embeddings",
             },
+            "train_file": self.train_path.as_ref().and_then(|path| path.file_name()).map(|name| name.to_string_lossy().to_string()),
             "train_examples": training.len(),
             "train_labels": labels,
             "eval_file": self.eval_path.file_name().map(|name| name.to_string_lossy().to_string()),
@@ -305,17 +400,56 @@ impl StreamStep for Fit {
         let path = cx.run.out_dir.join(format!("{}.json", self.config.name));
         std::fs::write(&path, serde_json::to_string_pretty(&metrics).unwrap_or_default()).map_err(EngineError::io("write", &path))?;
         let eval_name = self.eval_path.file_name().map(|name| name.to_string_lossy().to_string()).unwrap_or_default();
+        let trained_on = match &self.train_path {
+            Some(path) => format!("{} labelled examples of {}", training.len(), path.file_name().map(|name| name.to_string_lossy().to_string()).unwrap_or_default()),
+            None => format!("{} synthetic examples", training.len()),
+        };
         cx.run.note(match accuracy {
             Some(accuracy) => format!(
-                "{}: a classifier trained on {} synthetic examples scores {:.1}% on {} real examples of {eval_name} (majority class: {:.1}%)",
+                "{}: a classifier trained on {trained_on} scores {:.1}% on {} real examples of {eval_name} (majority class: {:.1}%)",
                 cx.step,
-                training.len(),
                 accuracy * 100.0,
                 evaluation.len(),
                 baseline * 100.0
             ),
             None => format!("{}: no classifier trained: the training data has fewer than two labels ({} examples)", cx.step, training.len()),
         });
+        if self.train_path.is_none() {
+            return Ok(());
+        }
+        // The critic labels every record of the stream.
+        let Some(model) = model else {
+            return Err(fail(format!("the training file has fewer than two labels ({} examples), so there is no classifier to label the records with", training.len())));
+        };
+        let positive = self.config.positive.as_ref().map(|label| model.labels.iter().position(|known| known == label));
+        if let Some(None) = positive {
+            return Err(fail(format!("`positive: {}` is not a label of the training file (found {})", self.config.positive.as_deref().unwrap_or_default(), model.labels.join(", "))));
+        }
+        while let Some(mut record) = input.recv().await {
+            cx.stats.record_in();
+            let outcome = match label_text(record.get(&self.config.text)) {
+                None => Outcome::fail(record, format!("fit: expected text in `{}` to label", self.config.text)),
+                Some(text) => match self.features_of(&text).await {
+                    Err(message) => Outcome::fail(record, format!("fit: {message}")),
+                    Ok(features) => {
+                        let probabilities = model.probabilities(&features);
+                        if let Some(field) = &self.config.predict_into {
+                            record.set(field.clone(), Value::String(model.labels[model.predict(&features)].clone()));
+                        }
+                        if let (Some(field), Some(Some(index))) = (&self.config.probability_into, positive) {
+                            let probability = (probabilities[index] as f64 * 10_000.0).round() / 10_000.0;
+                            record.set(field.clone(), json!(probability));
+                        }
+                        Outcome::Keep(record)
+                    }
+                },
+            };
+            if let Some(record) = cx.settle(outcome).await {
+                if output.send(record).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
         Ok(())
     }
 }

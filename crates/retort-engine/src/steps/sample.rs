@@ -44,8 +44,9 @@ pub struct SampleConfig {
     /// The pool is the values of this field over every record that reaches the step (a list
     /// gives each of its items; duplicates once, in arrival order): the step holds its input
     /// until it ends (each round, inside `repeat`), then draws for each record. A record does not
-    /// draw what it gave (Tag-Evol's tags from the tagger's pool). With `group` (no
-    /// `group_by`), an item belongs to the group of the records that gave it.
+    /// draw what it gave (Tag-Evol's tags from the tagger's pool), and where nothing is left to
+    /// draw it gets an empty draw (Self-Instruct's first round has no machine instructions).
+    /// With `group` (no `group_by`), an item belongs to the group of the records that gave it.
     #[serde(default)]
     pub pool_from: Option<String>,
     /// Take this field of each item (when items are objects).
@@ -252,11 +253,7 @@ impl StreamStep for PoolSample {
         }
         let sample = Sample { config: self.config.clone(), pool, groups: groups_index.into_iter().collect(), include_keys: Vec::new(), concurrency: 1 };
         for record in records {
-            let outcome = if sample.pool.is_empty() {
-                Outcome::fail(record, format!("sample: no record gave a value of `{field}`, so the pool is empty"))
-            } else {
-                sample.apply(record, &cx).await.into_iter().next().expect("one outcome")
-            };
+            let outcome = sample.apply(record, &cx).await.into_iter().next().expect("one outcome");
             if let Some(record) = cx.settle(outcome).await {
                 if output.send(record).await.is_err() {
                     return Ok(());
@@ -312,6 +309,8 @@ impl RecordStep for Sample {
             };
             match self.groups.binary_search_by(|(group, _)| group.as_str().cmp(&name)) {
                 Ok(found) => candidates = self.groups[found].1.clone(),
+                // A pool from the records: a group nobody gave to draws nothing.
+                Err(_) if self.config.pool_from.is_some() => candidates.clear(),
                 Err(_) => {
                     let reason = match &self.config.group_by {
                         Some(key) => format!("sample: no item of the pool has {key} `{name}`"),
@@ -361,7 +360,7 @@ impl RecordStep for Sample {
             }
         }
         let drawn: Vec<Value> = drawn.iter().map(|&index| self.pool[index].clone()).collect();
-        let value = if count == 1 && !self.config.list && matches!(self.config.k, Count::Exactly(1)) {
+        let value = if !self.config.list && matches!(self.config.k, Count::Exactly(1)) {
             drawn.into_iter().next().unwrap_or(Value::Null)
         } else {
             Value::Array(drawn)

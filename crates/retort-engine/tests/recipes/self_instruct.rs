@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 /// The instruction-generation, classification and instance prompts, answered by their shape.
 const RULES: &str = r#####"
-# Round 2: the 7th and 8th demonstrations are machine-written (the anchor and its sibling).
+# Round 2: the 7th demonstration is machine-written (drawn from round 1's kept instructions).
 - {when: "(?s)numbered list of varied tasks.*\n7\\. (Write a haiku about rain|Classify the sentiment)", reply: "Name three rivers in Europe.\n10. Write a haiku about rain."}
 # Round 1: only human demonstrations.
 - {when: "(?s)numbered list of varied tasks", reply: "Write a haiku about rain.\n10. Classify the sentiment of this tweet as positive or negative.\n11. Draw a map of your town.\n12. Hi there\n13. What is the relation between the given pairs?\n14. (Optional) rewrite this text in French.\n15. What is the relation between these two given pairs?"}
@@ -57,9 +57,13 @@ fn instructions_bootstrap_through_filters_and_get_instances() {
             (json!("Write a haiku about rain."), json!(1), json!(false), json!(""), json!("Soft rain on the roof")),
         ]
     );
-    // The round-2 task was written after demonstrations 7 and 8 came from round 1.
+    // Round 2 prompted again from the seeds and the kept instructions, its machine
+    // demonstrations drawn from every instruction kept so far, never the prompt's own anchor.
     let rivers = records.iter().find(|row| row["round"] == json!(2)).unwrap();
-    assert_eq!(rivers["machine_shots"].as_array().unwrap()[0], json!("Name three rivers in Europe."));
+    let kept_in_round_1 = [json!("Write a haiku about rain."), json!("Classify the sentiment of this tweet as positive or negative.")];
+    let shots = rivers["machine_shots"].as_array().unwrap();
+    assert!(!shots.is_empty() && shots.len() <= 2, "{rivers:?}");
+    assert!(shots.iter().all(|shot| kept_in_round_1.contains(shot) && *shot != rivers["parent_instruction"]), "{rivers:?}");
     // Every rejected instruction is accounted for, with the filter that removed it.
     let dropped = by_instruction(&ran.dropped());
     let reason_of = |instruction: &str| -> Vec<String> {
@@ -82,9 +86,10 @@ fn instructions_bootstrap_through_filters_and_get_instances() {
     // The second seed's prompt gave the same two tasks: exact duplicates within the round.
     let haiku = reason_of("Write a haiku about rain.");
     assert!(haiku.iter().any(|reason| reason.starts_with("dedup")), "{haiku:?}");
-    // In round 2, "Write a haiku about rain." came back: dropped as a near-duplicate of the
-    // instruction kept in round 1 (the index spans rounds).
-    assert_eq!(haiku.len(), 3, "{haiku:?}");
+    // In round 2, "Write a haiku about rain." came back from each of the 4 prompts (the 2 seeds
+    // and the 2 kept instructions): dropped as a near-duplicate of the instruction kept in
+    // round 1 (the index spans rounds).
+    assert_eq!(haiku.len(), 1 + 4, "{haiku:?}");
     assert!(haiku.iter().all(|reason| reason.starts_with("dedup: ROUGE-L near-duplicate of kept record #")), "{haiku:?}");
     assert!(ran.failed().is_empty(), "{:?}", ran.failed());
     // The target (3) stopped the rounds after round 2.
@@ -104,10 +109,11 @@ fn instructions_bootstrap_through_filters_and_get_instances() {
 #[test]
 fn nonsense_answers_are_accounted_for() {
     let ran = common::run_builtin("self-instruct", r#"- {when: ".", reply: "qwerty"}"#, &[], Some(3));
-    // "qwerty" is one word: every new instruction fails the length filter, nothing is kept.
+    // "qwerty" is one word: every new instruction fails the length filter, nothing is kept;
+    // each of the 6 rounds prompts the 3 seeds again (new demonstrations), in vain.
     assert!(ran.data().is_empty());
     let dropped = ran.dropped();
-    assert_eq!(dropped.len(), 3);
+    assert_eq!(dropped.len(), 3 * 6);
     assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().contains("vars.min_words")), "{dropped:?}");
     assert!(ran.failed().is_empty());
 }
