@@ -1,20 +1,20 @@
-//! Auto Evol-Instruct's mechanics on the scripted backend: the method text is rewritten from the
-//! failures on a mini-batch, two candidates are compared by their failure rate on dev
-//! instructions, the lower one becomes the method, its history is kept, and the final method
-//! evolves the whole seed set.
+//! Auto Evol-Instruct's mechanics on the scripted backend: the method's visible steps are
+//! parsed for the final rewrite; each instruction of a mini-batch is evolved three times in a
+//! row and every rewrite answered; the method text is rewritten from those trajectories, two
+//! candidates are compared by their failure rate on dev instructions (failures judged from the
+//! rewrites and their answers), the lower one becomes the method, its history is kept, and the
+//! final method evolves the whole seed set.
 
 use crate::common;
 
 use serde_json::{json, Value};
 
 const RULES: &str = r#####"
-- {when: "(?s)Count the rewrites that failed.*BAD rewrite", reply: "All of them failed. Score: 4"}
-- {when: "(?s)Count the rewrites that failed", reply: "None failed. Score: 0"}
-- {when: "(?s)Method:\nMethod BAD.*Apply the method", reply: "BAD rewrite\n2. BAD rewrite\n3. BAD rewrite\n4. BAD rewrite"}
-- {when: "(?s)Apply the method.*Instructions:\n1\\. ([^\n]*)$", reply: "Harder: $1 Answer within 50 words."}
-- {when: "(?s)Apply the method", reply: "Harder one\n2. Harder two\n3. Harder three\n4. Harder four"}
-- {when: "(?s)list the failures", reply: "Rewrite 2 barely changed: step 3 is vague."}
+- {when: "(?s)You are an Instruction Rewriter.*Method:\nMethod BAD", reply: "BAD rewrite"}
+- {when: "(?s)You are an Instruction Rewriter.*#Instruction#: ([^\n]*)\n", reply: "Step 1 #Methods List#: add a limit\nStep 2 #Plan#: add a word limit\nStep 3 #Rewritten Instruction#: $1 Briefly.\nStep 4 #Finally Rewritten Instruction#: $1 Answer within 50 words."}
+- {when: "(?s)list the problems", reply: "Rewrite 3 is not a task: step 3 piles up limits."}
 - {when: "(?s)You improve a method", replies: ["Method GOOD: add one constraint.", "Method BAD: copy the instruction."]}
+- {when: "(?s)Answer within 50 words\\. Answer within 50 words\\. Answer within 50 words\\.$", reply: "Understood, thank you."}
 - {when: ".", reply: "A complete answer to the harder instruction."}
 "#####;
 
@@ -32,7 +32,32 @@ fn the_method_is_optimized_by_failure_rate_and_then_evolves_the_set() {
         assert_eq!(entry["round"], json!(index + 1));
         // Each round starts from the method the previous round chose.
         assert_eq!(entry["method"], json!(current));
-        assert_eq!(entry["feedback"], json!("Rewrite 2 barely changed: step 3 is vague."));
+        assert_eq!(entry["feedback"], json!("Rewrite 3 is not a task: step 3 piles up limits."));
+        // The trajectories: 4 instructions evolved 3 times in a row, each rewrite answered; a
+        // rewrite whose answer only acknowledges is a failure (judged from the response), and a
+        // method that skips its steps fails every rewrite.
+        let trajectory = entry["trajectory"].as_array().unwrap();
+        assert_eq!(trajectory.len(), 12, "{entry}");
+        let bad_method = entry["method"].as_str().unwrap().contains("BAD");
+        for (position, step) in trajectory.iter().enumerate() {
+            assert_eq!(step["item"], json!(position / 3));
+            assert_eq!(step["step"], json!(position % 3));
+            if position % 3 > 0 {
+                assert_eq!(step["instruction"], trajectory[position - 1]["evolved"]);
+            }
+            let expected = if bad_method {
+                json!("the method steps were not shown")
+            } else if position % 3 == 2 {
+                json!("the answer acknowledges, thanks or refuses instead of doing a task")
+            } else {
+                Value::Null
+            };
+            assert_eq!(step["failure"], expected, "{step}");
+            if !bad_method {
+                assert!(step["steps"].as_str().unwrap().starts_with("Step 1 #Methods List#"));
+                assert_eq!(step["evolved"], json!(format!("{} Answer within 50 words.", step["instruction"].as_str().unwrap())));
+            }
+        }
         let candidates: Vec<&str> = entry["candidates"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
         let rates: Vec<f64> = entry["failure_rates"].as_array().unwrap().iter().map(|r| r.as_f64().unwrap()).collect();
         for (candidate, rate) in candidates.iter().zip(&rates) {
@@ -54,11 +79,13 @@ fn the_method_is_optimized_by_failure_rate_and_then_evolves_the_set() {
     assert!(compared, "at least one round compared two different candidates: {history:?}");
     assert_eq!(method[0]["method"], json!(current));
     assert_eq!(current, "Method GOOD: add one constraint.");
-    // The final method evolved every seed instruction (40), each then answered.
+    // The final method evolved every seed instruction (40) with its visible steps, each then
+    // answered.
     let records = ran.rows("records");
     assert_eq!(records.len(), 40);
     assert!(records.iter().all(|row| row["method"] == json!(current)
-        && row["evolved"] == Value::String(format!("Harder: {} Answer within 50 words.", row["instruction"].as_str().unwrap()))));
+        && row["evolution_steps"].as_str().unwrap().contains("Step 2 #Plan#: add a word limit")
+        && row["evolved"] == Value::String(format!("{} Answer within 50 words.", row["instruction"].as_str().unwrap()))));
     assert_eq!(ran.data().len(), 40);
     assert!(ran.failed().is_empty());
 }
@@ -66,7 +93,7 @@ fn the_method_is_optimized_by_failure_rate_and_then_evolves_the_set() {
 #[test]
 fn nonsense_answers_are_accounted_for() {
     let ran = common::run_builtin("auto-evol-instruct", r#"- {when: ".", reply: "qwerty"}"#, &[], None);
-    // A judgment without a count reads as every rewrite failed: the optimizer's one record
+    // An answer without the method's steps is a failed rewrite: the optimizer's one record
     // survives the rounds instead of failing the whole method search.
     let method = ran.rows("method");
     assert_eq!(method.len(), 1);
@@ -77,10 +104,11 @@ fn nonsense_answers_are_accounted_for() {
     assert!(history.iter().all(|entry| entry["chosen"] == json!("kept")), "{history:?}");
     assert_eq!(method[0]["method"], history[0]["method"]);
     assert!(method[0]["method"].as_str().unwrap().starts_with("1. Read the instruction"));
-    // Every evolved instruction is "qwerty", too short to keep: each dropped with the reason.
+    // Every evolution of the seed set lacks the steps too: each dropped with the reason.
     assert!(ran.data().is_empty());
     assert!(ran.failed().is_empty());
     let dropped = ran.dropped();
     assert_eq!(dropped.len(), 40);
-    assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().starts_with("filter keep")), "{dropped:?}");
+    assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().starts_with("filter keep: `failure is none`")
+        && row["record"]["failure"] == json!("the method steps were not shown")), "{dropped:?}");
 }

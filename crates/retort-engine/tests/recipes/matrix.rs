@@ -1,6 +1,8 @@
-//! MATRIX's mechanics on the scripted backend: the personas of a community act in turn in a
-//! simulation; its record becomes a scenario; instructions are conditioned on the scenario;
-//! the aligned model's responses are judged, giving SFT (best) and DPO (best vs worst).
+//! MATRIX's mechanics on the scripted backend: an agent's community is the agents whose goals
+//! are most like its own (embedding similarity over the society); they act in turn, each seeing
+//! only what the modulator routed to it; the log becomes a scenario; instructions are
+//! conditioned on the scenario; the aligned model's responses are judged, giving SFT (best) and
+//! DPO (best vs worst).
 
 use crate::common;
 
@@ -8,9 +10,20 @@ use serde_json::json;
 
 const ROLES: &[&str] = &["agents", "responder"];
 
+/// A society of six: three with goals about water in a drought, three about a software launch.
+const SOCIETY: &str = "steps[1].sample={k: 1000, into: society, items: [\
+{name: Ana, role: farmer, profile: grows vegetables, goal: keep her vegetable crops alive through the drought with little water, setting: a village in a drought}, \
+{name: Dana, role: software engineer, profile: writes the app, goal: fix the last bugs in the app before the launch, setting: a start-up}, \
+{name: Ben, role: teacher, profile: teaches at the school, goal: teach the children how to save water at home and at school, setting: a village in a drought}, \
+{name: Eli, role: social media manager, profile: runs the accounts, goal: announce the app launch to as many people as possible, setting: a start-up}, \
+{name: Chidi, role: technician, profile: maintains the pumps, goal: repair the old water pump before it fails in the heat, setting: a village in a drought}, \
+{name: Farah, role: founder, profile: manages the money, goal: keep the app launch on budget and the team motivated, setting: a start-up}]}";
+
+/// Every action is routed to Ana (and to Zed, who is not in the community).
 const RULES: &str = r#"
-- {when: '(?s)^system: You are (\w+), a (\w+) in', reply: '$1 the $2: I do one thing for my goal.'}
-- {when: '(?s)^user: Here is a record of a simulation.*Ana the Farmer: I do one thing.*Ben the Teacher: I do one thing.*Chidi the Technician', reply: 'A farming village is in a drought. Ana, a farmer, is losing her crops, Ben teaches children to save water and Chidi must repair the failing pump before the wells run dry.'}
+- {when: '(?s)^user: You are (\w+), a ([a-z ]+) who', reply: '$1 the $2: I do one thing for my goal.'}
+- {when: '(?s)^user: You are the modulator', reply: '{"recipients": ["Ana", "Zed"], "outcome": "Something changes."}'}
+- {when: '(?s)^user: Here is a record of a simulation.*Ana: Ana the farmer: I do one thing.*Ben: Ben the teacher: I do one thing.*Chidi: Chidi the technician', reply: 'A farming village is in a drought. Ana, a farmer, is losing her crops, Ben teaches children to save water and Chidi must repair the failing pump before the wells run dry.'}
 - {when: '(?s)^user: Read this scenario.*drought', times: 1, reply: 'How can a small village share its water fairly during a drought?'}
 - {when: '(?s)^user: Read this scenario.*drought', times: 1, reply: 'Which vegetables need the least water in a hot summer?'}
 - {when: '^user: How can a small village', times: 1, reply: 'Fix leaks, ration by household and water crops at night.'}
@@ -24,15 +37,43 @@ const RULES: &str = r#"
 "#;
 
 #[test]
-fn scenario_grounded_instructions_give_sft_and_dpo() {
-    let ran = common::run_recipe("matrix", RULES, ROLES, &[], Some(1));
+fn communities_form_by_goal_similarity_and_the_modulator_routes_what_each_agent_sees() {
+    let ran = common::run_recipe("matrix", RULES, ROLES, &[SOCIETY], Some(1));
     let records = ran.rows("records");
     assert_eq!(records.len(), 2, "{:?} {:?}", ran.failed(), ran.dropped());
-    // The simulation: the three personas acted in turn after the opening, each with its own persona.
-    let interaction = records[0]["interaction"].as_array().unwrap();
-    let speakers: Vec<_> = interaction.iter().map(|turn| turn["role"].as_str().unwrap()).collect();
-    assert_eq!(speakers, vec!["opening", "agent_1", "agent_2", "agent_3", "agent_1", "agent_2", "agent_3"]);
-    assert!(interaction[2]["content"].as_str().unwrap().starts_with("Ben the Teacher"));
+    // Ana's community: herself and the two others whose goals are about water.
+    let mut members: Vec<&str> = records[0]["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert_eq!(members[0], "Ana");
+    members.sort();
+    assert_eq!(members, ["Ana", "Ben", "Chidi"]);
+    // The simulation: they acted in turn; every action went to Ana only (Zed is no member, and
+    // Ana's own actions reach nobody else), so Ana saw everything and the others only their own.
+    let log = records[0]["log"].as_array().unwrap();
+    let steps: Vec<(String, Vec<String>, Vec<u64>)> = log
+        .iter()
+        .map(|entry| {
+            (
+                entry["actor"].as_str().unwrap().to_string(),
+                entry["recipients"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect(),
+                entry["saw"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect(),
+            )
+        })
+        .collect();
+    let order: Vec<&str> = steps.iter().map(|(actor, _, _)| actor.as_str()).collect();
+    assert_eq!(order.len(), 6);
+    assert_eq!(&order[..3], &order[3..]);
+    assert_eq!(order[0], "Ana");
+    for (actor, recipients, saw) in &steps {
+        let expected: Vec<String> = if actor == "Ana" { vec![] } else { vec!["Ana".to_string()] };
+        assert_eq!(recipients, &expected, "{actor}");
+        let own: Vec<u64> = steps.iter().enumerate().filter(|(_, (a, _, _))| a == actor).map(|(i, _)| i as u64 + 1).collect();
+        let visible: Vec<u64> = if actor == "Ana" { (1..=3).collect() } else { own.clone() };
+        // What an actor saw when it acted: the visible steps before its turn.
+        let turn = steps.iter().position(|(a, _, s)| a == actor && s == saw).unwrap() as u64 + 1;
+        let before: Vec<u64> = visible.into_iter().filter(|step| *step < turn).collect();
+        assert_eq!(saw, &before, "{actor} at step {turn}");
+    }
+    assert!(log[1]["action"].as_str().unwrap().ends_with(": I do one thing for my goal."));
     // The scenario was written from that record; the instructions from the scenario.
     assert!(records.iter().all(|row| row["scenario"].as_str().unwrap().starts_with("A farming village is in a drought")));
     // DPO: chosen is the response the judge scored highest, rejected the lowest.
@@ -67,9 +108,9 @@ fn scenario_grounded_instructions_give_sft_and_dpo() {
 fn nonsense_answers_are_accounted_for() {
     let ran = common::run_recipe("matrix", "- {when: '.', reply: 'qwerty'}\n", ROLES, &[], Some(2));
     assert_eq!(ran.data().len(), 0);
-    // A one-word scenario is too short: each community is dropped with the reason.
-    let dropped = ran.dropped();
-    assert_eq!(dropped.len(), 2);
-    assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().contains("scenario")), "{dropped:?}");
+    // The modulator's answer is not JSON: each community fails with the reason.
+    let failed = ran.failed();
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().all(|row| row["reason"].as_str().unwrap().contains("JSON")), "{failed:?}");
     assert_eq!(common::accounted_seeds(&ran, "data").len(), 2);
 }

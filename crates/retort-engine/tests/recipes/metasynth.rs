@@ -1,6 +1,7 @@
 //! MetaSynth's mechanics on the scripted backend: the meta model plans each document from a
-//! memory of the earlier ones; expert steps feed each other; the embedding diversity check
-//! rejects a document that repeats a kept one, across rounds.
+//! memory of the earlier ones, then calls the experts one at a time, choosing each next expert
+//! and its instruction from what the others produced, until it says done; the embedding
+//! diversity check rejects a document that repeats a kept one, across rounds.
 
 use crate::common;
 
@@ -16,12 +17,19 @@ const DOC_D: &str = "Gene expression is the process by which the information in 
 fn rules() -> String {
     format!(
         r#"
-- {{when: '(?s)^user: You coordinate.*finance.*- credit risk', reply: '{{"subtopic": "currency hedging", "plan": "a how-to guide for treasurers"}}'}}
-- {{when: '(?s)^user: You coordinate.*finance.*- bond ladders', reply: '{{"subtopic": "credit risk", "plan": "a textbook section"}}'}}
-- {{when: '(?s)^user: You coordinate.*finance', reply: '{{"subtopic": "bond ladders", "plan": "a guide for savers"}}'}}
-- {{when: '(?s)^user: You coordinate.*biomedicine', reply: '{{"subtopic": "gene expression", "plan": "a textbook section"}}'}}
+- {{when: '(?s)^user: You coordinate a team of expert writers.*finance.*- credit risk', reply: '{{"subtopic": "currency hedging", "plan": "a how-to guide for treasurers"}}'}}
+- {{when: '(?s)^user: You coordinate a team of expert writers.*finance.*- bond ladders', reply: '{{"subtopic": "credit risk", "plan": "a textbook section"}}'}}
+- {{when: '(?s)^user: You coordinate a team of expert writers.*finance', reply: '{{"subtopic": "bond ladders", "plan": "a guide for savers"}}'}}
+- {{when: '(?s)^user: You coordinate a team of expert writers.*biomedicine', reply: '{{"subtopic": "gene expression", "plan": "a textbook section"}}'}}
+- {{when: '(?s)^user: You coordinate a team of expert agents.*Subtopic: gene expression.*\[writer\]', reply: '{{"expert": "done", "instruction": "nothing more"}}'}}
+- {{when: '(?s)^user: You coordinate a team of expert agents.*Subtopic: gene expression.*\[keywords\]', reply: '{{"expert": "writer", "instruction": "Write it straight from the terms"}}'}}
+- {{when: '(?s)^user: You coordinate a team of expert agents.*\[summarizer\]', reply: '{{"expert": "done", "instruction": "nothing more"}}'}}
+- {{when: '(?s)^user: You coordinate a team of expert agents.*\[writer\]', reply: '{{"expert": "summarizer", "instruction": "One sentence for the memory"}}'}}
+- {{when: '(?s)^user: You coordinate a team of expert agents.*\[analyst\]', reply: '{{"expert": "writer", "instruction": "Write it for beginners"}}'}}
+- {{when: '(?s)^user: You coordinate a team of expert agents.*\[keywords\]', reply: '{{"expert": "analyst", "instruction": "Outline the points"}}'}}
+- {{when: '(?s)^user: You coordinate a team of expert agents', reply: '{{"expert": "keywords", "instruction": "Find the terms"}}'}}
 - {{when: '^user: You are a keyword', reply: 'term one, term two, term three'}}
-- {{when: '^user: You are a content-analysis', reply: 'Explain the idea, then an example.'}}
+- {{when: '(?s)^user: You are a content-analysis.*Key terms: term one', reply: 'Explain the idea, then an example.'}}
 - {{when: '(?s)^user: Write a document.*Subtopic: bond ladders', reply: '{DOC_A}'}}
 - {{when: '(?s)^user: Write a document.*Subtopic: credit risk', reply: '{DOC_B}'}}
 - {{when: '(?s)^user: Write a document.*Subtopic: currency hedging', reply: '{DOC_C}'}}
@@ -57,6 +65,23 @@ fn memory_steers_the_planner_and_repeats_are_rejected() {
     assert_eq!(dropped.len(), 1, "{dropped:?}");
     assert_eq!(dropped[0]["record"]["subtopic"], json!("gene expression"));
     assert!(dropped[0]["reason"].as_str().unwrap().contains("dedup"), "{dropped:?}");
+    // The meta model chose the experts: finance went through all four, each told what to do;
+    // for gene expression it skipped the analyst and the summarizer.
+    for row in ran.rows("records") {
+        let called: Vec<&str> = row["experts_called"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+        let workspace = row["workspace"].as_array().unwrap();
+        if row["domain"] == json!("finance") {
+            assert_eq!(called, ["keywords", "analyst", "writer", "summarizer"], "{row:?}");
+            assert_eq!(workspace[2]["instruction"], json!("Write it for beginners"));
+            assert_eq!(workspace[1]["output"], json!("Explain the idea, then an example."), "the analyst saw the keywords");
+            assert_eq!(workspace[2]["output"], row["document"]);
+        } else {
+            assert_eq!(called, ["keywords", "writer"], "{row:?}");
+            // No summarizer: the memory takes the document's first 30 words.
+            let first_words: Vec<&str> = DOC_D.split_whitespace().take(30).collect();
+            assert_eq!(row["summary"], json!(first_words.join(" ")));
+        }
+    }
     // The memory holds every earlier document of the chain, in order.
     let last = ran.rows("records").into_iter().find(|row| row["round"] == json!(3)).unwrap();
     assert_eq!(
