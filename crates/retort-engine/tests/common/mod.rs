@@ -238,8 +238,11 @@ pub fn accounted_seeds(ran: &Ran, export: &str) -> std::collections::BTreeSet<St
         .chain(ran.dropped().iter())
         .chain(ran.failed().iter())
         .map(|row| {
-            let id = row["id"].as_str().unwrap();
-            let id = id.strip_prefix('r').and_then(|rest| rest.split_once('-').map(|(_, id)| id)).unwrap_or(id);
+            // Each round of a `repeat` after the first prefixes `rK-` (nested for later rounds).
+            let mut id = row["id"].as_str().unwrap();
+            while let Some((_, rest)) = id.strip_prefix('r').and_then(|rest| rest.split_once('-')).filter(|(round, _)| round.parse::<u32>().is_ok()) {
+                id = rest;
+            }
             // A child is `ID.N`; a record removed on pass K of an `iterate` is `ID~K`.
             id.split(['.', '~']).next().unwrap().to_string()
         })

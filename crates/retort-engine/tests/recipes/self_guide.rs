@@ -1,7 +1,8 @@
-//! SELF-GUIDE's mechanics on the scripted backend: generated inputs pass a noise-term filter
-//! and a length filter (bounded by the examples), several outputs are sampled for each kept
-//! input and the majority is kept, and a classification output that is not one of the task's
-//! labels is removed.
+//! SELF-GUIDE's mechanics on the scripted backend: inputs are generated in batches, round after
+//! round, until the target count (duplicates of earlier batches removed); they pass a
+//! noise-term filter and a length filter (bounded by the examples), several outputs are
+//! sampled for each kept input and the majority is kept, and a classification output that is
+//! not one of the task's labels is removed.
 
 use crate::common;
 
@@ -45,10 +46,25 @@ fn inputs_and_outputs_pass_the_noise_length_and_label_filters() {
     let tom = records.iter().find(|row| row["task"] == "math_word_problem").unwrap();
     assert_eq!(tom["agreement"], serde_json::json!(0.6));
     assert_eq!(count("vote: answer", "Tom has"), 2, "{reasons:?}");
-    assert_eq!(count("dedup", "Tom has") + count("dedup", "A warm") + count("dedup", "The plot drags"), 12, "{reasons:?}");
-    // Every generated input was accounted for: eight per task, and four more records for each
-    // of the three inputs that got five outputs.
-    assert_eq!(ran.dropped().len() + ran.failed().len() + records.len(), 8 * 2 + 4 * 3);
+    let in_round = |round: u64, input: &str| {
+        ran.dropped()
+            .iter()
+            .filter(|row| row["round"] == round && row["reason"].as_str().unwrap().starts_with("dedup") && row["record"]["new_input"].as_str().unwrap().starts_with(input))
+            .count()
+    };
+    assert_eq!(in_round(1, "Tom has") + in_round(1, "A warm") + in_round(1, "The plot drags"), 12, "{reasons:?}");
+    // The model wrote nothing new after the first batch, so the target (48 pairs) was never
+    // reached and all 4 rounds ran; each later batch's repeats of earlier inputs were removed
+    // by the input dedup, whose index spans the rounds.
+    assert!(records.iter().all(|row| row["batch"] == 1), "{records:?}");
+    for round in 2..=4u64 {
+        let repeats: Vec<_> = ran.dropped().into_iter().filter(|row| row["round"] == round && row["reason"].as_str().unwrap().starts_with("dedup")).collect();
+        assert!(!repeats.is_empty(), "round {round}");
+        assert!(repeats.iter().all(|row| row["step"] == "steps[2].repeat.steps[4].dedup"), "{repeats:?}");
+    }
+    // Every generated input was accounted for: eight per task and round, and four more records
+    // for each of the three inputs that got five outputs.
+    assert_eq!(ran.dropped().len() + ran.failed().len() + records.len(), 8 * 2 * 4 + 4 * 3);
     // The SFT rows carry the task's instruction and the generated input.
     let data = ran.data();
     let prompt = data[0]["messages"][0]["content"].as_str().unwrap();
@@ -67,6 +83,7 @@ fn a_nonsense_model_leaves_every_record_accounted_for() {
     let rejected: Vec<_> = ran.dropped().into_iter().chain(ran.failed()).collect();
     let tasks = common::read_jsonl(&ran.dir.path().join("recipe/data/tasks.jsonl"));
     assert!(tasks.len() >= 6);
-    assert_eq!(rejected.len(), 8 * tasks.len(), "{rejected:?}");
+    // Eight inputs per task in each of the 4 rounds (the target is never reached).
+    assert_eq!(rejected.len(), 8 * tasks.len() * 4, "{rejected:?}");
     assert!(rejected.iter().all(|row| !row["reason"].as_str().unwrap().is_empty()));
 }
