@@ -298,10 +298,17 @@ fn elo(battles: Vec<Value>, players: usize) -> Result<Value, Error> {
         let parts: Vec<Value> = battle.try_iter().map(|items| items.collect()).unwrap_or_default();
         let number = |index: usize| parts.get(index).and_then(|value| f64::try_from(value.clone()).ok());
         match (number(0), number(1), number(2)) {
-            (Some(i), Some(j), Some(score)) if i >= 0.0 && j >= 0.0 && (i as usize) < players && (j as usize) < players && (0.0..=1.0).contains(&score) => {
+            (Some(i), Some(j), Some(score))
+                if i >= 0.0 && j >= 0.0 && (i as usize) < players && (j as usize) < players && (0.0..=1.0).contains(&score) =>
+            {
                 results.push((i as usize, j as usize, score));
             }
-            _ => return Err(Error::new(ErrorKind::InvalidOperation, format!("elo: expected battles [i, j, score] with i and j below {players} and a score from 0 to 1, found {battle}"))),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("elo: expected battles [i, j, score] with i and j below {players} and a score from 0 to 1, found {battle}"),
+                ))
+            }
         }
     }
     let ratings = bradley_terry(players, &results);
@@ -317,7 +324,8 @@ fn elo(battles: Vec<Value>, players: usize) -> Result<Value, Error> {
         }
     }
     let spread = elo.iter().cloned().fold(f64::MIN, f64::max) - elo.iter().cloned().fold(f64::MAX, f64::min);
-    let (best, worst) = if players > 1 && spread > 1e-6 { (Value::from(best), Value::from(worst)) } else { (Value::from(()), Value::from(())) };
+    let (best, worst) =
+        if players > 1 && spread > 1e-6 { (Value::from(best), Value::from(worst)) } else { (Value::from(()), Value::from(())) };
     let rounded: Vec<Value> = elo.iter().map(|rating| Value::from((rating * 100.0).round() / 100.0)).collect();
     Ok(minijinja::context! { ratings => rounded, best => best, worst => worst })
 }
@@ -462,11 +470,15 @@ mod tests {
         // 0 beats 1 and 2, 1 and 2 tie: 0 best, 2 the last of the lowest.
         let battles = "[[0, 1, 1], [0, 2, 1], [1, 2, 0.5]]";
         assert_eq!(render(&format!("{{% set e = {battles} | elo(3) %}}{{{{ e.best }}}} {{{{ e.worst }}}}")), "0 2");
-        let ratings: Vec<f64> = render(&format!("{{{{ ({battles} | elo(3)).ratings | join(' ') }}}}")).split(' ').map(|x| x.parse().unwrap()).collect();
+        let ratings: Vec<f64> =
+            render(&format!("{{{{ ({battles} | elo(3)).ratings | join(' ') }}}}")).split(' ').map(|x| x.parse().unwrap()).collect();
         assert!(ratings[0] > 1000.0 && (ratings[1] - ratings[2]).abs() < 1e-6 && ratings[1] < 1000.0, "{ratings:?}");
         assert!((ratings.iter().sum::<f64>() / 3.0 - 1000.0).abs() < 0.05, "{ratings:?}");
         // A cycle is a tie for all: no best, no worst.
-        assert_eq!(render("{% set e = [[0, 1, 1], [1, 2, 1], [2, 0, 1]] | elo(3) %}{{ e.best is none }} {{ e.worst is none }}"), "True True");
+        assert_eq!(
+            render("{% set e = [[0, 1, 1], [1, 2, 1], [2, 0, 1]] | elo(3) %}{{ e.best is none }} {{ e.worst is none }}"),
+            "True True"
+        );
         // Against the Bradley–Terry fit: 3 wins in 4 gives a log-odds near ln 3, shrunk by the prior.
         let strengths = bradley_terry(2, &[(0, 1, 1.0), (0, 1, 1.0), (0, 1, 1.0), (0, 1, 0.0)]);
         let gap = strengths[0] - strengths[1];

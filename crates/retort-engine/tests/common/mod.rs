@@ -240,7 +240,9 @@ pub fn accounted_seeds(ran: &Ran, export: &str) -> std::collections::BTreeSet<St
         .map(|row| {
             // Each round of a `repeat` after the first prefixes `rK-` (nested for later rounds).
             let mut id = row["id"].as_str().unwrap();
-            while let Some((_, rest)) = id.strip_prefix('r').and_then(|rest| rest.split_once('-')).filter(|(round, _)| round.parse::<u32>().is_ok()) {
+            while let Some((_, rest)) =
+                id.strip_prefix('r').and_then(|rest| rest.split_once('-')).filter(|(round, _)| round.parse::<u32>().is_ok())
+            {
                 id = rest;
             }
             // A child is `ID.N`; a record removed on pass K of an `iterate` is `ID~K`.

@@ -109,6 +109,9 @@ fn nonsense_answers_are_accounted_for() {
     assert!(ran.failed().is_empty());
     let dropped = ran.dropped();
     assert_eq!(dropped.len(), 40);
-    assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().starts_with("filter keep: `failure is none`")
-        && row["record"]["failure"] == json!("the method steps were not shown")), "{dropped:?}");
+    assert!(
+        dropped.iter().all(|row| row["reason"].as_str().unwrap().starts_with("filter keep: `failure is none`")
+            && row["record"]["failure"] == json!("the method steps were not shown")),
+        "{dropped:?}"
+    );
 }

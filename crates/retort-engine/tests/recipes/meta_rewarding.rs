@@ -4,8 +4,6 @@
 //! meta-judge's comparisons of each two judgments (both orders asked); one DPO round per
 //! iteration trains on both kinds.
 
-use serde_json::Value;
-
 use crate::common;
 
 /// The meta-judge prefers "Short and right" to "It names a colour" to "Vague", whichever
@@ -76,11 +74,14 @@ fn judge_pairs_come_from_the_most_disputed_response_by_elo_and_both_kinds_train_
     assert_eq!(data.len(), records.len());
     let notes = &ran.report.notes;
     let round_one = records.iter().filter(|row| row["round"] == 1).count();
-    assert!(notes.iter().any(|note| note.ends_with(&format!("round 1 trained on {round_one} rows → model next-model"))), "{round_one}: {notes:?}");
+    assert!(
+        notes.iter().any(|note| note.ends_with(&format!("round 1 trained on {round_one} rows → model next-model"))),
+        "{round_one}: {notes:?}"
+    );
     assert_eq!(notes.iter().filter(|note| note.contains("round 1 trained on")).count(), 1, "{notes:?}");
     // Later iterations wrote the same three prompts again, which dedup (its memory spans the
     // rounds) removed.
-    assert!(records.iter().all(|row| row["round"] == Value::from(1)));
+    assert!(records.iter().all(|row| row["round"] == 1));
 }
 
 #[test]

@@ -49,7 +49,11 @@ fn inputs_and_outputs_pass_the_noise_length_and_label_filters() {
     let in_round = |round: u64, input: &str| {
         ran.dropped()
             .iter()
-            .filter(|row| row["round"] == round && row["reason"].as_str().unwrap().starts_with("dedup") && row["record"]["new_input"].as_str().unwrap().starts_with(input))
+            .filter(|row| {
+                row["round"] == round
+                    && row["reason"].as_str().unwrap().starts_with("dedup")
+                    && row["record"]["new_input"].as_str().unwrap().starts_with(input)
+            })
             .count()
     };
     assert_eq!(in_round(1, "Tom has") + in_round(1, "A warm") + in_round(1, "The plot drags"), 12, "{reasons:?}");
@@ -58,7 +62,8 @@ fn inputs_and_outputs_pass_the_noise_length_and_label_filters() {
     // by the input dedup, whose index spans the rounds.
     assert!(records.iter().all(|row| row["batch"] == 1), "{records:?}");
     for round in 2..=4u64 {
-        let repeats: Vec<_> = ran.dropped().into_iter().filter(|row| row["round"] == round && row["reason"].as_str().unwrap().starts_with("dedup")).collect();
+        let repeats: Vec<_> =
+            ran.dropped().into_iter().filter(|row| row["round"] == round && row["reason"].as_str().unwrap().starts_with("dedup")).collect();
         assert!(!repeats.is_empty(), "round {round}");
         assert!(repeats.iter().all(|row| row["step"] == "steps[2].repeat.steps[4].dedup"), "{repeats:?}");
     }

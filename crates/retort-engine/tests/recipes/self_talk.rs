@@ -84,6 +84,9 @@ fn nonsense_answers_are_accounted_for() {
     let failed = ran.failed();
     assert_eq!(failed.len(), 6);
     assert!(failed.iter().all(|row| row["reason"].as_str().unwrap().contains("expected a score")), "{failed:?}");
-    assert!(failed.iter().all(|row| row["record"]["done_steps"] == json!([]) && row["record"]["stopped_by"] == json!("max_turns")), "{failed:?}");
+    assert!(
+        failed.iter().all(|row| row["record"]["done_steps"] == json!([]) && row["record"]["stopped_by"] == json!("max_turns")),
+        "{failed:?}"
+    );
     assert_eq!(common::accounted_seeds(&ran, "data").len(), 2);
 }

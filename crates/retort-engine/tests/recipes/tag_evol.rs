@@ -62,9 +62,13 @@ fn tags_from_the_taggers_pool_of_the_same_domain_are_injected_and_their_number_r
     }
     assert!(difficulties.len() >= 2, "the number of tags is drawn per record: {difficulties:?}");
     // The pool file: the kept seeds' tags by domain, each once.
-    let written: BTreeSet<(String, String)> =
-        ran.rows("tag_pool").iter().map(|row| (row["domain"].as_str().unwrap().to_string(), row["tag"].as_str().unwrap().to_string())).collect();
-    let expected: BTreeSet<(String, String)> = pool.iter().flat_map(|(domain, tags)| tags.iter().map(|tag| (domain.clone(), tag.clone()))).collect();
+    let written: BTreeSet<(String, String)> = ran
+        .rows("tag_pool")
+        .iter()
+        .map(|row| (row["domain"].as_str().unwrap().to_string(), row["tag"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: BTreeSet<(String, String)> =
+        pool.iter().flat_map(|(domain, tags)| tags.iter().map(|tag| (domain.clone(), tag.clone()))).collect();
     assert_eq!(written, expected);
     assert_eq!(ran.rows("tag_pool").len(), expected.len());
     // Seeds whose domain pool held nothing but their own tags were dropped, with the reason;
