@@ -216,7 +216,7 @@ fn validate(path: &Path, overrides: &Overrides) -> anyhow::Result<ExitCode> {
     let scratch = if !path.exists() && retort_engine::builtin::is_builtin(&name) { Some(tempfile::tempdir()?) } else { None };
     let file = match &scratch {
         Some(dir) => retort_engine::builtin::extract(&name, dir.path())?,
-        None => path.to_path_buf(),
+        None => recipe_in(path)?,
     };
     match Recipe::load(&file, overrides) {
         Ok(recipe) => {
@@ -347,7 +347,27 @@ fn resolve_recipe(recipe: &Path, out: Option<&Path>) -> anyhow::Result<(PathBuf,
         let file = retort_engine::builtin::extract(&name, &out_dir.join("recipe"))?;
         return Ok((file, Some(out_dir)));
     }
-    Ok((recipe.to_path_buf(), out.map(Path::to_path_buf)))
+    Ok((recipe_in(recipe)?, out.map(Path::to_path_buf)))
+}
+
+/// The recipe file a path names: the file itself, or the `recipe.yaml` of a folder (a copy made
+/// by `retort init`). A folder without one is an error that says so, and names the built-in
+/// recipe of the same name when there is one (a folder here hides it).
+fn recipe_in(path: &Path) -> anyhow::Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let file = path.join("recipe.yaml");
+    if file.is_file() {
+        return Ok(file);
+    }
+    let name = path.to_string_lossy();
+    let hint = if retort_engine::builtin::is_builtin(name.trim_end_matches('/')) {
+        format!("; a folder of that name here hides the built-in recipe `{}`: run it from another folder", name.trim_end_matches('/'))
+    } else {
+        String::new()
+    };
+    anyhow::bail!("{} is a folder without a recipe.yaml in it{hint}", path.display())
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {

@@ -86,6 +86,21 @@ fn validate_lists_problems_and_exits_2() {
     let run = retort(dir.path(), &["run", "bad.yaml", "--out", "out"]);
     assert_eq!(run.status.code(), Some(2));
     assert!(!dir.path().join("out").exists());
+    // A folder stands for its recipe.yaml (what `retort init` writes); a folder without one
+    // says so, and that it hides the built-in recipe of its name.
+    let copy = retort(dir.path(), &["init", "spin", "my-spin"]);
+    assert!(copy.status.success(), "{}", String::from_utf8_lossy(&copy.stderr));
+    let folder = retort(dir.path(), &["validate", "my-spin"]);
+    assert!(folder.status.success(), "{}", String::from_utf8_lossy(&folder.stderr));
+    assert!(String::from_utf8_lossy(&folder.stdout).contains("recipe `spin`"));
+    std::fs::create_dir(dir.path().join("matrix")).unwrap();
+    let hidden = retort(dir.path(), &["validate", "matrix"]);
+    assert!(!hidden.status.success());
+    let message = String::from_utf8_lossy(&hidden.stderr);
+    assert!(
+        message.contains("matrix is a folder without a recipe.yaml in it; a folder of that name here hides the built-in recipe `matrix`"),
+        "{message}"
+    );
 }
 
 /// Runs the quickstart in a child, stops it part-way with `signal`, and resumes it; the
