@@ -22,6 +22,8 @@ mod error;
 mod local;
 mod protocol;
 #[cfg(feature = "worker")]
+mod sample;
+#[cfg(feature = "worker")]
 mod scheduler;
 mod supervisor;
 mod template;

@@ -1,8 +1,9 @@
 //! The worker's scheduler: one llama.cpp context, many sequences decoded in one batch.
 //!
 //! Continuous batching: every step gathers one token from each answering sequence and
-//! chunks of new prompts up to the batch size, decodes them in one call, then samples each
-//! sequence with its own sampler chain. A request that arrives while others are half-way
+//! chunks of new prompts up to the batch size, decodes them in one call, then picks each
+//! sequence's next token: plain temperature and greedy jobs in Rust, their rows spread over the
+//! worker's threads (`crate::sample`), grammars and top-p by llama.cpp's sampler chain. A request that arrives while others are half-way
 //! takes a free slot and joins the next step.
 //!
 //! Prefix reuse: a sequence keeps what its KV cache holds when its job ends. A new job takes
@@ -32,6 +33,7 @@ use llama_cpp_2::DecodeError;
 use retort_core::TokenLogprob;
 
 use crate::protocol::{FailKind, Finish, FromWorker, Generate, Load, ToWorker};
+use crate::sample::NativeSampler;
 
 /// The test hook that makes the worker abort (only with `RETORT_LLAMA_TEST_HOOKS=1`).
 pub(crate) const ABORT_HOOK: &str = "<<retort-llama:abort>>";
@@ -63,7 +65,9 @@ enum JobKind {
 }
 
 struct Generating {
-    sampler: LlamaSampler,
+    sampler: Picker,
+    /// The token picked for this step by the parallel pass over native samplers.
+    picked: Option<LlamaToken>,
     max_tokens: u32,
     stop: Vec<String>,
     /// The longest stop string, in bytes: a new token can complete a stop string only
@@ -74,6 +78,15 @@ struct Generating {
     token_logprobs: Vec<TokenLogprob>,
     /// The model ended its answer (an end-of-generation token).
     ended: bool,
+}
+
+/// How a job picks its tokens.
+enum Picker {
+    /// Plain temperature sampling or greedy choice, computed in Rust (see [`crate::sample`]):
+    /// the rows of a step are sampled on several threads.
+    Native(NativeSampler),
+    /// llama.cpp's sampler chain, for grammars and top-p; sampled one row after another.
+    Chain(LlamaSampler),
 }
 
 /// A sequence slot of the context and the job in it.
@@ -93,7 +106,8 @@ pub(crate) trait Sink {
     fn send(&mut self, frame: &FromWorker);
 }
 
-/// Runs jobs from `jobs` until the channel closes.
+/// Runs jobs from `jobs` until the channel closes; returns the profile's report when
+/// `RETORT_LLAMA_PROFILE=1` asked for one.
 pub(crate) fn run(
     backend: &LlamaBackend,
     model: &LlamaModel,
@@ -102,7 +116,7 @@ pub(crate) fn run(
     jobs: Receiver<ToWorker>,
     sink: &mut dyn Sink,
     ready: &dyn Fn(u32) -> FromWorker,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     let n_seq = load.max_sequences as u32;
     let threads = load.threads.unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(1));
     let batch_threads = i32::try_from(load.batch_threads.unwrap_or(threads)).unwrap_or(i32::MAX);
@@ -160,25 +174,113 @@ pub(crate) fn run(
     // Jobs end when stdin closes, which happens only when the backend is gone (dropped, or its
     // process killed): nobody is left to read the answers, so the work in hand is abandoned at
     // once rather than decoded for minutes by an orphan.
+    let mut profile = Profile::from_env();
     loop {
         // Take new jobs: wait for one when idle, else only those already there.
         if scheduler.slots.is_empty() && scheduler.waiting.is_empty() {
-            match jobs.recv() {
+            let idle = profile.start();
+            let received = jobs.recv();
+            profile.add(Phase::Idle, idle);
+            match received {
                 Ok(job) => scheduler.accept(job, sink),
-                Err(_) => return Ok(()),
+                Err(_) => return profile.finish(),
             }
         }
+        let accepting = profile.start();
         loop {
             match jobs.try_recv() {
                 Ok(job) => scheduler.accept(job, sink),
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return Ok(()),
+                Err(TryRecvError::Disconnected) => return profile.finish(),
             }
         }
         scheduler.fill_slots(&mut ctx);
+        profile.add(Phase::Accept, accepting);
         if !scheduler.slots.is_empty() {
-            scheduler.step(&mut ctx, sink);
+            scheduler.step(&mut ctx, sink, &mut profile);
         }
+    }
+}
+
+/// Where the worker's time goes, reported when it ends (`RETORT_LLAMA_PROFILE=1`).
+struct Profile {
+    enabled: bool,
+    started: std::time::Instant,
+    /// Seconds by phase.
+    seconds: [f64; 4],
+    steps: u64,
+    /// Steps by the number of tokens they decoded: 1, 2-8, 9-64, more.
+    by_size: [u64; 4],
+    /// Tokens decoded, and how many of them were answer tokens.
+    tokens: u64,
+    answer_tokens: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Waiting for a job with nothing to do.
+    Idle = 0,
+    /// Reading jobs (tokenising, building samplers) and placing them.
+    Accept = 1,
+    /// llama.cpp's decode.
+    Decode = 2,
+    /// Sampling and reading the answers.
+    Sample = 3,
+}
+
+impl Profile {
+    fn from_env() -> Self {
+        Profile {
+            enabled: std::env::var("RETORT_LLAMA_PROFILE").is_ok_and(|value| value == "1"),
+            started: std::time::Instant::now(),
+            seconds: [0.0; 4],
+            steps: 0,
+            by_size: [0; 4],
+            tokens: 0,
+            answer_tokens: 0,
+        }
+    }
+
+    fn start(&self) -> Option<std::time::Instant> {
+        self.enabled.then(std::time::Instant::now)
+    }
+
+    fn add(&mut self, phase: Phase, since: Option<std::time::Instant>) {
+        if let Some(since) = since {
+            self.seconds[phase as usize] += since.elapsed().as_secs_f64();
+        }
+    }
+
+    fn step(&mut self, tokens: usize, answer_tokens: usize) {
+        self.steps += 1;
+        self.tokens += tokens as u64;
+        self.answer_tokens += answer_tokens as u64;
+        self.by_size[match tokens {
+            0..=1 => 0,
+            2..=8 => 1,
+            9..=64 => 2,
+            _ => 3,
+        }] += 1;
+    }
+
+    fn finish(&self) -> Result<Option<String>, String> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let [idle, accept, decode, sample] = self.seconds;
+        Ok(Some(format!(
+            "retort-llama profile: {:.2} s in all; idle {idle:.2} s, accepting {accept:.2} s, decoding {decode:.2} s, \
+                 sampling {sample:.2} s; {} steps ({} of 1 token, {} of 2-8, {} of 9-64, {} larger), {} tokens decoded, \
+                 {} of them answer tokens",
+            self.started.elapsed().as_secs_f64(),
+            self.steps,
+            self.by_size[0],
+            self.by_size[1],
+            self.by_size[2],
+            self.by_size[3],
+            self.tokens,
+            self.answer_tokens,
+        )))
     }
 }
 
@@ -375,7 +477,6 @@ impl<'m> Scheduler<'m> {
                 ),
             ));
         }
-        let mut chain = Vec::new();
         let grammar = match (&job.json_schema, &job.grammar) {
             (Some(schema), _) => Some(self.grammar_sampler(format!("json-schema:{schema}"), "the grammar of the JSON schema", || {
                 llama_cpp_2::json_schema_to_grammar(schema)
@@ -384,18 +485,25 @@ impl<'m> Scheduler<'m> {
             (None, Some(grammar)) => Some(self.grammar_sampler(grammar.clone(), "the request's grammar", || Ok(grammar.clone()))?),
             (None, None) => None,
         };
-        if let Some(sampler) = grammar {
-            chain.push(sampler);
-        }
-        if job.temperature <= 0.0 {
-            chain.push(LlamaSampler::greedy());
+        let sampler = if grammar.is_none() && (job.temperature <= 0.0 || job.top_p >= 1.0) {
+            // What the chain [greedy] or [temp, dist] would do, without llama.cpp's chain.
+            Picker::Native(NativeSampler::new(job.temperature, job.seed))
         } else {
-            if job.top_p < 1.0 {
-                chain.push(LlamaSampler::top_p(job.top_p, 1));
+            let mut chain = Vec::new();
+            if let Some(sampler) = grammar {
+                chain.push(sampler);
             }
-            chain.push(LlamaSampler::temp(job.temperature));
-            chain.push(LlamaSampler::dist(job.seed));
-        }
+            if job.temperature <= 0.0 {
+                chain.push(LlamaSampler::greedy());
+            } else {
+                if job.top_p < 1.0 {
+                    chain.push(LlamaSampler::top_p(job.top_p, 1));
+                }
+                chain.push(LlamaSampler::temp(job.temperature));
+                chain.push(LlamaSampler::dist(job.seed));
+            }
+            Picker::Chain(LlamaSampler::chain_simple(chain))
+        };
         let n_prompt = tokens.len();
         let longest_stop = job.stop.iter().map(String::len).max().unwrap_or(0);
         Ok(Job {
@@ -404,7 +512,8 @@ impl<'m> Scheduler<'m> {
             n_prompt,
             reused: 0,
             kind: JobKind::Generate(Box::new(Generating {
-                sampler: LlamaSampler::chain_simple(chain),
+                sampler,
+                picked: None,
                 max_tokens: job.max_tokens,
                 stop: job.stop,
                 longest_stop,
@@ -512,7 +621,7 @@ impl<'m> Scheduler<'m> {
     }
 
     /// One decode step over all slots.
-    fn step(&mut self, ctx: &mut LlamaContext<'_>, sink: &mut dyn Sink) {
+    fn step(&mut self, ctx: &mut LlamaContext<'_>, sink: &mut dyn Sink, profile: &mut Profile) {
         self.batch.clear();
         let mut budget = self.batch_size;
         // Answering sequences first (one token each), then prompt chunks.
@@ -561,10 +670,14 @@ impl<'m> Scheduler<'m> {
             return;
         }
         self.steps += 1;
+        let answering = self.slots.iter().filter(|slot| slot.stepped && slot.n_past > slot.job.n_prompt).count();
+        profile.step(self.batch.n_tokens() as usize, answering);
+        let decoding = profile.start();
         let mut decoded = ctx.decode(&mut self.batch);
         if matches!(decoded, Err(DecodeError::NoKvCacheSlot)) && self.evict(ctx) {
             decoded = ctx.decode(&mut self.batch);
         }
+        profile.add(Phase::Decode, decoding);
         if let Err(error) = decoded {
             // Fail the sequences of this step; the others are untouched.
             let message = format!("llama.cpp could not decode a batch of {} tokens: {error}", self.batch.n_tokens());
@@ -578,6 +691,8 @@ impl<'m> Scheduler<'m> {
             }
             return;
         }
+        let sampling = profile.start();
+        self.pick_native(ctx);
         let mut index = 0;
         while index < self.slots.len() {
             if self.advance(ctx, index) {
@@ -590,6 +705,7 @@ impl<'m> Scheduler<'m> {
                 index += 1;
             }
         }
+        profile.add(Phase::Sample, sampling);
     }
 
     /// Frees a sequence whose cache holds `evaluated`, kept for a later prompt that starts alike.
@@ -597,6 +713,40 @@ impl<'m> Scheduler<'m> {
         self.cached[seq_id as usize] = evaluated;
         self.released_at[seq_id as usize] = self.steps;
         self.free.push(seq_id);
+    }
+
+    /// Picks the next token of every slot with a native sampler, the rows spread over the
+    /// worker's threads (llama.cpp's threads are idle between decode steps).
+    fn pick_native(&mut self, ctx: &LlamaContext<'_>) {
+        let mut work: Vec<(&mut NativeSampler, &[f32], &mut Option<LlamaToken>)> = Vec::new();
+        for slot in &mut self.slots {
+            let Some(&(row, _)) = slot.rows.last() else { continue };
+            if let JobKind::Generate(generating) = &mut slot.job.kind {
+                if let Picker::Native(sampler) = &mut generating.sampler {
+                    work.push((sampler, ctx.get_logits_ith(row), &mut generating.picked));
+                }
+            }
+        }
+        let pick = |work: &mut [(&mut NativeSampler, &[f32], &mut Option<LlamaToken>)]| {
+            let mut scratch = Vec::new();
+            for (sampler, logits, picked) in work {
+                **picked = Some(LlamaToken(sampler.sample(logits, &mut scratch) as i32));
+            }
+        };
+        let threads = (self.threads.0.max(1) as usize).min(work.len());
+        if threads <= 1 {
+            pick(&mut work);
+            return;
+        }
+        let chunk = work.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut chunks = work.chunks_mut(chunk);
+            let own = chunks.next().expect("at least one chunk");
+            for rest in chunks {
+                scope.spawn(move || pick(rest));
+            }
+            pick(own);
+        });
     }
 
     /// Reads the slot's logits after a step; true when its job is done.
@@ -619,7 +769,11 @@ impl<'m> Scheduler<'m> {
                 let Some(&(row, _)) = rows.last() else {
                     return false;
                 };
-                let token = generating.sampler.sample(ctx, row);
+                let token = match (&mut generating.sampler, generating.picked.take()) {
+                    (_, Some(token)) => token,
+                    (Picker::Chain(sampler), None) => sampler.sample(ctx, row),
+                    (Picker::Native(sampler), None) => LlamaToken(sampler.sample(ctx.get_logits_ith(row), &mut Vec::new()) as i32),
+                };
                 let vocab = model.vocab();
                 if vocab.is_eog(token) {
                     generating.ended = true;

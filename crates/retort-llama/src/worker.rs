@@ -104,7 +104,11 @@ fn serve() -> Result<(), String> {
             }
         }
     });
-    scheduler::run(&backend, &model, adapter.as_mut(), &load, receiver, &mut sink, &ready)
+    let profile = scheduler::run(&backend, &model, adapter.as_mut(), &load, receiver, &mut sink, &ready)?;
+    if let Some(report) = profile {
+        eprintln!("{report}");
+    }
+    Ok(())
 }
 
 fn load_model(load: &Load) -> Result<(LlamaBackend, LlamaModel), String> {
