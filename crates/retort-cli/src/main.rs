@@ -361,9 +361,10 @@ fn recipe_in(path: &Path) -> anyhow::Result<PathBuf> {
     if file.is_file() {
         return Ok(file);
     }
-    let name = path.to_string_lossy();
-    let hint = if retort_engine::builtin::is_builtin(name.trim_end_matches('/')) {
-        format!("; a folder of that name here hides the built-in recipe `{}`: run it from another folder", name.trim_end_matches('/'))
+    let text = path.to_string_lossy();
+    let name = text.trim_end_matches('/');
+    let hint = if retort_engine::builtin::is_builtin(name) {
+        format!("; a folder of that name here hides the built-in recipe `{name}`: run it from another folder")
     } else {
         String::new()
     };

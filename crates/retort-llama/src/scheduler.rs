@@ -3,8 +3,8 @@
 //! Continuous batching: every step gathers one token from each answering sequence and
 //! chunks of new prompts up to the batch size, decodes them in one call, then picks each
 //! sequence's next token: plain temperature and greedy jobs in Rust, their rows spread over the
-//! worker's threads (`crate::sample`), grammars and top-p by llama.cpp's sampler chain. A request that arrives while others are half-way
-//! takes a free slot and joins the next step.
+//! worker's threads (`crate::sample`), grammars and top-p by llama.cpp's sampler chain. A
+//! request that arrives while others are half-way takes a free slot and joins the next step.
 //!
 //! Prefix reuse: a sequence keeps what its KV cache holds when its job ends. A new job takes
 //! the free sequence, or copies from any sequence, the longest prefix of its prompt already
@@ -66,7 +66,7 @@ enum JobKind {
 
 struct Generating {
     sampler: Picker,
-    /// The token picked for this step by the parallel pass over native samplers.
+    /// The token `pick_native` picked for this step (native samplers only).
     picked: Option<LlamaToken>,
     max_tokens: u32,
     stop: Vec<String>,
@@ -670,8 +670,10 @@ impl<'m> Scheduler<'m> {
             return;
         }
         self.steps += 1;
-        let answering = self.slots.iter().filter(|slot| slot.stepped && slot.n_past > slot.job.n_prompt).count();
-        profile.step(self.batch.n_tokens() as usize, answering);
+        if profile.enabled {
+            let answering = self.slots.iter().filter(|slot| slot.stepped && slot.n_past > slot.job.n_prompt).count();
+            profile.step(self.batch.n_tokens() as usize, answering);
+        }
         let decoding = profile.start();
         let mut decoded = ctx.decode(&mut self.batch);
         if matches!(decoded, Err(DecodeError::NoKvCacheSlot)) && self.evict(ctx) {
@@ -769,10 +771,10 @@ impl<'m> Scheduler<'m> {
                 let Some(&(row, _)) = rows.last() else {
                     return false;
                 };
-                let token = match (&mut generating.sampler, generating.picked.take()) {
-                    (_, Some(token)) => token,
-                    (Picker::Chain(sampler), None) => sampler.sample(ctx, row),
-                    (Picker::Native(sampler), None) => LlamaToken(sampler.sample(ctx.get_logits_ith(row), &mut Vec::new()) as i32),
+                let token = match &mut generating.sampler {
+                    Picker::Chain(sampler) => sampler.sample(ctx, row),
+                    // `pick_native` ran over every slot with a logits row before this.
+                    Picker::Native(_) => generating.picked.take().expect("pick_native picked this row"),
                 };
                 let vocab = model.vocab();
                 if vocab.is_eog(token) {
