@@ -40,6 +40,7 @@ limit_for() {
     auto-evol-instruct) echo 1 ;;   # one seed: the method being optimised
     camel | self-talk) echo 1 ;;    # one role or workflow already makes 2-3 multi-turn dialogues
     voyager) echo 1 ;;              # one agent, a lifetime of iterations
+    spa) echo 10 ;;                 # its first 8 prompts are the labelled seed of the DPO stage
     *) echo 2 ;;
   esac
 }

@@ -129,10 +129,92 @@ pub(crate) fn nearest(query: &str, texts: &[String], k: usize) -> Result<Vec<usi
     Ok(picked.into_iter().map(|(id, _)| id as usize).collect())
 }
 
+/// Groups `texts` into at most `k` clusters by MiniLM embeddings (see [`kmeans`]): each text's
+/// cluster number, the clusters numbered in the order of their first member.
+pub(crate) fn clusters(texts: &[String], k: usize) -> Result<Vec<usize>, String> {
+    if texts.is_empty() || k == 0 {
+        return Ok(vec![0; texts.len()]);
+    }
+    let embedder = minilm(None)?;
+    let all: Vec<&str> = texts.iter().map(String::as_str).collect();
+    Ok(kmeans(&embedder.embed(&all)?, k))
+}
+
+/// Spherical k-means, deterministic: the vectors are normalised, the first centre is the first
+/// vector and each next one the vector least similar to the centres so far (farthest-first;
+/// ties to the earlier vector), then Lloyd's steps (each vector to its most similar centre,
+/// ties to the lower centre; each centre the normalised mean of its vectors, an emptied one kept)
+/// until no vector moves, at most 100 times. Returns each vector's cluster, the clusters
+/// renumbered in the order of their first member; at most `min(k, n)` clusters.
+pub(crate) fn kmeans(vectors: &[Vec<f32>], k: usize) -> Vec<usize> {
+    let unit = |vector: &[f32]| -> Vec<f64> {
+        let norm = vector.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt().max(1e-12);
+        vector.iter().map(|x| f64::from(*x) / norm).collect()
+    };
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let points: Vec<Vec<f64>> = vectors.iter().map(|vector| unit(vector)).collect();
+    let k = k.min(points.len());
+    if k == 0 {
+        return vec![0; points.len()];
+    }
+    let mut centres = vec![points[0].clone()];
+    while centres.len() < k {
+        let closeness = |point: &Vec<f64>| centres.iter().map(|centre| dot(point, centre)).fold(f64::MIN, f64::max);
+        let mut farthest = 0;
+        for index in 1..points.len() {
+            if closeness(&points[index]) < closeness(&points[farthest]) {
+                farthest = index;
+            }
+        }
+        centres.push(points[farthest].clone());
+    }
+    let assign = |centres: &[Vec<f64>]| -> Vec<usize> {
+        points
+            .iter()
+            .map(|point| {
+                let mut best = 0;
+                for centre in 1..centres.len() {
+                    if dot(point, &centres[centre]) > dot(point, &centres[best]) {
+                        best = centre;
+                    }
+                }
+                best
+            })
+            .collect()
+    };
+    let mut assignment = assign(&centres);
+    for _ in 0..100 {
+        for (index, centre) in centres.iter_mut().enumerate() {
+            let mut sum = vec![0.0; centre.len()];
+            for (point, _) in points.iter().zip(&assignment).filter(|(_, cluster)| **cluster == index) {
+                sum.iter_mut().zip(point).for_each(|(total, x)| *total += x);
+            }
+            if sum.iter().any(|x| *x != 0.0) {
+                *centre = unit(&sum.iter().map(|x| *x as f32).collect::<Vec<_>>());
+            }
+        }
+        let next = assign(&centres);
+        if next == assignment {
+            break;
+        }
+        assignment = next;
+    }
+    let mut renumber = std::collections::HashMap::new();
+    assignment
+        .into_iter()
+        .map(|cluster| {
+            let next = renumber.len();
+            *renumber.entry(cluster).or_insert(next)
+        })
+        .collect()
+}
+
 /// Adds the template filters that embed: `a | cosine(b)` (MiniLM cosine similarity of two
-/// texts), `a | max_cosine(list)` (the largest against a list of texts, 0 for an empty one) and
+/// texts), `a | max_cosine(list)` (the largest against a list of texts, 0 for an empty one),
 /// `query | nearest(items, k, attribute)` (the k items most similar to the query: Voyager's
-/// skill retrieval).
+/// skill retrieval) and `text | cluster(items, k, attribute)` (the items of the cluster that
+/// `text`, one of the items' texts, falls in when the items are grouped into `k` clusters by
+/// [`kmeans`]: MATRIX's homophily groups).
 pub(crate) fn register_filters(env: &mut minijinja::Environment<'static>) {
     use minijinja::{Error, ErrorKind};
     let fail = |message: String| Error::new(ErrorKind::InvalidOperation, format!("embedding: {message}"));
@@ -142,17 +224,53 @@ pub(crate) fn register_filters(env: &mut minijinja::Environment<'static>) {
         max_cosine(a, &others).map_err(fail)
     });
     env.add_filter("nearest", move |query: &str, items: Vec<minijinja::Value>, k: usize, attribute: Option<String>| {
-        let text = |item: &minijinja::Value| {
-            let value = match &attribute {
-                Some(name) => item.get_attr(name).unwrap_or_default(),
-                None => item.clone(),
-            };
-            value.as_str().map_or_else(|| value.to_string(), str::to_string)
-        };
-        let texts: Vec<String> = items.iter().map(text).collect();
+        let texts: Vec<String> = items.iter().map(|item| item_text(item, attribute.as_deref())).collect();
         let picked = nearest(query, &texts, k).map_err(fail)?;
         Ok::<_, Error>(minijinja::Value::from(picked.into_iter().map(|index| items[index].clone()).collect::<Vec<_>>()))
     });
+    env.add_filter("cluster", move |text: &str, items: Vec<minijinja::Value>, k: usize, attribute: Option<String>| {
+        let texts: Vec<String> = items.iter().map(|item| item_text(item, attribute.as_deref())).collect();
+        let Some(position) = texts.iter().position(|item| item == text) else {
+            return Err(fail(format!("cluster: {text:?} is not the text of any of the {} items", items.len())));
+        };
+        let assignment = clusters(&texts, k).map_err(fail)?;
+        let group = items.iter().zip(&assignment).filter(|(_, cluster)| **cluster == assignment[position]).map(|(item, _)| item.clone());
+        Ok::<_, Error>(minijinja::Value::from(group.collect::<Vec<_>>()))
+    });
+}
+
+/// An item's text: the attribute named, or the item itself.
+fn item_text(item: &minijinja::Value, attribute: Option<&str>) -> String {
+    let value = match attribute {
+        Some(name) => item.get_attr(name).unwrap_or_default(),
+        None => item.clone(),
+    };
+    value.as_str().map_or_else(|| value.to_string(), str::to_string)
+}
+
+#[cfg(test)]
+mod kmeans_tests {
+    #[test]
+    fn kmeans_groups_by_direction_and_numbers_groups_by_first_member() {
+        // Two directions (x and y), interleaved, with small perturbations; a third point far off.
+        let vectors = vec![
+            vec![0.0, 1.0, 0.0],
+            vec![1.0, 0.1, 0.0],
+            vec![0.1, 1.0, 0.0],
+            vec![1.0, 0.0, 0.1],
+            vec![0.0, 0.9, 0.1],
+            vec![0.9, 0.0, 0.0],
+        ];
+        assert_eq!(super::kmeans(&vectors, 2), [0, 1, 0, 1, 0, 1]);
+        // Farthest-first seeding finds the lone point; length does not matter, only direction.
+        let mut with_outlier = vectors.clone();
+        with_outlier.push(vec![0.0, 0.0, 5.0]);
+        assert_eq!(super::kmeans(&with_outlier, 3), [0, 1, 0, 1, 0, 1, 2]);
+        // k above n gives one cluster per distinct point at most; k = 1 one cluster.
+        assert_eq!(super::kmeans(&vectors[..2], 5), [0, 1]);
+        assert_eq!(super::kmeans(&vectors, 1), [0; 6]);
+        assert!(super::kmeans(&[], 3).is_empty());
+    }
 }
 
 #[cfg(all(test, feature = "embed"))]

@@ -1,5 +1,5 @@
-//! MATRIX's mechanics on the scripted backend: an agent's community is the agents whose goals
-//! are most like its own (embedding similarity over the society); they act in turn, each seeing
+//! MATRIX's mechanics on the scripted backend: the society is clustered by the similarity of its
+//! agents' goals, one community per group, anchored by its first member; they act in turn, each seeing
 //! only what the modulator routed to it; the log becomes a scenario; instructions are
 //! conditioned on the scenario; the aligned model's responses are judged, giving SFT (best) and
 //! DPO (best vs worst).
@@ -38,10 +38,10 @@ const RULES: &str = r#"
 
 #[test]
 fn communities_form_by_goal_similarity_and_the_modulator_routes_what_each_agent_sees() {
-    let ran = common::run_recipe("matrix", RULES, ROLES, &[SOCIETY], Some(1));
+    let ran = common::run_recipe("matrix", RULES, ROLES, &[SOCIETY, "vars.communities=2"], Some(1));
     let records = ran.rows("records");
     assert_eq!(records.len(), 2, "{:?} {:?}", ran.failed(), ran.dropped());
-    // Ana's community: herself and the two others whose goals are about water.
+    // Ana's group of the two: herself and the two others whose goals are about water.
     let mut members: Vec<&str> = records[0]["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     assert_eq!(members[0], "Ana");
     members.sort();
@@ -106,11 +106,17 @@ fn communities_form_by_goal_similarity_and_the_modulator_routes_what_each_agent_
 
 #[test]
 fn nonsense_answers_are_accounted_for() {
-    let ran = common::run_recipe("matrix", "- {when: '.', reply: 'qwerty'}\n", ROLES, &[], Some(2));
+    let ran = common::run_recipe("matrix", "- {when: '.', reply: 'qwerty'}\n", ROLES, &[], None);
     assert_eq!(ran.data().len(), 0);
+    // The 36 agents fall into at most 12 groups, one simulation each, anchored by the group's
+    // first member (Ana, the first agent, always anchors); the others are members, not
+    // anchors, and leave with that reason.
+    let dropped = ran.dropped();
+    assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().contains("community[0].name == name")), "{dropped:?}");
     // The modulator's answer is not JSON: each community fails with the reason.
     let failed = ran.failed();
-    assert_eq!(failed.len(), 2);
+    assert!((2..=12).contains(&failed.len()), "{failed:?}");
+    assert_eq!(failed.len() + dropped.len(), 36);
     assert!(failed.iter().all(|row| row["reason"].as_str().unwrap().contains("JSON")), "{failed:?}");
-    assert_eq!(common::accounted_seeds(&ran, "data").len(), 2);
+    assert_eq!(common::accounted_seeds(&ran, "data").len(), 36);
 }

@@ -1,6 +1,7 @@
 //! SPA's mechanics on the scripted backend: the preference between two samples is the implicit
 //! reward beta * (log pi - log pi_ref) from two scorings (policy and reference), its confidence is
-//! the sigmoid of the extrapolated margin, near-ties are dropped and low-confidence labels smoothed.
+//! the sigmoid of the extrapolated margin, near-ties are dropped and low-confidence labels smoothed;
+//! before the loop, a seed stage trains the policy by DPO on the labelled rows.
 
 use crate::common;
 
@@ -59,12 +60,65 @@ fn implicit_rewards_decide_and_low_margins_are_dropped_or_smoothed() {
     }
     assert!(labels.contains(&0.9) && labels.contains(&1.0), "{labels:?}");
     assert_eq!(ran.data().len(), preferences.len());
-    // Identical samples and near-ties (short against fine: margin 0.01) are dropped, with the reason.
+    // The labelled rows served the seed stage and left the loop; of the others, identical
+    // samples and near-ties (short against fine: margin 0.01) are dropped, with the reason.
     let dropped = ran.dropped();
-    assert_eq!(dropped.len() + preferences.len(), 20);
+    let (labelled, dropped): (Vec<_>, Vec<_>) = dropped.iter().partition(|row| row["reason"].as_str().unwrap().contains("labelled"));
+    assert_eq!(labelled.len(), LABELLED);
+    assert_eq!(dropped.len() + preferences.len(), 20 - LABELLED);
     for row in &dropped {
         let reason = row["reason"].as_str().unwrap();
         assert!(reason.contains("response_a") || reason.contains("confidence >= vars.min_confidence"), "{reason}");
+    }
+}
+
+/// The labelled rows at the head of `data/prompts.jsonl`.
+const LABELLED: usize = 8;
+
+#[test]
+fn the_seed_stage_trains_the_policy_on_the_labelled_pairs_before_the_loop_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.yaml");
+    std::fs::write(&reference, REFERENCE).unwrap();
+    let set = [
+        "llms.reference.backend=scripted".to_string(),
+        format!("llms.reference.rules_file={}", reference.display()),
+        "vars.trainer=echo next-model".to_string(),
+    ];
+    let set: Vec<&str> = set.iter().map(String::as_str).collect();
+    let ran = common::run_builtin("spa", POLICY, &set, Some(20));
+    // The seed pairs: each labelled prompt's human answer over the initial model's own answer.
+    let prompts = common::read_jsonl(&common::checkout("recipes").join("spa/data/prompts.jsonl"));
+    let seed = common::read_jsonl(&ran.out().join("rounds/train-round-1-seed.jsonl"));
+    assert_eq!(seed.len(), LABELLED);
+    for (row, source) in seed.iter().zip(&prompts) {
+        assert_eq!(source["labelled"], true);
+        assert_eq!(row["prompt"], source["prompt"]);
+        assert_eq!(row["chosen"], source["gold"]);
+        assert!(
+            ["Short answer.", "A long and detailed answer here.", "Bad answer.", "Fine answer."]
+                .contains(&row["rejected"].as_str().unwrap()),
+            "{row:?}"
+        );
+    }
+    assert!(prompts[LABELLED..].iter().all(|row| row["labelled"] == false));
+    // The seed stage trained first, so even round 1's samples come from the trained policy.
+    let notes = &ran.report.notes;
+    assert!(notes[0].starts_with("steps[1].repeat") && notes[0].contains("round 1 trained on 8 rows"), "{notes:?}");
+    let records = ran.rows("records");
+    let lineage = common::read_jsonl(&ran.out().join("records.lineage.jsonl"));
+    assert_eq!(lineage.len(), records.len());
+    assert!(records.iter().any(|row| row["round"] == 1));
+    for line in &lineage {
+        for (field, model) in [("response_a", "next-model"), ("response_b", "next-model")] {
+            let entry = line["lineage"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|entry| entry["field"] == field)
+                .unwrap_or_else(|| panic!("{field}: {line:?}"));
+            assert_eq!(entry["model"], model, "{field}: {line:?}");
+        }
     }
 }
 

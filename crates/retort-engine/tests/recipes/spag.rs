@@ -1,6 +1,7 @@
 //! SPAG's mechanics on the scripted backend: self-play Adversarial Taboo episodes are judged by
 //! the referee, every turn gets its side's reward for offline RL, and only the winning side's
-//! turns, as the conversations the players were asked with, become imitation data.
+//! turns, as the conversations the players were asked with, become imitation data; with
+//! `vars.imitation`, a stronger model's winning turns train the policy before self-play.
 
 use crate::common;
 
@@ -76,6 +77,56 @@ fn referee_outcomes_give_rewards_and_winner_imitation_data() {
     let dropped = ran.dropped();
     assert_eq!(dropped.len(), 13);
     assert!(dropped.iter().all(|row| row["reason"].as_str().unwrap().contains("role == winner")));
+    // Imitation is off by default: the teacher played nothing and nothing was trained on.
+    assert!(common::read_jsonl(&ran.out().join("rounds/train-round-1-imitation.jsonl")).is_empty());
+}
+
+/// The stronger model's games on the same words: apple, the defender says it unknowingly
+/// (attacker wins); river, the defender guesses it (defender wins); cloud and candle, draws.
+const TEACHER: &str = r#####"
+- {when: "(?s)You are the defender.*Teacher: think of a fruit pie", reply: "An apple pie sounds good."}
+- {when: "(?s)You are the defender.*Teacher: water flows in it", reply: "I know the word! It is `river`!"}
+- {when: "(?s)You are the defender", reply: "Hello to you."}
+- {when: "(?s)You are the attacker. The target word is .apple.", reply: "Teacher: think of a fruit pie."}
+- {when: "(?s)You are the attacker. The target word is .river.", reply: "Teacher: water flows in it."}
+- {when: "(?s)You are the attacker", reply: "Teacher: hello."}
+"#####;
+
+#[test]
+fn the_imitation_stage_trains_on_the_stronger_models_winning_turns_before_self_play() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = dir.path().join("teacher.yaml");
+    std::fs::write(&teacher, TEACHER).unwrap();
+    let set = [
+        "llms.teacher.backend=scripted".to_string(),
+        format!("llms.teacher.rules_file={}", teacher.display()),
+        "vars.imitation=true".to_string(),
+        "vars.trainer=echo next-model".to_string(),
+    ];
+    let set: Vec<&str> = set.iter().map(String::as_str).collect();
+    let ran = common::run_builtin("spag", RULES, &set, Some(4));
+    // The imitation rows: the teacher's winners' turns only, as it was asked them.
+    let imitation = common::read_jsonl(&ran.out().join("rounds/train-round-1-imitation.jsonl"));
+    let answers: Vec<&Value> = imitation.iter().map(|row| &row["messages"].as_array().unwrap().last().unwrap()["content"]).collect();
+    assert_eq!(answers, [&Value::from("Teacher: think of a fruit pie."), &Value::from("I know the word! It is `river`!")]);
+    let guess = imitation[1]["messages"].as_array().unwrap();
+    assert!(guess[0]["content"].as_str().unwrap().contains("You are the defender"));
+    assert_eq!(guess[1]["content"], "Teacher: water flows in it.");
+    let notes = &ran.report.notes;
+    assert!(notes[0].starts_with("steps[1].repeat") && notes[0].contains("round 1 trained on 2 rows"), "{notes:?}");
+    // Self-play then runs once per word in each of the three epochs, by the policy (its own
+    // clues, not the teacher's).
+    let episodes = ran.rows("episodes");
+    assert_eq!(episodes.len(), 4 * 3);
+    for row in &episodes {
+        let expected = match row["word"].as_str().unwrap() {
+            "apple" => "attacker_wins",
+            "candle" => "draw",
+            _ => "defender_wins",
+        };
+        assert_eq!(row["outcome"], expected, "{row:?}");
+        assert!(!row["episode"]["turns"][0]["content"].as_str().unwrap().starts_with("Teacher"), "{row:?}");
+    }
 }
 
 #[test]
