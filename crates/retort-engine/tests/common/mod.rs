@@ -148,6 +148,14 @@ steps:
     )
 }
 
+/// The overrides that put the recipe's `llms.ROLE` on the scripted backend with rules of its
+/// own (written to `dir`), where `run_builtin`'s rules serve only the default model.
+pub fn scripted_role(dir: &Path, role: &str, rules: &str) -> Vec<String> {
+    let file = dir.join(format!("{role}.yaml"));
+    std::fs::write(&file, rules).unwrap();
+    vec![format!("llms.{role}.backend=scripted"), format!("llms.{role}.rules_file={}", file.display())]
+}
+
 /// Runs a built-in recipe on the scripted backend: `rules` is a YAML list of scripted rules
 /// (`- {when: REGEX, reply: TEXT}`), `set` more `PATH=VALUE` overrides, `limit` caps the seeds.
 pub fn run_builtin(name: &str, rules: &str, set: &[&str], limit: Option<usize>) -> Ran {

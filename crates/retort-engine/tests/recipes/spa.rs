@@ -31,9 +31,7 @@ fn sigmoid(x: f64) -> f64 {
 #[test]
 fn implicit_rewards_decide_and_low_margins_are_dropped_or_smoothed() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = dir.path().join("reference.yaml");
-    std::fs::write(&reference, REFERENCE).unwrap();
-    let set = ["llms.reference.backend=scripted".to_string(), format!("llms.reference.rules_file={}", reference.display())];
+    let set = common::scripted_role(dir.path(), "reference", REFERENCE);
     let set: Vec<&str> = set.iter().map(String::as_str).collect();
     let ran = common::run_builtin("spa", POLICY, &set, Some(20));
     let reward: HashMap<&str, f64> =
@@ -78,13 +76,8 @@ const LABELLED: usize = 8;
 #[test]
 fn the_seed_stage_trains_the_policy_on_the_labelled_pairs_before_the_loop_samples() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = dir.path().join("reference.yaml");
-    std::fs::write(&reference, REFERENCE).unwrap();
-    let set = [
-        "llms.reference.backend=scripted".to_string(),
-        format!("llms.reference.rules_file={}", reference.display()),
-        "vars.trainer=echo next-model".to_string(),
-    ];
+    let mut set = common::scripted_role(dir.path(), "reference", REFERENCE);
+    set.push("vars.trainer=echo next-model".to_string());
     let set: Vec<&str> = set.iter().map(String::as_str).collect();
     let ran = common::run_builtin("spa", POLICY, &set, Some(20));
     // The seed pairs: each labelled prompt's human answer over the initial model's own answer.
@@ -125,9 +118,7 @@ fn the_seed_stage_trains_the_policy_on_the_labelled_pairs_before_the_loop_sample
 #[test]
 fn nonsense_answers_are_accounted_for() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("nonsense.yaml");
-    std::fs::write(&rules, r#"- {when: ".", reply: "qwerty"}"#).unwrap();
-    let set = ["llms.reference.backend=scripted".to_string(), format!("llms.reference.rules_file={}", rules.display())];
+    let set = common::scripted_role(dir.path(), "reference", r#"- {when: ".", reply: "qwerty"}"#);
     let set: Vec<&str> = set.iter().map(String::as_str).collect();
     let ran = common::run_builtin("spa", r#"- {when: ".", reply: "qwerty"}"#, &set, Some(4));
     // Two identical samples carry no preference: every prompt is dropped, saying why.

@@ -95,14 +95,8 @@ const TEACHER: &str = r#####"
 #[test]
 fn the_imitation_stage_trains_on_the_stronger_models_winning_turns_before_self_play() {
     let dir = tempfile::tempdir().unwrap();
-    let teacher = dir.path().join("teacher.yaml");
-    std::fs::write(&teacher, TEACHER).unwrap();
-    let set = [
-        "llms.teacher.backend=scripted".to_string(),
-        format!("llms.teacher.rules_file={}", teacher.display()),
-        "vars.imitation=true".to_string(),
-        "vars.trainer=echo next-model".to_string(),
-    ];
+    let mut set = common::scripted_role(dir.path(), "teacher", TEACHER);
+    set.extend(["vars.imitation=true".to_string(), "vars.trainer=echo next-model".to_string()]);
     let set: Vec<&str> = set.iter().map(String::as_str).collect();
     let ran = common::run_builtin("spag", RULES, &set, Some(4));
     // The imitation rows: the teacher's winners' turns only, as it was asked them.
