@@ -130,14 +130,35 @@ pub(crate) fn nearest(query: &str, texts: &[String], k: usize) -> Result<Vec<usi
 }
 
 /// Groups `texts` into at most `k` clusters by MiniLM embeddings (see [`kmeans`]): each text's
-/// cluster number, the clusters numbered in the order of their first member.
+/// cluster number, the clusters numbered in the order of their first member. The grouping
+/// depends on the set of texts, not on their order (they are clustered sorted, each distinct
+/// text once), so every record that clusters the same items, in any order, sees the same groups.
 pub(crate) fn clusters(texts: &[String], k: usize) -> Result<Vec<usize>, String> {
     if texts.is_empty() || k == 0 {
         return Ok(vec![0; texts.len()]);
     }
-    let embedder = minilm(None)?;
-    let all: Vec<&str> = texts.iter().map(String::as_str).collect();
-    Ok(kmeans(&embedder.embed(&all)?, k))
+    let mut distinct: Vec<&str> = texts.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let groups = kmeans(&minilm(None)?.embed(&distinct)?, k);
+    let group_of: std::collections::HashMap<&str, usize> = distinct.into_iter().zip(groups).collect();
+    Ok(first_seen(texts.iter().map(|text| group_of[text.as_str()])))
+}
+
+/// Renumbers labels in the order each first appears.
+fn first_seen(labels: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut renumber = std::collections::HashMap::new();
+    labels
+        .map(|label| {
+            let next = renumber.len();
+            *renumber.entry(label).or_insert(next)
+        })
+        .collect()
+}
+
+/// The position of the largest value; ties to the earlier one.
+fn first_max(values: impl Iterator<Item = f64>) -> usize {
+    values.enumerate().fold((0, f64::NEG_INFINITY), |best, (index, value)| if value > best.1 { (index, value) } else { best }).0
 }
 
 /// Spherical k-means, deterministic: the vectors are normalised, the first centre is the first
@@ -147,40 +168,24 @@ pub(crate) fn clusters(texts: &[String], k: usize) -> Result<Vec<usize>, String>
 /// until no vector moves, at most 100 times. Returns each vector's cluster, the clusters
 /// renumbered in the order of their first member; at most `min(k, n)` clusters.
 pub(crate) fn kmeans(vectors: &[Vec<f32>], k: usize) -> Vec<usize> {
-    let unit = |vector: &[f32]| -> Vec<f64> {
-        let norm = vector.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt().max(1e-12);
-        vector.iter().map(|x| f64::from(*x) / norm).collect()
+    let unit = |vector: Vec<f64>| -> Vec<f64> {
+        let norm = vector.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+        vector.into_iter().map(|x| x / norm).collect()
     };
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    let points: Vec<Vec<f64>> = vectors.iter().map(|vector| unit(vector)).collect();
+    let points: Vec<Vec<f64>> = vectors.iter().map(|vector| unit(vector.iter().map(|x| f64::from(*x)).collect())).collect();
     let k = k.min(points.len());
     if k == 0 {
         return vec![0; points.len()];
     }
     let mut centres = vec![points[0].clone()];
     while centres.len() < k {
-        let closeness = |point: &Vec<f64>| centres.iter().map(|centre| dot(point, centre)).fold(f64::MIN, f64::max);
-        let mut farthest = 0;
-        for index in 1..points.len() {
-            if closeness(&points[index]) < closeness(&points[farthest]) {
-                farthest = index;
-            }
-        }
+        // The least similar to its closest centre: the largest negated closeness.
+        let farthest = first_max(points.iter().map(|point| -centres.iter().map(|centre| dot(point, centre)).fold(f64::MIN, f64::max)));
         centres.push(points[farthest].clone());
     }
     let assign = |centres: &[Vec<f64>]| -> Vec<usize> {
-        points
-            .iter()
-            .map(|point| {
-                let mut best = 0;
-                for centre in 1..centres.len() {
-                    if dot(point, &centres[centre]) > dot(point, &centres[best]) {
-                        best = centre;
-                    }
-                }
-                best
-            })
-            .collect()
+        points.iter().map(|point| first_max(centres.iter().map(|centre| dot(point, centre)))).collect()
     };
     let mut assignment = assign(&centres);
     for _ in 0..100 {
@@ -190,7 +195,7 @@ pub(crate) fn kmeans(vectors: &[Vec<f32>], k: usize) -> Vec<usize> {
                 sum.iter_mut().zip(point).for_each(|(total, x)| *total += x);
             }
             if sum.iter().any(|x| *x != 0.0) {
-                *centre = unit(&sum.iter().map(|x| *x as f32).collect::<Vec<_>>());
+                *centre = unit(sum);
             }
         }
         let next = assign(&centres);
@@ -199,14 +204,7 @@ pub(crate) fn kmeans(vectors: &[Vec<f32>], k: usize) -> Vec<usize> {
         }
         assignment = next;
     }
-    let mut renumber = std::collections::HashMap::new();
-    assignment
-        .into_iter()
-        .map(|cluster| {
-            let next = renumber.len();
-            *renumber.entry(cluster).or_insert(next)
-        })
-        .collect()
+    first_seen(assignment.into_iter())
 }
 
 /// Adds the template filters that embed: `a | cosine(b)` (MiniLM cosine similarity of two
@@ -282,5 +280,30 @@ mod tests {
         let far = super::max_cosine("Returns the weather forecast for a city", &["Lists the books of a library".into()]).unwrap();
         assert!(near > 0.8 && far < near, "{near} {far}");
         assert_eq!(super::max_cosine("x", &[]).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn clusters_depend_on_the_set_of_texts_not_their_order() {
+        let texts: Vec<String> = [
+            "keep the crops alive through the drought",
+            "fix the last bugs before the app launch",
+            "teach the children to save water",
+            "announce the app launch to many people",
+            "repair the water pump before it fails",
+            "keep the app launch on budget",
+        ]
+        .map(String::from)
+        .to_vec();
+        let forward = super::clusters(&texts, 2).unwrap();
+        let reversed: Vec<String> = texts.iter().rev().cloned().collect();
+        let mut backward = super::clusters(&reversed, 2).unwrap();
+        backward.reverse();
+        // The same partition: two texts share a group in one order exactly when they do in the other.
+        for a in 0..texts.len() {
+            for b in 0..texts.len() {
+                assert_eq!(forward[a] == forward[b], backward[a] == backward[b], "{} / {}", texts[a], texts[b]);
+            }
+        }
+        assert_eq!(forward, [0, 1, 0, 1, 0, 1]);
     }
 }

@@ -103,14 +103,14 @@ fn the_seed_stage_trains_the_policy_on_the_labelled_pairs_before_the_loop_sample
     assert_eq!(lineage.len(), records.len());
     assert!(records.iter().any(|row| row["round"] == 1));
     for line in &lineage {
-        for (field, model) in [("response_a", "next-model"), ("response_b", "next-model")] {
+        for field in ["response_a", "response_b"] {
             let entry = line["lineage"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .find(|entry| entry["field"] == field)
                 .unwrap_or_else(|| panic!("{field}: {line:?}"));
-            assert_eq!(entry["model"], model, "{field}: {line:?}");
+            assert_eq!(entry["model"], "next-model", "{field}: {line:?}");
         }
     }
 }
