@@ -17,6 +17,9 @@
 # Engines, each running the same recipe with 8 sequences (slots) and 2 threads:
 #   retort local           backend: local (prefix cache on, the default)
 #   retort local, no cache backend: local with prefix_cache: false (the scheduler before it)
+#   retort local, row dot  backend: local with RETORT_GGML_Q4_1_GEMM=0: llama.cpp's own
+#                          row-at-a-time Q4_1 product instead of retort's tiled kernel
+#                          (crates/retort-llama/ggml/q4_1_gemm.cpp)
 #   llama-server           retort's OpenAI backend (max_concurrency 8) against `llama-server
 #                          -np 8 -c 16384 -t 2`, built from the llama.cpp sources vendored by the
 #                          llama-cpp-python 0.3.36 source distribution (pinned below)
@@ -29,7 +32,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 workloads="self-consistency,fewshot"
-engines="llama-server,local,local-nocache"
+engines="llama-server,local,local-nocache,local-rowdot"
 work="target/bench/local"
 results="bench/RESULTS.md"
 threads=2
@@ -42,7 +45,7 @@ while [ $# -gt 0 ]; do
     --engines) engines="$2"; shift 2 ;;
     --work) work="$2"; shift 2 ;;
     --results) results="$2"; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "bench/local.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -84,6 +87,7 @@ run() {
   case "$engine" in
     local) args+=(--set "llm.max_sequences=$slots" --set "llm.threads=$threads") ;;
     local-nocache) args+=(--set "llm.max_sequences=$slots" --set "llm.threads=$threads" --set llm.prefix_cache=false) ;;
+    local-rowdot) args+=(--set "llm.max_sequences=$slots" --set "llm.threads=$threads") ;;
     llama-server) args+=(--base-url "http://127.0.0.1:$port/v1" --model smollm2 --set "llm.max_concurrency=$slots") ;;
   esac
   local before_prompt=0 before_predicted=0
@@ -93,7 +97,11 @@ run() {
   fi
   local start end
   start="$(date +%s.%N)"
-  "$retort" "${args[@]}" >"$work/report.json"
+  if [ "$engine" = local-rowdot ]; then
+    RETORT_GGML_Q4_1_GEMM=0 "$retort" "${args[@]}" >"$work/report.json"
+  else
+    "$retort" "${args[@]}" >"$work/report.json"
+  fi
   end="$(date +%s.%N)"
   local server_prompt=null server_predicted=null
   if [ "$engine" = llama-server ]; then
@@ -138,7 +146,7 @@ IFS=',' read -ra chosen <<<"$workloads"
 for workload in "${chosen[@]}"; do
   echo "== $workload"
   # Alternate the engines so that a drift of the machine's speed falls on all of them.
-  for engine in llama-server local local-nocache; do
+  for engine in llama-server local local-nocache local-rowdot; do
     case ",$engines," in *",$engine,"*) run "$engine" "$workload" ;; esac
   done
 done

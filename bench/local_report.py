@@ -14,6 +14,7 @@ NAMES = {
     "llama-server": "llama-server (retort's OpenAI backend)",
     "local": "retort local",
     "local-nocache": "retort local, `prefix_cache: false` (the scheduler before)",
+    "local-rowdot": "retort local, llama.cpp's row-at-a-time Q4_1 product (`RETORT_GGML_Q4_1_GEMM=0`)",
 }
 TARGETS = {"self-consistency": 1.2, "fewshot": 1.5}
 
@@ -50,6 +51,12 @@ def section(rows, command, machine):
             headline.append((f"{workload}: prompt tokens evaluated, cache / no cache", f"{share:.3f}"))
         if "local" in by and "local-nocache" in by:
             text.append(f"- retort local, wall time without the prefix cache / with it: **{by['local-nocache']['wall_s'] / by['local']['wall_s']:.2f}×**")
+        if "local" in by and "local-rowdot" in by:
+            text.append(f"- retort local, tokens/s with the tiled Q4_1 kernel / with llama.cpp's row product: "
+                        f"**{by['local']['tokens_per_s'] / by['local-rowdot']['tokens_per_s']:.2f}×**")
+            if "llama-server" in by:
+                text.append(f"- retort local with llama.cpp's row product / llama-server, tokens/s: "
+                            f"**{by['local-rowdot']['tokens_per_s'] / by['llama-server']['tokens_per_s']:.2f}×**")
         text.append("")
     text[4:4] = ["| headline | figure |", "|---|---|"] + [f"| {name} | {value} |" for name, value in headline] + [""]
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "local-notes.md")

@@ -14,5 +14,7 @@ scripts/setup-browser.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --all-targets --locked
+# The tiled Q4_1 kernel that retort adds to llama.cpp, against llama.cpp's own product.
+crates/retort-llama/ggml/test.sh
 cargo test --workspace --exclude retort-engine --locked
 cargo test -p retort-engine --locked
