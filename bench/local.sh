@@ -3,7 +3,7 @@
 # same model file, threads and parallel sequences, side by side in one run. Writes its section
 # of bench/RESULTS.md (bench/local_report.py; bench/run.sh keeps the section).
 #
-#   bench/local.sh                 # both workloads, every engine (about 25 minutes on 2 CPUs;
+#   bench/local.sh                 # both workloads, every engine (about 35 minutes on 2 CPUs;
 #                                  # the first time 10-20 more to build llama-server)
 #   bench/local.sh --workloads fewshot
 #   bench/local.sh --engines llama-server,local   # skip the scheduler without the cache
