@@ -84,10 +84,11 @@ run() {
   local out="$work/runs/$workload-$engine"
   rm -rf "$out"
   local args=(run "bench/local/$workload.yaml" --out "$out" --json --quiet)
+  local environment=()
   case "$engine" in
     local) args+=(--set "llm.max_sequences=$slots" --set "llm.threads=$threads") ;;
     local-nocache) args+=(--set "llm.max_sequences=$slots" --set "llm.threads=$threads" --set llm.prefix_cache=false) ;;
-    local-rowdot) args+=(--set "llm.max_sequences=$slots" --set "llm.threads=$threads") ;;
+    local-rowdot) args+=(--set "llm.max_sequences=$slots" --set "llm.threads=$threads"); environment=(RETORT_GGML_Q4_1_GEMM=0) ;;
     llama-server) args+=(--base-url "http://127.0.0.1:$port/v1" --model smollm2 --set "llm.max_concurrency=$slots") ;;
   esac
   local before_prompt=0 before_predicted=0
@@ -97,11 +98,7 @@ run() {
   fi
   local start end
   start="$(date +%s.%N)"
-  if [ "$engine" = local-rowdot ]; then
-    RETORT_GGML_Q4_1_GEMM=0 "$retort" "${args[@]}" >"$work/report.json"
-  else
-    "$retort" "${args[@]}" >"$work/report.json"
-  fi
+  env "${environment[@]}" "$retort" "${args[@]}" >"$work/report.json"
   end="$(date +%s.%N)"
   local server_prompt=null server_predicted=null
   if [ "$engine" = llama-server ]; then

@@ -2,8 +2,8 @@
 #
 # `.cargo/config.toml` points CMAKE_PROJECT_INCLUDE here; llama-cpp-sys-2's build script passes
 # every CMAKE_* variable of its environment to CMake, which includes this file after each
-# `project()` of llama.cpp's tree. It defers the change to the end of the top-level directory,
-# when the `ggml-cpu` target exists, and then:
+# `project()` of llama.cpp's tree. The first inclusion (the top-level `project()`) defers the
+# change to the end of the top-level directory, when the `ggml-cpu` target exists, and then:
 #   - compiles `ggml-cpu/llamafile/sgemm.cpp` with `llamafile_sgemm` renamed to
 #     `llamafile_sgemm_upstream`;
 #   - adds `q4_1_gemm.cpp`, whose `llamafile_sgemm` runs the tiled Q4_1 kernel and hands every
@@ -18,8 +18,7 @@ if(NOT COMMAND retort_patch_ggml_cpu)
     set(RETORT_GGML_DIR "${CMAKE_CURRENT_LIST_DIR}")
 
     function(retort_patch_ggml_cpu)
-        get_property(done GLOBAL PROPERTY RETORT_GGML_PATCHED)
-        if(done OR NOT TARGET ggml-cpu)
+        if(NOT TARGET ggml-cpu)
             return()
         endif()
         get_target_property(dir ggml-cpu SOURCE_DIR)
@@ -40,9 +39,8 @@ if(NOT COMMAND retort_patch_ggml_cpu)
         set_property(SOURCE "${sgemm}" DIRECTORY "${dir}" APPEND PROPERTY
             COMPILE_DEFINITIONS "llamafile_sgemm=llamafile_sgemm_upstream")
         target_sources(ggml-cpu PRIVATE "${RETORT_GGML_DIR}/q4_1_gemm.cpp")
-        set_property(GLOBAL PROPERTY RETORT_GGML_PATCHED TRUE)
         message(STATUS "retort: ggml-cpu gets the tiled Q4_1 x Q8_1 kernel (${RETORT_GGML_DIR}/q4_1_gemm.cpp)")
     endfunction()
-endif()
 
-cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL retort_patch_ggml_cpu)
+    cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL retort_patch_ggml_cpu)
+endif()
