@@ -100,6 +100,18 @@ impl ParseConfig {
         }
     }
 
+    /// Problems of a schema that sampling is held to (the local backend turns it into a
+    /// grammar): there, an object that lists `properties` admits only those keys unless
+    /// `additionalProperties` says otherwise, so a `required` key it does not list could never
+    /// be written and every answer would fail. Each problem names the object by JSON pointer.
+    pub(crate) fn constrained_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(schema) = self.schema() {
+            closed_objects(schema, "", &mut problems);
+        }
+        problems
+    }
+
     /// The parser for this config, its regular expression and JSON schema compiled once (the
     /// check already found them valid; a problem here is reported the same way).
     pub(crate) fn compile(&self) -> Result<Parser, String> {
@@ -116,6 +128,41 @@ impl ParseConfig {
             _ => None,
         };
         Ok(Parser { config: self.clone(), regex, validator: validator.map(std::sync::Arc::new) })
+    }
+}
+
+/// Walks a schema for [`ParseConfig::constrained_problems`]: objects with `properties`, no
+/// `additionalProperties` (or `false`), and a `required` name that `properties` does not list.
+fn closed_objects(schema: &Value, pointer: &str, problems: &mut Vec<String>) {
+    let Some(object) = schema.as_object() else { return };
+    if let Some(properties) = object.get("properties").and_then(Value::as_object) {
+        let closed = matches!(object.get("additionalProperties"), None | Some(Value::Bool(false)));
+        let required = object.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+        for name in required.filter(|name| closed && !properties.contains_key(*name)) {
+            let at = if pointer.is_empty() { "the schema".to_string() } else { format!("the schema at `{pointer}`") };
+            problems.push(format!(
+                "{at} requires `{name}`, which its `properties` does not list; sampling held to the schema admits only the \
+                 listed keys, so no answer could have it: add `{name}` to `properties`, or set `additionalProperties: true`"
+            ));
+        }
+        for (name, sub) in properties {
+            closed_objects(sub, &format!("{pointer}/properties/{name}"), problems);
+        }
+    }
+    for key in ["items", "additionalProperties", "not", "contains"] {
+        if let Some(sub) = object.get(key) {
+            closed_objects(sub, &format!("{pointer}/{key}"), problems);
+        }
+    }
+    for key in ["prefixItems", "anyOf", "oneOf", "allOf"] {
+        for (index, sub) in object.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            closed_objects(sub, &format!("{pointer}/{key}/{index}"), problems);
+        }
+    }
+    for key in ["$defs", "definitions"] {
+        for (name, sub) in object.get(key).and_then(Value::as_object).into_iter().flatten() {
+            closed_objects(sub, &format!("{pointer}/{key}/{name}"), problems);
+        }
     }
 }
 

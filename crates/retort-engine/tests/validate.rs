@@ -303,3 +303,31 @@ steps:
             steps[5].fit.label: give the field with each training example's label, or `train_from`: a labelled file to train on"#]],
     );
 }
+
+#[test]
+fn a_required_key_that_a_constrained_schema_does_not_list_is_named() {
+    check(
+        r#"
+name: t
+llm: {backend: scripted}
+steps:
+  - load: {path: topics.jsonl}
+  - generate:
+      prompt: "{{ topic }}"
+      into: spec
+      parse: {json: {schema: {type: object, required: [openapi, paths], properties: {paths: {type: object}, info: {type: object, required: [title], properties: {version: {type: string}}}}}}}
+  - generate:
+      prompt: "{{ topic }}"
+      into: turns
+      parse: {json: {schema: {type: array, items: {type: object, required: [role, text], properties: {role: {type: string}}, additionalProperties: true}}}}
+  - generate:
+      prompt: "{{ topic }}"
+      into: loose
+      constrain: false
+      parse: {json: {schema: {type: object, required: [openapi], properties: {paths: {type: object}}}}}
+"#,
+        expect![[r#"
+            steps[1].generate.parse: the schema requires `openapi`, which its `properties` does not list; sampling held to the schema admits only the listed keys, so no answer could have it: add `openapi` to `properties`, or set `additionalProperties: true`
+            steps[1].generate.parse: the schema at `/properties/info` requires `title`, which its `properties` does not list; sampling held to the schema admits only the listed keys, so no answer could have it: add `title` to `properties`, or set `additionalProperties: true`"#]],
+    );
+}

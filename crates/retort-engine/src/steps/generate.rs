@@ -79,6 +79,11 @@ impl StepDef for GenerateConfig {
         for problem in self.parse.problems() {
             cx.error("parse", problem);
         }
+        if self.constrain != Some(false) && self.grammar.is_none() {
+            for problem in self.parse.constrained_problems() {
+                cx.error("parse", problem);
+            }
+        }
         match &self.parse {
             ParseConfig::Json { spread: true, schema } => {
                 let properties = schema.as_ref().and_then(|schema| schema.get("properties")).and_then(Value::as_object);
