@@ -136,14 +136,15 @@ impl ParseConfig {
 fn closed_objects(schema: &Value, pointer: &str, problems: &mut Vec<String>) {
     let Some(object) = schema.as_object() else { return };
     if let Some(properties) = object.get("properties").and_then(Value::as_object) {
-        let closed = matches!(object.get("additionalProperties"), None | Some(Value::Bool(false)));
-        let required = object.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
-        for name in required.filter(|name| closed && !properties.contains_key(*name)) {
+        if matches!(object.get("additionalProperties"), None | Some(Value::Bool(false))) {
             let at = if pointer.is_empty() { "the schema".to_string() } else { format!("the schema at `{pointer}`") };
-            problems.push(format!(
-                "{at} requires `{name}`, which its `properties` does not list; sampling held to the schema admits only the \
-                 listed keys, so no answer could have it: add `{name}` to `properties`, or set `additionalProperties: true`"
-            ));
+            let required = object.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+            for name in required.filter(|name| !properties.contains_key(*name)) {
+                problems.push(format!(
+                    "{at} requires `{name}`, which its `properties` does not list; sampling held to the schema admits only the \
+                     listed keys, so no answer could have it: add `{name}` to `properties`, or set `additionalProperties: true`"
+                ));
+            }
         }
         for (name, sub) in properties {
             closed_objects(sub, &format!("{pointer}/properties/{name}"), problems);
