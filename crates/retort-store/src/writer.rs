@@ -155,13 +155,18 @@ fn write_loop(path: PathBuf, mut conn: Connection, shared: &Shared) {
         drop(queue);
         let result = commit(&path, &mut conn, &mut batch).map_err(|error| error.to_string());
         batch.clear();
-        for done in waiting {
-            let _ = done.send(result.clone());
-        }
         queue = shared.lock();
         if let Err(message) = result {
             tracing::error!("run store: {message}");
             queue.failed.get_or_insert(message);
+        }
+        // A failure is sticky, and it is settled under the lock before anyone hears of it: a
+        // flush that queued while this commit ran (after `flush` found no failure) hears of it
+        // now, instead of being answered by a later commit of nothing.
+        let reply = queue.failed.clone().map_or(Ok(()), Err);
+        let late = if reply.is_err() { std::mem::take(&mut queue.flushes) } else { Vec::new() };
+        for done in waiting.into_iter().chain(late) {
+            let _ = done.send(reply.clone());
         }
         if closed && queue.puts.is_empty() && queue.flushes.is_empty() {
             return;
