@@ -18,6 +18,8 @@
 //! today `unsafe_code` is denied here too.
 
 mod config;
+#[cfg(feature = "worker")]
+mod constrained;
 mod error;
 mod local;
 mod protocol;
@@ -42,3 +44,9 @@ pub use worker::worker_main;
 /// `<<retort-llama:abort-once:PATH>>` aborts it unless PATH exists (creating PATH first). Only
 /// for tests of crash recovery.
 pub const TEST_HOOKS_ENV: &str = "RETORT_LLAMA_TEST_HOOKS";
+
+/// Environment variable (`1`) that makes the worker apply a grammar to the whole row of logits
+/// before it picks a token, as llama.cpp's `grammar_first = true` does, instead of asking the
+/// grammar about the picked token first. Greedy answers are the same either way; it exists for
+/// comparisons of speed and for tests.
+pub const GRAMMAR_FIRST_ENV: &str = "RETORT_GRAMMAR_FIRST";

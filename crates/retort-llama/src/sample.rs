@@ -6,7 +6,8 @@
 //! `uniform_real_distribution<double>` (two 32-bit draws per number); [`Mt19937`] and
 //! [`Mt19937::canonical`] are those. The softmax is computed in the same order and the same
 //! precisions (`f32` exponentials, an `f64` sum), and the same cumulative walk picks the token.
-//! Grammars and top-p still go through llama.cpp's own sampler chain.
+//! Top-p still goes through llama.cpp's own sampler chain; grammars pick with these samplers
+//! (`crate::constrained`).
 
 /// How a job picks its next token when no grammar or top-p applies.
 #[derive(Debug, Clone)]

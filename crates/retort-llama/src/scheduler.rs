@@ -3,7 +3,8 @@
 //! Continuous batching: every step gathers one token from each answering sequence and
 //! chunks of new prompts up to the batch size, decodes them in one call, then picks each
 //! sequence's next token: plain temperature and greedy jobs in Rust, their rows spread over the
-//! worker's threads (`crate::sample`), grammars and top-p by llama.cpp's sampler chain. A
+//! worker's threads (`crate::sample`), top-p by llama.cpp's sampler chain, grammars by asking
+//! the grammar about the picked token before the whole row (`crate::constrained`). A
 //! request that arrives while others are half-way takes a free slot and joins the next step.
 //!
 //! Prefix reuse: a sequence keeps what its KV cache holds when its job ends. A new job takes
@@ -32,6 +33,7 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 use retort_core::TokenLogprob;
 
+use crate::constrained::Constrained;
 use crate::protocol::{FailKind, Finish, FromWorker, Generate, Load, ToWorker};
 use crate::sample::NativeSampler;
 
@@ -85,8 +87,11 @@ enum Picker {
     /// Plain temperature sampling or greedy choice, computed in Rust (see [`crate::sample`]):
     /// the rows of a step are sampled on several threads.
     Native(NativeSampler),
-    /// llama.cpp's sampler chain, for grammars and top-p; sampled one row after another.
+    /// llama.cpp's sampler chain: top-p, and grammars under `RETORT_GRAMMAR_FIRST=1`; sampled
+    /// one row after another.
     Chain(LlamaSampler),
+    /// A grammar asked about the freely picked token first (see [`crate::constrained`]).
+    Constrained(Box<Constrained>),
 }
 
 /// A sequence slot of the context and the job in it.
@@ -165,6 +170,8 @@ pub(crate) fn run(
         released_at: vec![0; n_seq as usize],
         steps: 0,
         grammars: HashMap::new(),
+        grammar_first: crate::constrained::grammar_first(),
+        scratch: Vec::new(),
         prefix_cache: load.prefix_cache,
         slots: Vec::new(),
         waiting: VecDeque::new(),
@@ -214,6 +221,8 @@ struct Profile {
     /// Tokens decoded, and how many of them were answer tokens.
     tokens: u64,
     answer_tokens: u64,
+    /// Tokens of constrained jobs, and how many of them the grammar made picked again.
+    constrained: (u64, u64),
 }
 
 #[derive(Clone, Copy)]
@@ -238,6 +247,7 @@ impl Profile {
             by_size: [0; 4],
             tokens: 0,
             answer_tokens: 0,
+            constrained: (0, 0),
         }
     }
 
@@ -263,6 +273,11 @@ impl Profile {
         }] += 1;
     }
 
+    fn constrained(&mut self, steps: u64, resampled: u64) {
+        self.constrained.0 += steps;
+        self.constrained.1 += resampled;
+    }
+
     fn finish(&self) -> Result<Option<String>, String> {
         if !self.enabled {
             return Ok(None);
@@ -271,7 +286,7 @@ impl Profile {
         Ok(Some(format!(
             "retort-llama profile: {:.2} s in all; idle {idle:.2} s, accepting {accept:.2} s, decoding {decode:.2} s, \
                  sampling {sample:.2} s; {} steps ({} of 1 token, {} of 2-8, {} of 9-64, {} larger), {} tokens decoded, \
-                 {} of them answer tokens",
+                 {} of them answer tokens; {} constrained tokens, {} of them picked again under the grammar",
             self.started.elapsed().as_secs_f64(),
             self.steps,
             self.by_size[0],
@@ -280,6 +295,8 @@ impl Profile {
             self.by_size[3],
             self.tokens,
             self.answer_tokens,
+            self.constrained.0,
+            self.constrained.1,
         )))
     }
 }
@@ -305,6 +322,10 @@ struct Scheduler<'m> {
     steps: u64,
     /// Compiled grammar samplers by grammar text, cloned for each job.
     grammars: HashMap<String, LlamaSampler>,
+    /// Grammars are applied to the whole row before picking (`RETORT_GRAMMAR_FIRST=1`).
+    grammar_first: bool,
+    /// Reused by the samplers of constrained jobs.
+    scratch: Vec<f32>,
     /// Whether prefixes are kept and reused; without, every prompt is evaluated in full.
     prefix_cache: bool,
     slots: Vec<Slot>,
@@ -488,6 +509,9 @@ impl<'m> Scheduler<'m> {
         let sampler = if grammar.is_none() && (job.temperature <= 0.0 || job.top_p >= 1.0) {
             // What the chain [greedy] or [temp, dist] would do, without llama.cpp's chain.
             Picker::Native(NativeSampler::new(job.temperature, job.seed))
+        } else if grammar.is_some() && !self.grammar_first {
+            let grammar = grammar.expect("checked just above");
+            Picker::Constrained(Box::new(Constrained::new(grammar, job.temperature, job.top_p, job.seed)))
         } else {
             let mut chain = Vec::new();
             if let Some(sampler) = grammar {
@@ -699,6 +723,11 @@ impl<'m> Scheduler<'m> {
         while index < self.slots.len() {
             if self.advance(ctx, index) {
                 let slot = self.slots.swap_remove(index);
+                if let JobKind::Generate(generating) = &slot.job.kind {
+                    if let Picker::Constrained(sampler) = &generating.sampler {
+                        profile.constrained(sampler.steps, sampler.resampled);
+                    }
+                }
                 // The cache holds the evaluated tokens; the last sampled one is not among them.
                 let evaluated = slot.job.tokens[..slot.n_past].to_vec();
                 sink.send(&finish(slot.job));
@@ -773,6 +802,7 @@ impl<'m> Scheduler<'m> {
                 };
                 let token = match &mut generating.sampler {
                     Picker::Chain(sampler) => sampler.sample(ctx, row),
+                    Picker::Constrained(sampler) => sampler.sample(ctx.get_logits_ith(row), &mut self.scratch),
                     // `pick_native` ran over every slot with a logits row before this.
                     Picker::Native(_) => generating.picked.take().expect("pick_native picked this row"),
                 };

@@ -4,7 +4,7 @@ mod common;
 
 use common::{backend, backend_with, config};
 use retort_core::{Backend, BackendErrorKind, ChatRequest, FinishReason, Message, SamplingParams, ScoreRequest};
-use retort_llama::LocalConfig;
+use retort_llama::{LocalBackend, LocalConfig};
 use serde_json::{json, Value};
 
 fn greedy(prompt: &str, max_tokens: u32) -> ChatRequest {
@@ -88,6 +88,33 @@ async fn json_schema_output_parses_and_follows_the_schema() {
         assert!(value["capital"].is_boolean(), "{value}");
         assert!(["Europe", "Asia", "Africa"].contains(&value["continent"].as_str().unwrap()), "{value}");
         assert!(value["tags"].as_array().is_some_and(|tags| tags.len() <= 2), "{value}");
+    }
+}
+
+/// The grammar is asked about the freely picked token before the whole row (llama.cpp's
+/// server's order); for greedy choice that gives the tokens the grammar-first order gives.
+#[tokio::test]
+async fn greedy_constrained_answers_are_those_of_the_grammar_first_order() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 24}, "year": {"type": "integer"}, "tags": {"type": "array", "items": {"enum": ["old", "new", "big"]}}},
+        "required": ["name", "year", "tags"]
+    });
+    let mut first = common::worker(false);
+    first.env.push((retort_llama::GRAMMAR_FIRST_ENV.to_string(), "1".to_string()));
+    let grammar_first = LocalBackend::with_worker(config(), first).unwrap();
+    let picked_first = backend();
+    for prompt in ["Describe the Eiffel Tower as JSON.", "A famous ship, as JSON.", "Write JSON about a river."] {
+        let request = ChatRequest {
+            messages: vec![Message::user(prompt)],
+            params: SamplingParams { temperature: Some(0.0), max_tokens: Some(60), ..SamplingParams::default() },
+            json_schema: Some(schema.clone()),
+            ..ChatRequest::default()
+        };
+        let expected = grammar_first.chat(&request).await.unwrap().choices.remove(0).text;
+        let found = picked_first.chat(&request).await.unwrap().choices.remove(0).text;
+        assert_eq!(found, expected, "{prompt}");
+        assert!(expected.starts_with('{'), "{expected:?}");
     }
 }
 
