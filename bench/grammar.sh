@@ -65,14 +65,9 @@ import json, sys, pathlib
 work = pathlib.Path(sys.argv[1])
 rows = [json.loads(line) for line in open(work / "measurements.jsonl")]
 def greedy(model, order):
-    files = sorted((work / f"{model}-{order}").glob("**/data*.jsonl")) or sorted((work / f"{model}-{order}").glob("**/*.jsonl"))
-    items = {}
-    for file in files:
-        for line in open(file):
-            row = json.loads(line)
-            if "item" in row and "i" in row:
-                items[row["i"]] = json.dumps(row["item"], sort_keys=True)
-    return items
+    # data.jsonl has a row per sampled item; the greedy item is the same on each of a topic's rows.
+    rows = map(json.loads, open(work / f"{model}-{order}" / "data.jsonl"))
+    return {row["i"]: json.dumps(row["item"], sort_keys=True) for row in rows}
 print("| model | order | wall s | answers | failed | generated tokens | tokens/s | speed-up |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for row in rows:

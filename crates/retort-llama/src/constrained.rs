@@ -71,8 +71,7 @@ impl Constrained {
             self.resampled += 1;
             let mut row = candidates(logits);
             self.grammar.apply(&mut row);
-            let allowed: Vec<f32> = row.data.iter().map(LlamaTokenData::logit).collect();
-            self.pick(&allowed, scratch)
+            self.pick_from(row, scratch)
         } else {
             token
         };
@@ -80,27 +79,39 @@ impl Constrained {
         token
     }
 
-    /// The free sampler's token from `logits` (rejected tokens of a grammar at minus infinity).
+    /// The free sampler's token from a row of logits.
     fn pick(&mut self, logits: &[f32], scratch: &mut Vec<f32>) -> LlamaToken {
         match &mut self.free {
+            Free::Native(sampler) => LlamaToken(sampler.sample(logits, scratch) as i32),
+            Free::Chain(chain) => chain_pick(chain, candidates(logits)),
+        }
+    }
+
+    /// The free sampler's token from a row the grammar has applied to (rejected tokens at
+    /// minus infinity).
+    fn pick_from(&mut self, row: LlamaTokenDataArray, scratch: &mut Vec<f32>) -> LlamaToken {
+        match &mut self.free {
             Free::Native(sampler) => {
-                let index = sampler.sample(logits, scratch);
+                let allowed: Vec<f32> = row.data.iter().map(LlamaTokenData::logit).collect();
+                let index = sampler.sample(&allowed, scratch);
                 // A draw of exactly 0 lands on the first token whatever its weight: never one
                 // the grammar rejected.
-                let index = if logits[index] == f32::NEG_INFINITY {
-                    logits.iter().position(|&logit| logit > f32::NEG_INFINITY).unwrap_or(index)
+                let index = if allowed[index] == f32::NEG_INFINITY {
+                    allowed.iter().position(|&logit| logit > f32::NEG_INFINITY).unwrap_or(index)
                 } else {
                     index
                 };
                 LlamaToken(index as i32)
             }
-            Free::Chain(chain) => {
-                let mut row = candidates(logits);
-                chain.apply(&mut row);
-                row.selected_token().expect("a chain that ends in dist selects a token")
-            }
+            Free::Chain(chain) => chain_pick(chain, row),
         }
     }
+}
+
+/// The token llama.cpp's chain selects from `row`.
+fn chain_pick(chain: &mut LlamaSampler, mut row: LlamaTokenDataArray) -> LlamaToken {
+    chain.apply(&mut row);
+    row.selected_token().expect("a chain that ends in dist selects a token")
 }
 
 /// A row of logits as llama.cpp's candidate array, in token order.

@@ -506,27 +506,28 @@ impl<'m> Scheduler<'m> {
             (None, Some(grammar)) => Some(self.grammar_sampler(grammar.clone(), "the request's grammar", || Ok(grammar.clone()))?),
             (None, None) => None,
         };
-        let sampler = if grammar.is_none() && (job.temperature <= 0.0 || job.top_p >= 1.0) {
+        let sampler = match grammar {
+            Some(grammar) if !self.grammar_first => {
+                Picker::Constrained(Box::new(Constrained::new(grammar, job.temperature, job.top_p, job.seed)))
+            }
             // What the chain [greedy] or [temp, dist] would do, without llama.cpp's chain.
-            Picker::Native(NativeSampler::new(job.temperature, job.seed))
-        } else if grammar.is_some() && !self.grammar_first {
-            let grammar = grammar.expect("checked just above");
-            Picker::Constrained(Box::new(Constrained::new(grammar, job.temperature, job.top_p, job.seed)))
-        } else {
-            let mut chain = Vec::new();
-            if let Some(sampler) = grammar {
-                chain.push(sampler);
-            }
-            if job.temperature <= 0.0 {
-                chain.push(LlamaSampler::greedy());
-            } else {
-                if job.top_p < 1.0 {
-                    chain.push(LlamaSampler::top_p(job.top_p, 1));
+            None if job.temperature <= 0.0 || job.top_p >= 1.0 => Picker::Native(NativeSampler::new(job.temperature, job.seed)),
+            grammar => {
+                let mut chain = Vec::new();
+                if let Some(sampler) = grammar {
+                    chain.push(sampler);
                 }
-                chain.push(LlamaSampler::temp(job.temperature));
-                chain.push(LlamaSampler::dist(job.seed));
+                if job.temperature <= 0.0 {
+                    chain.push(LlamaSampler::greedy());
+                } else {
+                    if job.top_p < 1.0 {
+                        chain.push(LlamaSampler::top_p(job.top_p, 1));
+                    }
+                    chain.push(LlamaSampler::temp(job.temperature));
+                    chain.push(LlamaSampler::dist(job.seed));
+                }
+                Picker::Chain(LlamaSampler::chain_simple(chain))
             }
-            Picker::Chain(LlamaSampler::chain_simple(chain))
         };
         let n_prompt = tokens.len();
         let longest_stop = job.stop.iter().map(String::len).max().unwrap_or(0);
